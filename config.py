@@ -1,0 +1,144 @@
+"""SecureShare settings: one class per environment, chosen by APP_CONFIG, values from the environment and `.env`."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# gunicorn never reads .env by itself, so read it before any class below looks at os.environ.
+load_dotenv()
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def _env_list(name: str) -> list[str] | None:
+    """Return a comma-separated environment variable as a list, or None when it is unset or blank."""
+    items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return items or None
+
+
+def _env_int(name: str, default: int) -> int:
+    """Return an integer environment variable, or `default` when it is unset."""
+    return int(os.environ.get(name, default))
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    # Keys: None here means "the factory decides" (generate in development, refuse in production).
+    SECRET_KEY = os.environ.get("SECRET_KEY") or None
+    ENCRYPTION_KEYS = os.environ.get("ENCRYPTION_KEYS") or None
+    KEY_DIR = INSTANCE_DIR
+
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'secureshare.db'}"
+    PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS")
+    PROXY_COUNT = _env_int("PROXY_COUNT", 0)
+
+    LOG_FILE = BASE_DIR / "logs" / "app.log"
+    QR_DIR = BASE_DIR / "static" / "qrcodes"
+
+    # Hostile input: bodies and multipart forms have hard ceilings; no automatic OPTIONS handlers.
+    MAX_CONTENT_LENGTH = 256 * 1024
+    MAX_FORM_MEMORY_SIZE = 256 * 1024
+    MAX_FORM_PARTS = 50
+    PROVIDE_AUTOMATIC_OPTIONS = False
+
+    # Sessions and cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=_env_int("SESSION_IDLE_MINUTES", 60))
+    SESSION_ABSOLUTE_LIFETIME = timedelta(hours=_env_int("SESSION_ABSOLUTE_HOURS", 12))
+
+    # Account passwords: argon2-cffi's RFC 9106 low-memory profile (64 MiB, 3 passes, 4 lanes).
+    PASSWORD_HASH_MEMORY_KIB = 65536
+    PASSWORD_HASH_TIME_COST = 3
+    PASSWORD_HASH_PARALLELISM = 4
+
+    # Secret encryption: Argon2id key derivation per secret; never below the OWASP floor (19 MiB, 2 passes).
+    KDF_MEMORY_KIB = _env_int("KDF_MEMORY_KIB", 65536)
+    KDF_ITERATIONS = _env_int("KDF_ITERATIONS", 2)
+    KDF_LANES = 1
+    KDF_MAX_CONCURRENT = _env_int("KDF_MAX_CONCURRENT", 2)
+    KDF_WAIT_SECONDS = 10
+
+    # Secrets.
+    SECRET_MAX_CONTENT_BYTES = 64 * 1024
+    SECRET_MIN_EXPIRY = timedelta(minutes=_env_int("SECRET_MIN_EXPIRY_MINUTES", 5))
+    SECRET_MAX_EXPIRY = timedelta(days=_env_int("SECRET_MAX_EXPIRY_DAYS", 30))
+    SECRET_MAX_FAILED_ATTEMPTS = _env_int("SECRET_MAX_FAILED_ATTEMPTS", 5)
+    SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
+    MAINTENANCE_INTERVAL = timedelta(seconds=60)
+    PURGE_BATCH_SIZE = 500
+    SECRETS_PER_PAGE = 20
+
+    # Rate limits (Flask-Limiter); memory by default, Redis in production.
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_KEY_PREFIX = "secureshare"
+    RATELIMIT_LOGIN = "10 per minute; 30 per hour; 100 per day"
+    RATELIMIT_REGISTER = "5 per hour"
+    RATELIMIT_CREATE = "30 per hour"
+    RATELIMIT_UNLOCK_IP = "20 per minute; 100 per hour"
+    RATELIMIT_UNLOCK_SECRET = "10 per minute"  # noqa: S105 - a rate, not a password
+    RATELIMIT_API = "120 per minute"
+
+    SECURITY_CONTACT = os.environ.get("SECURITY_CONTACT") or "mailto:security@example.org"
+    SECURITY_POLICY_URL = os.environ.get("SECURITY_POLICY_URL") or None
+
+    HSTS = False
+    REQUIRE_KEYS = False
+
+
+class DevelopmentConfig(Config):
+    """Local use: keys are generated once into instance/ so sessions and secrets survive restarts."""
+
+    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or ["127.0.0.1", "localhost"]
+
+
+class TestingConfig(Config):
+    """Tests: fresh keys per run, an in-memory database, the cheapest hashing the floors allow."""
+
+    TESTING = True
+    SECRET_KEY = None
+    ENCRYPTION_KEYS = None
+    KEY_DIR = None
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    LOG_FILE = None
+    TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
+    PUBLIC_BASE_URL = None
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    PASSWORD_HASH_MEMORY_KIB = 19456
+    PASSWORD_HASH_TIME_COST = 2
+    PASSWORD_HASH_PARALLELISM = 1
+    KDF_MEMORY_KIB = 19456
+    KDF_ITERATIONS = 2
+
+
+class ProductionConfig(Config):
+    """Production: keys must come from the environment; cookies are Secure and carry the __Host- prefix."""
+
+    REQUIRE_KEYS = True
+    KEY_DIR = None
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-session"
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_NAME = "__Host-remember_token"
+    HSTS = True
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

@@ -1,0 +1,201 @@
+"""SecureShare data: users, secrets and their access events. Never imports app."""
+
+import enum
+import secrets
+import sqlite3
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    event,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    # Stable constraint names, so a later migration can refer to them.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC: the one source of 'now'."""
+    return datetime.now(UTC)
+
+
+def new_token() -> str:
+    """Return a fresh 256-bit URL-safe token (session tokens, QR file names)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_unique_id() -> str:
+    """Return a fresh 128-bit share id: the only id of a secret that leaves the server."""
+    return secrets.token_urlsafe(16)
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection, _record) -> None:
+    """Make every SQLite connection overwrite deleted bytes and wait for locks instead of failing."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+class UTCDateTime(TypeDecorator):
+    """A datetime stored as UTC and always read back aware (SQLite drops tzinfo)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, _dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, _dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Flask-Login's id is this token, not the row id, so rotating it ends every copied session at once.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        Index("uq_user_username_lower", func.lower(username), unique=True),
+        Index("uq_user_email_lower", func.lower(email), unique=True),
+    )
+
+    def get_id(self) -> str:
+        return self.session_token
+
+    def rotate_session_token(self) -> None:
+        """Invalidate every session and remember cookie issued so far."""
+        self.session_token = new_token()
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class SecretStatus(enum.StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    DESTROYED = "destroyed"
+    DELETED = "deleted"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class Secret(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unique_id: Mapped[str] = mapped_column(String(43), unique=True, default=new_unique_id)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+
+    # The title is an owner's label, sealed with the server key so a stolen database shows no labels either.
+    title_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # Content sealed with a key derived from the secret's password; all four are erased when it stops being available.
+    format_version: Mapped[int] = mapped_column(default=1)
+    key_id: Mapped[str] = mapped_column(String(32))
+    kdf_memory_kib: Mapped[int]
+    kdf_iterations: Mapped[int]
+    kdf_lanes: Mapped[int]
+    salt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    blur_level: Mapped[int] = mapped_column(default=10)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    max_views: Mapped[int | None]
+    view_count: Mapped[int] = mapped_column(default=0)
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default=SecretStatus.ACTIVE)
+    qr_filename: Mapped[str | None] = mapped_column(String(64))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    owner: Mapped[User] = relationship(back_populates="secrets")
+    events: Mapped[list["AccessEvent"]] = relationship(
+        back_populates="secret", cascade="all, delete-orphan", order_by="AccessEvent.id.desc()"
+    )
+
+    __table_args__ = (Index("ix_secret_status_expires_at", "status", "expires_at"),)
+
+    @property
+    def state(self) -> SecretStatus:
+        return SecretStatus(self.status)
+
+    def is_expired(self, now: datetime) -> bool:
+        """Tell whether the secret's time is up at `now`."""
+        return now >= self.expires_at
+
+    def is_available(self, now: datetime) -> bool:
+        """Tell whether the secret can still be unlocked at `now`."""
+        return self.status == SecretStatus.ACTIVE and not self.is_expired(now)
+
+    def views_left(self) -> int | None:
+        return None if self.max_views is None else self.max_views - self.view_count
+
+    def __repr__(self) -> str:
+        return f"<Secret {self.id} {self.status}>"
+
+
+class AccessOutcome(enum.StrEnum):
+    UNLOCKED = "unlocked"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome label, not a password
+
+
+class AccessEvent(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_id: Mapped[int] = mapped_column(ForeignKey("secret.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    ip_prefix: Mapped[str] = mapped_column(String(64), default="")
+
+    secret: Mapped[Secret] = relationship(back_populates="events")
+
+    def __repr__(self) -> str:
+        return f"<AccessEvent {self.id} {self.outcome}>"

@@ -1,0 +1,185 @@
+// SecureShare page behaviour. Served from static/ so the CSP can forbid inline scripts.
+"use strict";
+
+const IDLE_REBLUR_MS = 30000;
+const HOLD_MS = 350;
+const PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.!";
+
+function announce(selector, text) {
+  const region = document.querySelector(selector);
+  if (region) region.textContent = text;
+}
+
+function flashButton(button, text) {
+  const original = button.dataset.label || button.textContent;
+  button.dataset.label = original;
+  button.textContent = text;
+  button.classList.add("is-done");
+  window.setTimeout(() => {
+    button.textContent = original;
+    button.classList.remove("is-done");
+  }, 2000);
+}
+
+function copyText(button, text, what) {
+  navigator.clipboard.writeText(text).then(
+    () => {
+      flashButton(button, "Copied");
+      announce("[data-copy-status]", `${what} copied to the clipboard.`);
+    },
+    () => announce("[data-copy-status]", "Copying didn't work. Select the text and copy it by hand."),
+  );
+}
+
+function setUpCopyButtons() {
+  document.querySelectorAll("[data-copy-target]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const target = document.getElementById(button.dataset.copyTarget);
+      const what = target.id === "secret-content" ? "Secret" : "Text";
+      copyText(button, "value" in target ? target.value : target.textContent, what);
+    });
+  });
+  document.querySelectorAll("[data-copy-text]").forEach((button) => {
+    button.addEventListener("click", () => copyText(button, button.dataset.copyText, "Link"));
+  });
+}
+
+function setUpPasswordToggles() {
+  document.querySelectorAll("[data-toggle-password]").forEach((button) => {
+    const input = document.getElementById(button.dataset.togglePassword);
+    button.addEventListener("click", () => {
+      const show = input.type === "password";
+      input.type = show ? "text" : "password";
+      button.textContent = show ? "Hide" : "Show";
+      button.setAttribute("aria-pressed", String(show));
+      button.setAttribute("aria-label", show ? "Hide password" : "Show password");
+    });
+  });
+}
+
+function strongPassword(length = 20) {
+  // Rejection sampling keeps every character equally likely.
+  const limit = 256 - (256 % PASSWORD_ALPHABET.length);
+  let out = "";
+  while (out.length < length) {
+    for (const byte of crypto.getRandomValues(new Uint8Array(length * 2))) {
+      if (byte < limit && out.length < length) out += PASSWORD_ALPHABET[byte % PASSWORD_ALPHABET.length];
+    }
+  }
+  return out;
+}
+
+function setUpPasswordGenerators() {
+  document.querySelectorAll("[data-generate-password]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const input = document.getElementById(button.dataset.generatePassword);
+      const confirm = document.getElementById(button.dataset.confirmField);
+      const password = strongPassword();
+      input.value = password;
+      if (confirm) confirm.value = password;
+      input.type = "text";
+      const toggle = document.querySelector(`[data-toggle-password="${input.id}"]`);
+      if (toggle) {
+        toggle.textContent = "Hide";
+        toggle.setAttribute("aria-pressed", "true");
+      }
+      const status = button.parentElement.querySelector("[data-generate-status]");
+      if (status) status.textContent = "A strong password is filled in. Note it now: you'll send it to the recipient yourself.";
+      input.focus();
+      input.select();
+    });
+  });
+}
+
+function setUpExpiryChoice() {
+  const select = document.querySelector("[data-expiration-select]");
+  const custom = document.querySelector("[data-custom-expiry]");
+  if (!select || !custom) return;
+  const sync = () => { custom.hidden = select.value !== "custom"; };
+  select.addEventListener("change", sync);
+  sync();
+}
+
+function setUpBlurPreview() {
+  const input = document.querySelector("[data-blur-input]");
+  if (!input) return;
+  const output = document.querySelector("[data-blur-output]");
+  const preview = document.querySelector("[data-blur-preview]");
+  const sync = () => {
+    output.textContent = `${input.value} px`;
+    preview.style.setProperty("--blur", `${input.value}px`);
+  };
+  input.addEventListener("input", sync);
+  sync();
+}
+
+function setUpReveal() {
+  const box = document.querySelector("[data-reveal]");
+  if (!box) return;
+  const content = box.querySelector("[data-secret-content]");
+  const toggle = document.querySelector("[data-reveal-toggle]");
+  const blurs = Number(box.dataset.blur) > 0;
+  box.style.setProperty("--blur", `${box.dataset.blur}px`);
+  let idleTimer = null;
+  let holdTimer = null;
+  let held = false;
+
+  const setRevealed = (revealed) => {
+    if (!blurs) return;
+    box.classList.toggle("is-blurred", !revealed);
+    if (toggle) {
+      toggle.setAttribute("aria-pressed", String(revealed));
+      toggle.textContent = revealed ? "Hide" : "Reveal";
+    }
+    announce("[data-reveal-status]", revealed ? "Secret revealed." : "Secret hidden.");
+    window.clearTimeout(idleTimer);
+    if (revealed) idleTimer = window.setTimeout(() => setRevealed(false), IDLE_REBLUR_MS);
+  };
+  const isRevealed = () => !box.classList.contains("is-blurred");
+  const stillActive = () => { if (isRevealed()) setRevealed(true); };
+
+  if (toggle) toggle.addEventListener("click", () => setRevealed(!isRevealed()));
+  box.addEventListener("pointerdown", () => {
+    held = false;
+    holdTimer = window.setTimeout(() => { held = true; setRevealed(true); }, HOLD_MS);
+  });
+  const endPress = () => {
+    window.clearTimeout(holdTimer);
+    if (held) setRevealed(false);
+  };
+  box.addEventListener("pointerup", endPress);
+  box.addEventListener("pointerleave", endPress);
+  box.addEventListener("pointercancel", endPress);
+  box.addEventListener("click", () => { if (!held) setRevealed(!isRevealed()); held = false; });
+  box.addEventListener("contextmenu", (event) => event.preventDefault());
+
+  ["keydown", "pointermove", "scroll"].forEach((name) => document.addEventListener(name, stillActive, { passive: true }));
+  document.addEventListener("visibilitychange", () => { if (document.hidden) setRevealed(false); });
+  // Clear the text on leaving, so neither the back button nor a restored tab can show it again.
+  window.addEventListener("pagehide", () => { content.textContent = ""; });
+}
+
+function setUpLocalTimes() {
+  document.querySelectorAll("time[data-local-time]").forEach((node) => {
+    const moment = new Date(node.getAttribute("datetime"));
+    if (Number.isNaN(moment.getTime())) return;
+    const exact = moment.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    if (node.dataset.format === "exact") node.textContent = exact;
+    else node.title = exact;
+  });
+}
+
+function setUpPrint() {
+  document.querySelectorAll("[data-print]").forEach((button) => button.addEventListener("click", () => window.print()));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setUpCopyButtons();
+  setUpPasswordToggles();
+  setUpPasswordGenerators();
+  setUpExpiryChoice();
+  setUpBlurPreview();
+  setUpReveal();
+  setUpLocalTimes();
+  setUpPrint();
+});

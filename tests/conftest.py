@@ -1,0 +1,62 @@
+"""Shared fixtures: a fresh app and database per test, a frozen clock, and an account signed in through the real routes."""
+
+import os
+
+# Before `import app`: the module-level app must use the testing config, never instance/ or logs/.
+os.environ["APP_CONFIG"] = "testing"
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app import create_app, db
+from tests.helpers import AuthActions, FrozenClock, make_config
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def config_overrides():
+    """Override this in a module to change settings for its tests."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, clock, config_overrides):
+    application = create_app(make_config(tmp_path, clock, **config_overrides))
+    with application.app_context():
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def logged_in_client(client, auth):
+    assert auth.register().status_code == 302
+    return client
+
+
+@pytest.fixture
+def log_text(app):
+    """Return a function that reads everything the app has logged so far."""
+
+    def read() -> str:
+        for handler in app.logger.handlers:
+            handler.flush()
+        return app.config["LOG_FILE"].read_text(encoding="utf-8")
+
+    return read

@@ -1,0 +1,71 @@
+"""Test helpers: a frozen clock, CSRF-aware form posts, and sign-up/sign-in through the real routes."""
+
+import re
+from datetime import datetime, timedelta
+
+from config import TestingConfig
+
+CSRF_META_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+PASSWORD = "violet-harbor-trumpet-42"
+OTHER_PASSWORD = "quiet-lantern-meadow-77"
+
+
+class FrozenClock:
+    """A clock that only moves when a test moves it."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta) -> None:
+        self.current += timedelta(**delta)
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    """Return the CSRF token a real page hands this client."""
+    page = client.get(path)
+    return CSRF_META_RE.search(page.get_data(as_text=True)).group(1)
+
+
+def post_form(client, path: str, data: dict, token_page: str | None = None, **kwargs):
+    """POST a form the way a browser does: with the token from a page of this session."""
+    token = csrf_token(client, token_page or path)
+    return client.post(path, data={"csrf_token": token, **data}, **kwargs)
+
+
+class AuthActions:
+    """Register, sign in and sign out through the real routes."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, username="alice", email="alice@example.org", password=PASSWORD, confirm=None):
+        return post_form(
+            self.client,
+            "/register",
+            {"username": username, "email": email, "password": password, "confirm": confirm or password},
+        )
+
+    def login(self, login="alice", password=PASSWORD, remember=False, next_=None):
+        path = "/login" + (f"?next={next_}" if next_ else "")
+        data = {"login": login, "password": password}
+        if remember:
+            data["remember"] = "y"
+        return post_form(self.client, path, data, token_page="/login")
+
+    def logout(self):
+        return post_form(self.client, "/logout", {}, token_page="/dashboard")
+
+
+def make_config(tmp_path, clock, **overrides):
+    """Return a testing config class for one test: its own database file, log file, QR folder and clock."""
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'secureshare.db'}",
+        "LOG_FILE": tmp_path / "logs" / "app.log",
+        "QR_DIR": tmp_path / "qrcodes",
+        "CLOCK": clock,
+        **overrides,
+    }
+    return type("PerTestConfig", (TestingConfig,), settings)

@@ -1,0 +1,359 @@
+"""Accounts: sign-up, sign-in, sign-out, sessions, account settings."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from flask import session
+
+from app import create_app, db
+from config import DevelopmentConfig
+from schema import Secret, User
+from tests.helpers import OTHER_PASSWORD, PASSWORD, csrf_token, post_form
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def user_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count(User.id)))
+
+
+def get_user(app, username="alice") -> User:
+    with app.app_context():
+        return db.session.execute(db.select(User).filter_by(username=username)).scalar_one()
+
+
+def test_register_signs_in_and_hashes_with_argon2id(app, client, auth):
+    response = auth.register()
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard"
+    assert client.get("/dashboard").status_code == 200
+    stored = get_user(app).password_hash
+    assert stored.startswith("$argon2id$")
+    memory = int(stored.split("m=")[1].split(",")[0])
+    passes = int(stored.split("t=")[1].split(",")[0])
+    assert memory >= 19456 and passes >= 2
+    assert PASSWORD not in stored
+
+
+@pytest.mark.parametrize(
+    ("username", "email"),
+    [("ALICE", "other@example.org"), ("bob", "Alice@Example.ORG")],
+)
+def test_duplicate_username_or_email_in_any_case(app, auth, client, username, email):
+    auth.register()
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/dashboard")})
+    response = auth.register(username=username, email=email)
+    assert response.status_code == 400
+    assert "already has an account" in response.text or "username is taken" in response.text
+    assert user_count(app) == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("username", "ab", "Use 3 to 32 characters."),
+        ("username", "a" * 33, "Use 3 to 32 characters."),
+        ("username", "bad name!", "Use only letters, digits"),
+        ("email", "not-an-email", "Enter a valid email address."),
+        ("password", "short", "Use 12 to 128 characters."),
+        ("password", "x" * 129, "Use 12 to 128 characters."),
+        ("password", "password1234", "Too easy to guess. This is a very common password."),
+        ("password", "qwertyuiopas", "Too easy to guess."),
+        ("password", "alice1234567", "Too easy to guess."),
+    ],
+)
+def test_register_rejects_bad_input_next_to_the_field(app, auth, field, value, message):
+    data = {"username": "alice", "email": "alice@example.org", "password": PASSWORD}
+    data[field] = value
+    response = auth.register(**data)
+    assert response.status_code == 400
+    assert message in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert user_count(app) == 0
+
+
+def test_register_keeps_what_was_typed_but_never_the_password(auth):
+    response = auth.register(username="alice", email="alice@example.org", password="password1234")
+    assert 'value="alice@example.org"' in response.text
+    assert "password1234" not in response.text.replace("Too easy", "")
+
+
+def test_mismatched_confirmation(app, auth):
+    response = auth.register(confirm="something-else-entirely-9")
+    assert response.status_code == 400
+    assert "The passwords don&#39;t match." in response.text
+    assert user_count(app) == 0
+
+
+@pytest.mark.parametrize("login", ["alice", "ALICE", "alice@example.org", "Alice@Example.org"])
+def test_login_by_username_or_email(client, auth, login):
+    auth.register()
+    auth.logout()
+    response = auth.login(login=login)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard"
+    assert client.get("/api/auth/check").json["user"]["username"] == "alice"
+
+
+@pytest.mark.parametrize("login", ["alice", "nobody"])
+def test_wrong_password_and_unknown_user_answer_alike(client, auth, login):
+    auth.register()
+    auth.logout()
+    response = auth.login(login=login, password="not-the-password-at-all")
+    assert response.status_code == 400
+    assert "That username or email and password don&#39;t match." in response.text
+    assert client.get("/api/auth/check").status_code == 401
+
+
+def test_logout_is_post_only_and_clears_site_data(client, auth):
+    auth.register()
+    assert client.get("/logout").status_code == 405
+    response = auth.logout()
+    assert response.status_code == 302
+    assert response.headers["Clear-Site-Data"] == '"cache", "cookies", "storage"'
+    assert client.get("/dashboard").status_code == 302
+
+
+def _session_cookie(client) -> str:
+    return client.get_cookie("session").value
+
+
+def test_replayed_cookie_after_logout_is_refused(app, client, auth):
+    auth.register()
+    stolen = _session_cookie(client)
+    auth.logout()
+    attacker = app.test_client()
+    attacker.set_cookie("session", stolen)
+    response = attacker.get("/dashboard")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_replayed_cookie_after_password_change_is_refused(app, client, auth):
+    auth.register()
+    stolen = _session_cookie(client)
+    response = post_form(
+        client,
+        "/account/password",
+        {"current_password": PASSWORD, "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD},
+        token_page="/account",
+    )
+    assert response.status_code == 302
+    assert client.get("/dashboard").status_code == 200  # this browser stays signed in
+    attacker = app.test_client()
+    attacker.set_cookie("session", stolen)
+    assert attacker.get("/dashboard").status_code == 302
+    auth.logout()
+    assert auth.login(password=PASSWORD).status_code == 400
+    assert auth.login(password=OTHER_PASSWORD).status_code == 302
+
+
+def test_password_change_needs_the_current_password(client, auth):
+    auth.register()
+    response = post_form(
+        client,
+        "/account/password",
+        {"current_password": "wrong-wrong-wrong", "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD},
+        token_page="/account",
+    )
+    assert response.status_code == 400
+    assert "That isn&#39;t your current password." in response.text
+
+
+def test_sign_out_everywhere_ends_other_sessions_and_remember_cookies(app, client, auth):
+    auth.register()
+    other = app.test_client()
+    other_auth = type(auth)(other)
+    other_auth.login(remember=True)
+    assert other.get("/dashboard").status_code == 200
+    response = post_form(client, "/account/sessions", {}, token_page="/account")
+    assert response.status_code == 302
+    assert client.get("/dashboard").status_code == 200
+    assert other.get("/dashboard").status_code == 302
+
+
+def test_remember_cookie_lasts_at_most_14_days(client, auth):
+    auth.register()
+    auth.logout()
+    auth.login(remember=True)
+    cookie = client.get_cookie("remember_token")
+    assert cookie is not None and cookie.http_only
+    assert (cookie.expires - cookie.expires.replace(microsecond=0)).days == 0
+    lifetime = cookie.expires.timestamp() - __import__("time").time()
+    assert 13 * 86400 < lifetime <= 14 * 86400 + 60
+
+
+def test_login_starts_a_fresh_session(client, auth):
+    auth.register()
+    auth.logout()
+    with client.session_transaction() as planted:
+        planted["planted"] = "attacker-value"
+    auth.login()
+    with client.session_transaction() as current:
+        assert "planted" not in current
+        assert "_user_id" in current
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example/", "https://evil.example/", "/\\evil.example", "http:/evil.example", "javascript:alert(1)"],
+)
+def test_next_never_leaves_the_site(auth, target):
+    auth.register()
+    auth.logout()
+    response = auth.login(next_=target)
+    assert response.headers["Location"] == "/dashboard"
+
+
+def test_next_to_a_local_path_is_followed(auth):
+    auth.register()
+    auth.logout()
+    assert auth.login(next_="/account").headers["Location"] == "/account"
+
+
+@pytest.mark.parametrize("token", [None, "forged-token"])
+def test_csrf_missing_or_wrong_is_refused(app, client, token):
+    data = {"username": "alice", "email": "alice@example.org", "password": PASSWORD, "confirm": PASSWORD}
+    if token:
+        data["csrf_token"] = token
+    response = client.post("/register", data=data)
+    assert response.status_code == 400
+    assert "This form has expired" in response.text
+    assert user_count(app) == 0
+
+
+def test_idle_timeout_signs_out(client, auth, clock):
+    auth.register()
+    clock.advance(minutes=59)
+    assert client.get("/dashboard").status_code == 200
+    clock.advance(minutes=59)
+    assert client.get("/dashboard").status_code == 200
+    clock.advance(minutes=61)
+    response = client.get("/dashboard")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_absolute_lifetime_signs_out_even_when_active(client, auth, clock):
+    auth.register()
+    for _ in range(13):  # 13 x 55 min = 11 h 55 min: active all along, within 12 h
+        clock.advance(minutes=55)
+        assert client.get("/dashboard").status_code == 200
+    clock.advance(minutes=55)
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_login_rehashes_when_parameters_rise(app, auth):
+    auth.register()
+    auth.logout()
+    app.extensions["secureshare"]["hasher"] = PasswordHasher(time_cost=3, memory_cost=19456, parallelism=1)
+    auth.login()
+    assert "t=3" in get_user(app).password_hash
+
+
+def test_delete_account_removes_everything_it_owns(app, client, auth):
+    auth.register()
+    with app.app_context():
+        user = db.session.execute(db.select(User)).scalar_one()
+        qr = app.config["QR_DIR"] / "owned.png"
+        qr.parent.mkdir(parents=True)
+        qr.write_bytes(b"png")
+        db.session.add(
+            Secret(owner_id=user.id, title_sealed=b"x", key_id="k", kdf_memory_kib=1, kdf_iterations=1, kdf_lanes=1,
+                   expires_at=app.config["CLOCK"](), qr_filename="owned.png")
+        )
+        db.session.commit()
+    wrong = post_form(client, "/account/delete", {"password": "nope-nope-nope"}, token_page="/account")
+    assert wrong.status_code == 400
+    assert user_count(app) == 1
+    response = post_form(client, "/account/delete", {"password": PASSWORD}, token_page="/account")
+    assert response.status_code == 302
+    assert user_count(app) == 0
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Secret.id))) == 0
+    assert not qr.exists()
+    assert auth.login().status_code == 400
+
+
+def test_auth_check_both_ways(client, auth):
+    response = client.get("/api/auth/check")
+    assert response.status_code == 401
+    assert response.json == {"success": False}
+    auth.register()
+    body = client.get("/api/auth/check").json
+    assert body["success"] is True
+    assert set(body["user"]) == {"id", "username", "email"}
+    assert body["user"]["email"] == "alice@example.org"
+
+
+def test_logs_record_account_events_without_passwords(auth, log_text):
+    auth.register()
+    auth.logout()
+    auth.login(password="typed-the-wrong-thing-1")
+    auth.login(login="ghost-user", password="typed-the-wrong-thing-2")
+    text = log_text()
+    assert "registered user 1 (alice)" in text
+    assert "signed out alice" in text
+    assert "sign-in failed for alice" in text
+    assert "sign-in failed for an unknown account" in text
+    for leaked in (PASSWORD, "typed-the-wrong-thing-1", "typed-the-wrong-thing-2", "ghost-user"):
+        assert leaked not in text
+
+
+def test_development_generates_keys_once_with_mode_0600(tmp_path, clock):
+    config = type(
+        "DevConfig",
+        (DevelopmentConfig,),
+        {"KEY_DIR": tmp_path, "SECRET_KEY": None, "ENCRYPTION_KEYS": None, "LOG_FILE": None,
+         "SQLALCHEMY_DATABASE_URI": "sqlite://", "CLOCK": clock},
+    )
+    first = create_app(config)
+    second = create_app(config)
+    for name in ("secret_key", "encryption_keys"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert first.secret_key == second.secret_key
+    assert first.extensions["secureshare"]["keys"] == second.extensions["secureshare"]["keys"]
+
+
+def _start_production(env_overrides: dict, code: str = "import app") -> subprocess.CompletedProcess:
+    env = {**os.environ, "APP_CONFIG": "production", **env_overrides}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_production_refuses_to_start_without_secret_key():
+    result = _start_production({"SECRET_KEY": "", "ENCRYPTION_KEYS": "k1:" + "A" * 43 + "="})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["SecureShare will not start: set SECRET_KEY in the environment (see README)."]
+
+
+def test_production_refuses_to_start_without_encryption_keys():
+    result = _start_production({"SECRET_KEY": "x" * 64, "ENCRYPTION_KEYS": ""})
+    assert result.returncode != 0
+    assert "set ENCRYPTION_KEYS" in result.stderr
+
+
+def test_production_cookies_are_secure_with_host_prefix(tmp_path):
+    result = _start_production(
+        {"SECRET_KEY": "x" * 64, "ENCRYPTION_KEYS": "k1:" + "A" * 43 + "=", "DATABASE_URL": f"sqlite:///{tmp_path}/p.db"},
+        code="from app import app; c = app.config; "
+        "print(c['SESSION_COOKIE_NAME'], c['SESSION_COOKIE_SECURE'], c['REMEMBER_COOKIE_NAME'], c['REMEMBER_COOKIE_SECURE'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["__Host-session", "True", "__Host-remember_token", "True"]
+
+
+def test_session_is_bound_to_the_user_token(app, client, auth):
+    auth.register()
+    with client.session_transaction() as current:
+        assert current["_user_id"] == get_user(app).session_token
+    with app.test_request_context():
+        assert "_user_id" not in session
