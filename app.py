@@ -62,6 +62,7 @@ from wtforms import (
     BooleanField,
     IntegerField,
     PasswordField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -71,7 +72,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Leng
 from zxcvbn import zxcvbn
 
 from config import CONFIGS, INSTANCE_DIR
-from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, db, new_token, utcnow
+from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, db, new_token, new_unique_id, utcnow
 
 # --- constants ---------------------------------------------------------------------------------------------
 
@@ -85,7 +86,12 @@ MIN_PASSWORD_SCORE = 3
 ZXCVBN_MAX_LENGTH = 72
 
 EXPIRATION_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
-EXPIRATION_CHOICES = [("1h", "1 hour"), ("24h", "24 hours"), ("7d", "7 days"), ("custom", "Custom")]
+EXPIRATION_CHOICES = [
+    SelectChoice("1h", "1 hour"),
+    SelectChoice("24h", "24 hours"),
+    SelectChoice("7d", "7 days"),
+    SelectChoice("custom", "Custom"),
+]
 CUSTOM_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
 
 CONTENT_SECURITY_POLICY = (
@@ -104,6 +110,7 @@ SECURITY_HEADERS = {
         "payment=(), usb=(), browsing-topics=()"
     ),
 }
+DESTROYED_MESSAGE = "That was the last allowed try, so the secret has been destroyed for safety."
 HSTS_VALUE = "max-age=63072000; includeSubDomains"
 # Ids in paths are share links: they never reach a log line.
 ID_IN_PATH_RE = re.compile(r"(/(?:view|secrets|api/secrets)/)[A-Za-z0-9_-]+")
@@ -250,7 +257,7 @@ class SecretSettingsForm(FlaskForm):
         "Custom time",
         validators=[Optional(), NumberRange(min=1, max=100_000, message="Enter a whole number.")],
     )
-    custom_unit = SelectField("Unit", choices=[(unit, unit) for unit in CUSTOM_UNITS], default="hours")
+    custom_unit = SelectField("Unit", choices=[SelectChoice(unit) for unit in CUSTOM_UNITS], default="hours")
     blur_level = IntegerField(
         "Blur",
         default=10,
@@ -292,15 +299,20 @@ class CreateSecretForm(SecretSettingsForm):
 
 
 class EditSecretForm(SecretSettingsForm):
-    expiration = SelectField("Expires", choices=[("keep", "Keep the current expiry"), *EXPIRATION_CHOICES], default="keep")
+    expiration = SelectField(
+        "Expires", choices=[SelectChoice("keep", "Keep the current expiry"), *EXPIRATION_CHOICES], default="keep"
+    )
     current_password = PasswordField("Current password of this secret", validators=[Optional()])
     content = TextAreaField("New secret", validators=[Optional(), _validate_content_size])
     password = _secret_password_field("New password", required=False)
     confirm = PasswordField("Repeat new password", validators=[EqualTo("password", "The passwords don't match.")])
 
-    def validate_current_password(self, field) -> None:
-        if (self.content.data or self.password.data) and not field.data:
-            raise ValidationError("Enter the current password to replace the secret or its password.")
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if (self.content.data or self.password.data) and not self.current_password.data:
+            self.current_password.errors.append("Enter the current password to replace the secret or its password.")
+            return False
+        return valid
 
 
 class UnlockForm(FlaskForm):
@@ -584,10 +596,11 @@ def _record_access(secret: Secret, outcome: AccessOutcome, now: datetime) -> Non
     db.session.commit()
 
 
-def _unlock(secret: Secret, password: str, now: datetime) -> str | None:
-    """Try `password` on `secret`; return the content, or None for a wrong password.
+def _try_password(secret: Secret, password: str, now: datetime) -> str | None:
+    """Spend one attempt on `password`; return the content, or None (recorded) when it is wrong.
 
-    :raise 410: when the secret ends before or while it is unlocked (another view took the last one).
+    A success leaves the attempt reserved: the caller turns it into a view or gives it back.
+    :raise 410: when the secret ends before the attempt starts.
     :raise 429: when the attempt limit is taken by guesses still in flight.
     """
     if not _reserve_attempt(secret.id, now):
@@ -595,12 +608,22 @@ def _unlock(secret: Secret, password: str, now: datetime) -> str | None:
         abort(410 if not secret.is_available(now) else 429)
     db.session.refresh(secret)
     try:
-        content = _open_content(secret, password)
+        return _open_content(secret, password)
     except SealError:
         _record_access(secret, AccessOutcome.WRONG_PASSWORD, now)
         limit = current_app.config["SECRET_MAX_FAILED_ATTEMPTS"]
         _end_secrets(SecretStatus.DESTROYED, now, Secret.id == secret.id, Secret.failed_attempts >= limit)
         current_app.logger.info("secret %s: wrong password", secret.id)
+        return None
+
+
+def _unlock(secret: Secret, password: str, now: datetime) -> str | None:
+    """Try `password` on `secret`; return the content and count a view, or None for a wrong password.
+
+    :raise 410: when the secret ends before or while it is unlocked (another view took the last one).
+    """
+    content = _try_password(secret, password, now)
+    if content is None:
         return None
     if not _take_view(secret.id, now):
         abort(410)
@@ -985,6 +1008,7 @@ def create_secret():
     if form.validate_on_submit():
         now = _now()
         secret = Secret(
+            unique_id=new_unique_id(),  # now, not at flush: the ciphertext is bound to it
             owner_id=current_user.id,
             blur_level=form.blur_level.data,
             max_views=form.max_views.data,
@@ -1014,13 +1038,18 @@ def secret_detail(unique_id: str):
 
 
 def _apply_edit(secret: Secret, form: EditSecretForm, now: datetime) -> bool:
-    """Apply the edit form to `secret`; False (with a field error) when the current password is wrong."""
+    """Apply the edit form to `secret`; False (with a field error) when the current password is wrong.
+
+    Checking the current password spends an attempt like an unlock, so a stolen account cannot guess freely.
+    """
     if form.content.data or form.password.data:
-        try:
-            content = _open_content(secret, form.current_password.data)
-        except SealError:
+        content = _try_password(secret, form.current_password.data, now)
+        if content is None:
+            _abort_if_destroyed(secret)
             form.current_password.errors.append("That isn't the current password of this secret.")
             return False
+        _guarded_update(secret.id, now, failed_attempts=Secret.failed_attempts - 1)
+        db.session.refresh(secret)
         _seal_content(secret, form.content.data or content, form.password.data or form.current_password.data)
     _seal_title(secret, form.title.data)
     secret.blur_level = form.blur_level.data
@@ -1082,35 +1111,33 @@ def secret_card(unique_id: str):
     return render_template("secret_card.html", secret=secret, link=_share_link(secret))
 
 
+def _send_qr(data: bytes, mimetype: str, extension: str) -> Response:
+    """Send a QR image; ?download=1 makes it a download."""
+    return send_file(
+        io.BytesIO(data),
+        mimetype=mimetype,
+        as_attachment=bool(request.args.get("download")),
+        download_name=f"secureshare-qr.{extension}",
+        max_age=0,
+    )
+
+
 @web.get("/secrets/<secret_id:unique_id>/qr.png")
 @login_required
 def secret_qr_png(unique_id: str):
-    """The QR code as PNG (add ?download=1 to save it)."""
+    """The QR code as PNG, from static/qrcodes (written again if missing)."""
     secret = get_active_owned_secret(unique_id)
-    return send_file(
-        _ensure_qr_file(secret),
-        mimetype="image/png",
-        as_attachment=bool(request.args.get("download")),
-        download_name="secureshare-qr.png",
-        max_age=0,
-    )
+    return _send_qr(_ensure_qr_file(secret).read_bytes(), "image/png", "png")
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.svg")
 @login_required
 def secret_qr_svg(unique_id: str):
-    """The QR code as SVG, drawn on request (add ?download=1 to save it)."""
+    """The QR code as SVG, drawn on request."""
     secret = get_active_owned_secret(unique_id)
     buffer = io.BytesIO()
     _make_qr(secret).save(buffer, kind="svg", scale=8, border=4, xmldecl=False)
-    buffer.seek(0)
-    return send_file(
-        buffer,
-        mimetype="image/svg+xml",
-        as_attachment=bool(request.args.get("download")),
-        download_name="secureshare-qr.svg",
-        max_age=0,
-    )
+    return _send_qr(buffer.getvalue(), "image/svg+xml", "svg")
 
 
 def _unlock_limits_key() -> str:
@@ -1132,14 +1159,19 @@ def view_secret(unique_id: str):
         return render_template("view_secret.html", form=form, unique_id=unique_id), status
     content = _unlock(secret, form.password.data, now)
     if content is None:
-        return _wrong_secret_password(secret, form, unique_id, now)
+        return _wrong_secret_password(secret, form, unique_id)
     return render_template("view_secret.html", form=None, secret=secret, content=content, title=_open_title(secret), now=now)
 
 
-def _wrong_secret_password(secret: Secret, form: UnlockForm, unique_id: str, now: datetime):
+def _abort_if_destroyed(secret: Secret) -> None:
+    """:raise 410: when the wrong password just spent the secret's last attempt."""
     db.session.refresh(secret)
     if secret.status == SecretStatus.DESTROYED:
-        return _error_response(410, "That was the last allowed try, so the secret has been destroyed for safety.")
+        abort(410, DESTROYED_MESSAGE)
+
+
+def _wrong_secret_password(secret: Secret, form: UnlockForm, unique_id: str):
+    _abort_if_destroyed(secret)
     left = current_app.config["SECRET_MAX_FAILED_ATTEMPTS"] - secret.failed_attempts
     form.password.errors.append(
         f"That password isn't right. {left} {'try' if left == 1 else 'tries'} left before the secret is destroyed."
@@ -1207,7 +1239,8 @@ def _handle_http_error(error: HTTPException):
     if isinstance(error, CSRFError):
         return _error_response(400, "This form has expired or came from elsewhere. Reload the page and try again.")
     headers = error.get_headers() if error.code in {405, 429} else None
-    message = error.description if _wants_json() and error.code == 400 else None
+    # Our own abort() messages are written for people; Werkzeug's stock texts are not shown.
+    message = error.description if error.description != type(error).description else None
     return _error_response(error.code or 500, message, headers)
 
 
@@ -1367,7 +1400,8 @@ def _enforce_session_lifetime():
         flash("You were signed out to keep your account safe. Please sign in again.", "info")
         if _wants_json():
             return jsonify(success=False, error={"code": 401, "message": "Session expired."}), 401
-        return redirect(url_for("web.login", next=request.full_path if request.method == "GET" else None))
+        back = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("web.login", next=back))
     session["seen_at"] = now
     return None
 

@@ -60,3 +60,9 @@ def log_text(app):
         return app.config["LOG_FILE"].read_text(encoding="utf-8")
 
     return read
+
+
+@pytest.fixture
+def recipient(app):
+    """A second, anonymous browser: the person the secret is for."""
+    return app.test_client()

@@ -69,3 +69,41 @@ def make_config(tmp_path, clock, **overrides):
         **overrides,
     }
     return type("PerTestConfig", (TestingConfig,), settings)
+
+
+SECRET_PASSWORD = "open-sesame-42"
+SECRET_CONTENT = "db-password: CANARY-5f1e9c-hunter2"
+
+
+def create_secret(client, **fields) -> str:
+    """Create a secret through the form and return its share id."""
+    data = {
+        "title": "Office Wi-Fi",
+        "content": SECRET_CONTENT,
+        "password": SECRET_PASSWORD,
+        "confirm": fields.get("password", SECRET_PASSWORD),
+        "expiration": "24h",
+        "custom_unit": "hours",
+        "blur_level": "10",
+        "max_views": "",
+        **fields,
+    }
+    response = post_form(client, "/create", data)
+    assert response.status_code == 302, response.text
+    return response.headers["Location"].rsplit("/", 1)[1]
+
+
+def unlock(client, unique_id: str, password: str = SECRET_PASSWORD):
+    """Submit the recipient's password form."""
+    return post_form(client, f"/view/{unique_id}", {"password": password}, token_page="/")
+
+
+def load_secret(app, unique_id: str):
+    """Return the secret row as stored now."""
+    from app import db
+    from schema import Secret
+
+    with app.app_context():
+        secret = db.session.execute(db.select(Secret).filter_by(unique_id=unique_id)).scalar_one()
+        db.session.expunge(secret)
+        return secret

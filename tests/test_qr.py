@@ -1,0 +1,86 @@
+"""QR codes: they decode to exactly the share link, live under random names, and only their owner gets them."""
+
+import io
+
+import zxingcpp
+from PIL import Image
+
+from app import db
+from schema import Secret
+from tests.helpers import create_secret, load_secret
+
+
+def decode(png: bytes) -> str:
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(results) == 1
+    return results[0].text
+
+
+def test_png_decodes_to_exactly_the_link(app, logged_in_client):
+    unique_id = create_secret(logged_in_client)
+    response = logged_in_client.get(f"/secrets/{unique_id}/qr.png")
+    assert response.status_code == 200
+    assert response.mimetype == "image/png"
+    assert decode(response.data) == f"http://localhost/view/{unique_id}"
+    file = app.config["QR_DIR"] / load_secret(app, unique_id).qr_filename
+    assert decode(file.read_bytes()) == f"http://localhost/view/{unique_id}"
+
+
+def test_qr_is_large_and_robust_enough_to_print(app, logged_in_client):
+    import segno
+
+    unique_id = create_secret(logged_in_client)
+    file = app.config["QR_DIR"] / load_secret(app, unique_id).qr_filename
+    qr = segno.make(f"http://localhost/view/{unique_id}", error="m", micro=False)
+    assert qr.error in {"M", "Q", "H"}
+    modules = qr.symbol_size(scale=1, border=4)[0]
+    with Image.open(file) as image:
+        assert image.size[0] == modules * 8  # scale 8, border 4
+
+
+def test_file_name_is_random_and_never_the_share_id(app, logged_in_client):
+    unique_id = create_secret(logged_in_client)
+    name = load_secret(app, unique_id).qr_filename
+    assert unique_id not in name
+    assert len(name.removesuffix(".png")) >= 43
+
+
+def test_public_base_url_goes_into_links_and_codes(app, logged_in_client):
+    app.config["PUBLIC_BASE_URL"] = "https://secrets.example.org"
+    unique_id = create_secret(logged_in_client)
+    page = logged_in_client.get(f"/secrets/{unique_id}").text
+    assert f"https://secrets.example.org/view/{unique_id}" in page
+    assert decode(logged_in_client.get(f"/secrets/{unique_id}/qr.png").data) == f"https://secrets.example.org/view/{unique_id}"
+
+
+def test_missing_file_is_regenerated(app, logged_in_client):
+    unique_id = create_secret(logged_in_client)
+    file = app.config["QR_DIR"] / load_secret(app, unique_id).qr_filename
+    file.unlink()
+    response = logged_in_client.get(f"/secrets/{unique_id}/qr.png")
+    assert decode(response.data) == f"http://localhost/view/{unique_id}"
+    assert file.exists()
+
+
+def test_svg_download(logged_in_client):
+    unique_id = create_secret(logged_in_client)
+    response = logged_in_client.get(f"/secrets/{unique_id}/qr.svg?download=1")
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.data.startswith(b"<svg")
+
+
+def test_qr_folder_is_not_served_publicly(app, logged_in_client):
+    unique_id = create_secret(logged_in_client)
+    name = load_secret(app, unique_id).qr_filename
+    assert app.test_client().get(f"/static/qrcodes/{name}").status_code == 404
+    assert logged_in_client.get(f"/static/qrcodes/{name}").status_code == 404
+
+
+def test_password_never_goes_into_the_link_or_code(app, logged_in_client):
+    unique_id = create_secret(logged_in_client)
+    text = decode(logged_in_client.get(f"/secrets/{unique_id}/qr.png").data)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Secret.id))) == 1
+    assert "open-sesame" not in text and "?" not in text and "#" not in text
