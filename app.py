@@ -55,6 +55,7 @@ from flask_login import (
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import func, text
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
@@ -715,12 +716,13 @@ def _ensure_qr_file(secret: Secret) -> Path:
 # --- private helpers: requests and responses -------------------------------------------------------------------------
 
 
-def get_owned_secret_or_404(unique_id: str) -> Secret:
-    """Return the current user's secret.
+def get_owned_secret_or_404(unique_id: str, owner: User | None = None) -> Secret:
+    """Return the secret of `owner` (by default the signed-in user).
 
     :raise 404: when it does not exist or belongs to someone else (never 403: that would confirm it exists).
     """
-    return db.first_or_404(db.select(Secret).filter_by(unique_id=unique_id, owner_id=current_user.id))
+    owner_id = owner.id if owner else current_user.id
+    return db.first_or_404(db.select(Secret).filter_by(unique_id=unique_id, owner_id=owner_id))
 
 
 def get_active_owned_secret(unique_id: str) -> Secret:
@@ -1006,25 +1008,44 @@ def create_secret():
     """Create a secret; on success the owner lands on its share page."""
     form = CreateSecretForm()
     if form.validate_on_submit():
-        now = _now()
-        secret = Secret(
-            unique_id=new_unique_id(),  # now, not at flush: the ciphertext is bound to it
-            owner_id=current_user.id,
-            blur_level=form.blur_level.data,
-            max_views=form.max_views.data,
-            expires_at=now + form.lifetime(),
-            created_at=now,
-            updated_at=now,
-        )
-        _seal_content(secret, form.content.data, form.password.data)
-        _seal_title(secret, form.title.data)
-        db.session.add(secret)
-        db.session.commit()
-        _ensure_qr_file(secret)
-        current_app.logger.info("secret %s created by %s", secret.id, current_user.username)
+        secret = _create_secret(form, current_user)
         flash("Your secret is ready to share.", "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
+
+
+def _create_secret(form: CreateSecretForm, owner: User) -> Secret:
+    """Store a new secret from a validated form, sealed, with its QR code written."""
+    now = _now()
+    secret = Secret(
+        unique_id=new_unique_id(),  # now, not at flush: the ciphertext is bound to it
+        owner_id=owner.id,
+        blur_level=form.blur_level.data,
+        max_views=form.max_views.data,
+        expires_at=now + form.lifetime(),
+        created_at=now,
+        updated_at=now,
+    )
+    _seal_content(secret, form.content.data, form.password.data)
+    _seal_title(secret, form.title.data)
+    db.session.add(secret)
+    db.session.commit()
+    _ensure_qr_file(secret)
+    current_app.logger.info("secret %s created by %s", secret.id, owner.username)
+    return secret
+
+
+def _delete_secret(secret: Secret) -> None:
+    """Mark `secret` deleted and erase its content and QR file; the record stays until it is purged."""
+    db.session.execute(
+        db.update(Secret)
+        .where(Secret.id == secret.id)
+        .values(status=SecretStatus.DELETED, updated_at=_now(), **WIPED)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    _remove_qr_file(secret.qr_filename)
+    current_app.logger.info("secret %s deleted", secret.id)
 
 
 @web.get("/secrets/<secret_id:unique_id>")
@@ -1086,16 +1107,7 @@ def delete_secret(unique_id: str):
     secret = get_owned_secret_or_404(unique_id)
     form = EmptyForm()
     if form.validate_on_submit():
-        now = _now()
-        db.session.execute(
-            db.update(Secret)
-            .where(Secret.id == secret.id)
-            .values(status=SecretStatus.DELETED, updated_at=now, **WIPED)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        _remove_qr_file(secret.qr_filename)
-        current_app.logger.info("secret %s deleted", secret.id)
+        _delete_secret(secret)
         flash("Secret deleted. Its link no longer works.", "success")
         return redirect(url_for("web.dashboard"))
     if request.method == "POST":
@@ -1230,6 +1242,76 @@ def auth_check():
     if user is None:
         return jsonify(success=False), 401
     return jsonify(success=True, user={"id": user.id, "username": user.username, "email": user.email})
+
+
+def _secret_json(secret: Secret) -> dict:
+    active = secret.status == SecretStatus.ACTIVE
+    return {
+        "id": secret.unique_id,
+        "title": _open_title(secret),
+        "status": secret.status,
+        "created_at": secret.created_at.isoformat(),
+        "expires_at": secret.expires_at.isoformat(),
+        "max_views": secret.max_views,
+        "view_count": secret.view_count,
+        "failed_attempts": secret.failed_attempts,
+        "blur_level": secret.blur_level,
+        "link": _share_link(secret) if active else None,
+    }
+
+
+def _form_from_json(form_class: type[FlaskForm]) -> FlaskForm:
+    """Build a form from the JSON body, so the API validates exactly as the pages do."""
+    fields = {key: str(value) for key, value in _json_body().items() if isinstance(value, str | int) and value is not True}
+    return form_class(formdata=MultiDict(fields), meta={"csrf": False})
+
+
+@api.get("/secrets")
+@api_auth_required
+def api_list_secrets():
+    """The caller's secrets, newest first, 20 a page (?page=, ?status=)."""
+    _expire_due(_now())
+    query = db.select(Secret).where(Secret.owner_id == g.api_user.id).order_by(Secret.id.desc())
+    if (status := request.args.get("status")) in {s.value for s in SecretStatus}:
+        query = query.where(Secret.status == status)
+    page = db.paginate(query, per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
+    return jsonify(success=True, secrets=[_secret_json(secret) for secret in page.items], page=page.page, pages=page.pages)
+
+
+@api.post("/secrets")
+@api_auth_required
+@limiter.limit(lambda: current_app.config["RATELIMIT_CREATE"], key_func=lambda: f"user:{_api_limit_key()}")
+def api_create_secret():
+    """Create a secret from JSON with the form's field names; answer 201 with its link."""
+    form = _form_from_json(CreateSecretForm)
+    if not form.validate():
+        return jsonify(success=False, error={"code": 400, "message": "Some fields need fixing.", "fields": form.errors}), 400
+    secret = _create_secret(form, g.api_user)
+    return jsonify(success=True, secret=_secret_json(secret)), 201
+
+
+@api.get("/secrets/<secret_id:unique_id>")
+@api_auth_required
+def api_get_secret(unique_id: str):
+    """One of the caller's secrets: its state and link, never its content."""
+    secret = get_owned_secret_or_404(unique_id, g.api_user)
+    _settle(secret, _now())
+    return jsonify(success=True, secret=_secret_json(secret))
+
+
+@api.delete("/secrets/<secret_id:unique_id>")
+@api_auth_required
+def api_delete_secret(unique_id: str):
+    """Delete one of the caller's secrets: its content is erased at once."""
+    secret = get_owned_secret_or_404(unique_id, g.api_user)
+    _delete_secret(secret)
+    db.session.refresh(secret)
+    return jsonify(success=True, secret=_secret_json(secret))
+
+
+# API calls are limited per token (or per address for cookie callers); CSRF is checked in api_auth_required.
+limiter.limit(lambda: current_app.config["RATELIMIT_API"], key_func=_api_limit_key)(api)
+csrf.exempt(api)
 
 
 # --- error handlers -----------------------------------------------------------------------------------------------------
