@@ -54,7 +54,7 @@ from flask_login import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import func, text
+from sqlalchemy import event, func, text
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -73,7 +73,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Leng
 from zxcvbn import zxcvbn
 
 from config import CONFIGS, INSTANCE_DIR
-from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, db, new_token, new_unique_id, utcnow
+from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, db, new_token, new_unique_id, share_id_digest, utcnow
 
 # --- constants ---------------------------------------------------------------------------------------------
 
@@ -467,9 +467,8 @@ def _content_aad(secret: Secret) -> bytes:
 
 
 def _seal_content(secret: Secret, content: str, password: str) -> None:
-    """Encrypt `content` into `secret` under a fresh salt and nonce and the newest server key."""
+    """Encrypt `content` into `secret` under a fresh salt and nonce and the secret's server key."""
     secret.format_version = FORMAT_VERSION
-    secret.key_id = _current_key_id()
     secret.kdf_memory_kib, secret.kdf_iterations, secret.kdf_lanes = _kdf_settings()
     secret.salt = os.urandom(16)
     secret.nonce = os.urandom(12)
@@ -497,19 +496,47 @@ def _title_cipher(key_id: str) -> AESGCM:
     return AESGCM(hkdf.derive(_server_key(key_id)))
 
 
-def _seal_title(secret: Secret, title: str) -> None:
+def _seal_label(secret: Secret, purpose: str, value: str) -> bytes:
+    """Seal a short owner-facing value (title, share id) with the server key alone: nonce + ciphertext."""
     nonce = os.urandom(12)
-    aad = f"secureshare/title|{secret.unique_id}|{secret.key_id}".encode()
-    secret.title_sealed = nonce + _title_cipher(secret.key_id).encrypt(nonce, title.encode("utf-8"), aad)
+    aad = f"secureshare/{purpose}|{secret.id_digest}|{secret.key_id}".encode()
+    return nonce + _title_cipher(secret.key_id).encrypt(nonce, value.encode("utf-8"), aad)
+
+
+def _open_label(secret: Secret, purpose: str, sealed: bytes) -> str | None:
+    aad = f"secureshare/{purpose}|{secret.id_digest}|{secret.key_id}".encode()
+    try:
+        return _title_cipher(secret.key_id).decrypt(sealed[:12], sealed[12:], aad).decode("utf-8")
+    except (SealError, InvalidTag):
+        return None
+
+
+def _seal_title(secret: Secret, title: str) -> None:
+    secret.title_sealed = _seal_label(secret, "title", title)
 
 
 def _open_title(secret: Secret) -> str:
-    aad = f"secureshare/title|{secret.unique_id}|{secret.key_id}".encode()
-    try:
-        sealed = secret.title_sealed
-        return _title_cipher(secret.key_id).decrypt(sealed[:12], sealed[12:], aad).decode("utf-8")
-    except (SealError, InvalidTag):
-        return "(title unavailable)"
+    return _open_label(secret, "title", secret.title_sealed) or "(title unavailable)"
+
+
+def _assign_share_id(secret: Secret, unique_id: str) -> None:
+    secret.unique_id = unique_id
+    secret.id_digest = share_id_digest(unique_id)
+    secret.unique_id_sealed = _seal_label(secret, "id", unique_id)
+
+
+def _seal_secret(secret: Secret, unique_id: str, title: str, content: str, password: str) -> None:
+    """Seal a secret's share id, title and content under the newest server key."""
+    secret.key_id = _current_key_id()
+    _assign_share_id(secret, unique_id)  # first: the ciphertexts are bound to it
+    _seal_title(secret, title)
+    _seal_content(secret, content, password)
+
+
+@event.listens_for(Secret, "load")
+def _open_share_id(secret: Secret, _context) -> None:
+    """Give every loaded secret its share id back, for links and the ciphertext's associated data."""
+    secret.unique_id = _open_label(secret, "id", secret.unique_id_sealed)
 
 
 # --- private helpers: secret lifecycle ------------------------------------------------------------------------------
@@ -722,7 +749,7 @@ def get_owned_secret_or_404(unique_id: str, owner: User | None = None) -> Secret
     :raise 404: when it does not exist or belongs to someone else (never 403: that would confirm it exists).
     """
     owner_id = owner.id if owner else current_user.id
-    return db.first_or_404(db.select(Secret).filter_by(unique_id=unique_id, owner_id=owner_id))
+    return db.first_or_404(Secret.by_share_id(unique_id).filter_by(owner_id=owner_id))
 
 
 def get_active_owned_secret(unique_id: str) -> Secret:
@@ -1018,7 +1045,6 @@ def _create_secret(form: CreateSecretForm, owner: User) -> Secret:
     """Store a new secret from a validated form, sealed, with its QR code written."""
     now = _now()
     secret = Secret(
-        unique_id=new_unique_id(),  # now, not at flush: the ciphertext is bound to it
         owner_id=owner.id,
         blur_level=form.blur_level.data,
         max_views=form.max_views.data,
@@ -1026,8 +1052,7 @@ def _create_secret(form: CreateSecretForm, owner: User) -> Secret:
         created_at=now,
         updated_at=now,
     )
-    _seal_content(secret, form.content.data, form.password.data)
-    _seal_title(secret, form.title.data)
+    _seal_secret(secret, new_unique_id(), form.title.data, form.content.data, form.password.data)
     db.session.add(secret)
     db.session.commit()
     _ensure_qr_file(secret)
@@ -1071,8 +1096,10 @@ def _apply_edit(secret: Secret, form: EditSecretForm, now: datetime) -> bool:
             return False
         _guarded_update(secret.id, now, failed_attempts=Secret.failed_attempts - 1)
         db.session.refresh(secret)
-        _seal_content(secret, form.content.data or content, form.password.data or form.current_password.data)
-    _seal_title(secret, form.title.data)
+        new_password = form.password.data or form.current_password.data
+        _seal_secret(secret, secret.unique_id, form.title.data, form.content.data or content, new_password)
+    else:
+        _seal_title(secret, form.title.data)
     secret.blur_level = form.blur_level.data
     secret.max_views = form.max_views.data
     if lifetime := form.lifetime():
@@ -1161,7 +1188,7 @@ def _unlock_limits_key() -> str:
 @limiter.limit(lambda: current_app.config["RATELIMIT_UNLOCK_SECRET"], methods=["POST"], key_func=_unlock_limits_key)
 def view_secret(unique_id: str):
     """GET (and HEAD) shows only the password form and changes nothing; POST unlocks."""
-    secret = db.first_or_404(db.select(Secret).filter_by(unique_id=unique_id))
+    secret = db.first_or_404(Secret.by_share_id(unique_id))
     now = _now()
     if not _settle(secret, now):
         abort(410)

@@ -1,6 +1,7 @@
 """SecureShare data: users, secrets and their access events. Never imports app."""
 
 import enum
+import hashlib
 import secrets
 import sqlite3
 from datetime import UTC, datetime
@@ -126,9 +127,18 @@ class SecretStatus(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
 
+def share_id_digest(unique_id: str) -> str:
+    """Return the SHA-256 of a share id: the only form in which the database indexes it."""
+    return hashlib.sha256(unique_id.encode("utf-8")).hexdigest()
+
+
 class Secret(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
-    unique_id: Mapped[str] = mapped_column(String(43), unique=True, default=new_unique_id)
+    # The share id is a link: the database keeps its digest for look-ups and a sealed copy for the owner's
+    # pages, so a stolen copy holds no working links. The app fills `unique_id` in when a row is loaded.
+    id_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    unique_id_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    unique_id = None
     owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
 
     # The title is an owner's label, sealed with the server key so a stolen database shows no labels either.
@@ -162,6 +172,11 @@ class Secret(db.Model):
     )
 
     __table_args__ = (Index("ix_secret_status_expires_at", "status", "expires_at"),)
+
+    @classmethod
+    def by_share_id(cls, unique_id: str):
+        """Return the select statement that finds a secret by its share id."""
+        return db.select(cls).filter_by(id_digest=share_id_digest(unique_id))
 
     @property
     def state(self) -> SecretStatus:

@@ -104,6 +104,6 @@ def load_secret(app, unique_id: str):
     from schema import Secret
 
     with app.app_context():
-        secret = db.session.execute(db.select(Secret).filter_by(unique_id=unique_id)).scalar_one()
+        secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one()
         db.session.expunge(secret)
         return secret

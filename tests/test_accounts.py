@@ -13,7 +13,7 @@ from flask import session
 from app import create_app, db
 from config import DevelopmentConfig
 from schema import Secret, User
-from tests.helpers import OTHER_PASSWORD, PASSWORD, csrf_token, post_form
+from tests.helpers import OTHER_PASSWORD, PASSWORD, create_secret, csrf_token, load_secret, post_form
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -259,16 +259,9 @@ def test_login_rehashes_when_parameters_rise(app, auth):
 
 def test_delete_account_removes_everything_it_owns(app, client, auth):
     auth.register()
-    with app.app_context():
-        user = db.session.execute(db.select(User)).scalar_one()
-        qr = app.config["QR_DIR"] / "owned.png"
-        qr.parent.mkdir(parents=True)
-        qr.write_bytes(b"png")
-        db.session.add(
-            Secret(owner_id=user.id, title_sealed=b"x", key_id="k", kdf_memory_kib=1, kdf_iterations=1, kdf_lanes=1,
-                   expires_at=app.config["CLOCK"](), qr_filename="owned.png")
-        )
-        db.session.commit()
+    unique_id = create_secret(client)
+    qr = app.config["QR_DIR"] / load_secret(app, unique_id).qr_filename
+    assert qr.exists()
     wrong = post_form(client, "/account/delete", {"password": "nope-nope-nope"}, token_page="/account")
     assert wrong.status_code == 400
     assert user_count(app) == 1
@@ -278,6 +271,7 @@ def test_delete_account_removes_everything_it_owns(app, client, auth):
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Secret.id))) == 0
     assert not qr.exists()
+    assert app.test_client().get(f"/view/{unique_id}").status_code == 404
     assert auth.login().status_code == 400
 
 
@@ -310,8 +304,14 @@ def test_development_generates_keys_once_with_mode_0600(tmp_path, clock):
     config = type(
         "DevConfig",
         (DevelopmentConfig,),
-        {"KEY_DIR": tmp_path, "SECRET_KEY": None, "ENCRYPTION_KEYS": None, "LOG_FILE": None,
-         "SQLALCHEMY_DATABASE_URI": "sqlite://", "CLOCK": clock},
+        {
+            "KEY_DIR": tmp_path,
+            "SECRET_KEY": None,
+            "ENCRYPTION_KEYS": None,
+            "LOG_FILE": None,
+            "SQLALCHEMY_DATABASE_URI": "sqlite://",
+            "CLOCK": clock,
+        },
     )
     first = create_app(config)
     second = create_app(config)

@@ -85,9 +85,7 @@ def test_validation_errors_name_the_fields(app, token):
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"title": "\\u0000"}', b'{"title": "\\ud800"}'])
 def test_bad_json_is_400(app, token, body):
-    response = app.test_client().post(
-        "/api/secrets", data=body, content_type="application/json", headers=bearer(token)
-    )
+    response = app.test_client().post("/api/secrets", data=body, content_type="application/json", headers=bearer(token))
     assert response.status_code == 400
     assert response.json["error"]["code"] == 400
 

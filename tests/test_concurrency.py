@@ -16,9 +16,7 @@ def race(app, unique_id: str, password: str) -> list:
 
     def worker(index: int) -> None:
         barrier.wait()
-        response = clients[index].post(
-            f"/view/{unique_id}", data={"csrf_token": tokens[index], "password": password}
-        )
+        response = clients[index].post(f"/view/{unique_id}", data={"csrf_token": tokens[index], "password": password})
         responses[index] = (response.status_code, response.get_data(as_text=True))
 
     threads = [threading.Thread(target=worker, args=(index,)) for index in range(PARALLEL)]

@@ -95,8 +95,14 @@ def test_right_password_after_four_wrong_still_works(app, logged_in_client, reci
 
 def test_owner_edit_guesses_count_as_attempts(app, logged_in_client):
     unique_id = create_secret(logged_in_client)
-    data = {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours",
-            "content": "replace", "current_password": "wrong-guess"}
+    data = {
+        "title": "t",
+        "blur_level": "10",
+        "expiration": "keep",
+        "custom_unit": "hours",
+        "content": "replace",
+        "current_password": "wrong-guess",
+    }
     for _ in range(4):
         assert post_form(logged_in_client, f"/secrets/{unique_id}/edit", data).status_code == 400
     assert post_form(logged_in_client, f"/secrets/{unique_id}/edit", data).status_code == 410
@@ -121,7 +127,7 @@ def test_purge_deletes_old_records_with_their_events_and_qr_files(app, logged_in
     result = app.test_cli_runner().invoke(args=["purge"])
     assert "purged 1" in result.output
     with app.app_context():
-        remaining = db.session.scalars(db.select(Secret.unique_id)).all()
+        remaining = [secret.unique_id for secret in db.session.scalars(db.select(Secret))]
         events = db.session.scalar(db.select(db.func.count(AccessEvent.id)))
     assert ended_id not in remaining
     assert events == 0
@@ -136,7 +142,7 @@ def test_app_purges_on_its_own_at_most_once_a_minute(app, logged_in_client, cloc
     clock.advance(days=31)
     logged_in_client.get("/")
     with app.app_context():
-        assert db.session.scalars(db.select(Secret.unique_id)).all() == []
+        assert [secret.unique_id for secret in db.session.scalars(db.select(Secret))] == []
 
 
 @pytest.mark.parametrize("ending", ["delete", "expire", "use_up", "destroy"])

@@ -80,8 +80,15 @@ def test_create_keeps_what_was_typed_except_passwords(logged_in_client):
     response = post_form(
         logged_in_client,
         "/create",
-        {"title": "Keep me", "content": "keep this too", "password": SECRET_PASSWORD, "confirm": "different-one",
-         "expiration": "1h", "custom_unit": "hours", "blur_level": "7"},
+        {
+            "title": "Keep me",
+            "content": "keep this too",
+            "password": SECRET_PASSWORD,
+            "confirm": "different-one",
+            "expiration": "1h",
+            "custom_unit": "hours",
+            "blur_level": "7",
+        },
     )
     assert response.status_code == 400
     assert 'value="Keep me"' in response.text
@@ -94,8 +101,16 @@ def test_create_keeps_what_was_typed_except_passwords(logged_in_client):
     [("4", "minutes", False), ("5", "minutes", True), ("30", "days", True), ("31", "days", False), ("721", "hours", False)],
 )
 def test_custom_expiry_bounds(logged_in_client, amount, unit, ok):
-    data = {"title": "t", "content": "c", "password": SECRET_PASSWORD, "confirm": SECRET_PASSWORD,
-            "expiration": "custom", "custom_amount": amount, "custom_unit": unit, "blur_level": "10"}
+    data = {
+        "title": "t",
+        "content": "c",
+        "password": SECRET_PASSWORD,
+        "confirm": SECRET_PASSWORD,
+        "expiration": "custom",
+        "custom_amount": amount,
+        "custom_unit": unit,
+        "blur_level": "10",
+    }
     response = post_form(logged_in_client, "/create", data)
     assert response.status_code == (302 if ok else 400)
     if not ok:
@@ -183,8 +198,11 @@ def test_edit_settings_without_touching_the_content(app, logged_in_client, clock
 def test_edit_keep_expiry_leaves_it(app, logged_in_client):
     unique_id = create_secret(logged_in_client)
     before = load_secret(app, unique_id).expires_at
-    post_form(logged_in_client, f"/secrets/{unique_id}/edit",
-              {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours"})
+    post_form(
+        logged_in_client,
+        f"/secrets/{unique_id}/edit",
+        {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours"},
+    )
     assert load_secret(app, unique_id).expires_at == before
 
 
@@ -210,8 +228,15 @@ def test_replacing_the_password(app, logged_in_client, recipient):
     response = post_form(
         logged_in_client,
         f"/secrets/{unique_id}/edit",
-        {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours",
-         "current_password": SECRET_PASSWORD, "password": "brand-new-pass", "confirm": "brand-new-pass"},
+        {
+            "title": "t",
+            "blur_level": "10",
+            "expiration": "keep",
+            "custom_unit": "hours",
+            "current_password": SECRET_PASSWORD,
+            "password": "brand-new-pass",
+            "confirm": "brand-new-pass",
+        },
     )
     assert response.status_code == 302
     assert unlock(recipient, unique_id).status_code == 403
@@ -222,8 +247,11 @@ def test_edit_cannot_set_max_views_below_views_taken(app, logged_in_client, reci
     unique_id = create_secret(logged_in_client, max_views="5")
     unlock(recipient, unique_id)
     unlock(recipient, unique_id)
-    response = post_form(logged_in_client, f"/secrets/{unique_id}/edit",
-                         {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours", "max_views": "2"})
+    response = post_form(
+        logged_in_client,
+        f"/secrets/{unique_id}/edit",
+        {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours", "max_views": "2"},
+    )
     assert response.status_code == 400
     assert "It has been viewed 2 times" in response.text
     assert load_secret(app, unique_id).max_views == 5
