@@ -42,7 +42,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import (
     LoginManager,
@@ -56,7 +56,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import event, func, text
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 from wtforms import (
@@ -112,6 +112,10 @@ SECURITY_HEADERS = {
     ),
 }
 DESTROYED_MESSAGE = "That was the last allowed try, so the secret has been destroyed for safety."
+UNTRUSTED_HOST_PAGE = (
+    "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
+    "<h1>This address isn't served here</h1><p>Check the link you were given.</p></html>"
+)
 HSTS_VALUE = "max-age=63072000; includeSubDomains"
 # Ids in paths are share links: they never reach a log line.
 ID_IN_PATH_RE = re.compile(r"(/(?:view|secrets|api/secrets)/)[A-Za-z0-9_-]+")
@@ -774,18 +778,21 @@ def _text_is_clean(value: str) -> bool:
 
 
 def _reject_malformed_input() -> None:
-    """Refuse invalid UTF-8, NUL bytes and lone surrogates anywhere in the query or form (400)."""
+    """Refuse oversized bodies (413), and invalid UTF-8, NUL bytes and lone surrogates in the query or form (400)."""
+    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+        abort(413)  # said up front; Werkzeug would only notice when the body is read
     raw_sources = [request.query_string]
     if request.mimetype == "application/x-www-form-urlencoded":
         raw_sources.append(request.get_data(cache=True))
     for raw in raw_sources:
-        for key, value in parse_qsl(raw, keep_blank_values=True):
-            try:
-                decoded = (key + b"=" + value).decode("utf-8")
-            except UnicodeDecodeError:
-                abort(400)
-            if "\x00" in decoded:
-                abort(400)
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            abort(400)
+        if len(pairs) > current_app.config["MAX_FORM_PARTS"]:
+            abort(413)  # Werkzeug caps parts of multipart forms only
+        if any(not _text_is_clean(key + value) for key, value in pairs):
+            abort(400)
     # In multipart forms Werkzeug has already replaced bad bytes by U+FFFD: refuse rather than store a changed text.
     if request.mimetype == "multipart/form-data" and any(
         "\ufffd" in value or not _text_is_clean(value) for value in request.form.values()
@@ -833,6 +840,18 @@ def _error_response(code: int, message: str | None = None, headers=None) -> Resp
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def _creator_key() -> str:
+    """Key per-user limits on the account (by row id, which survives sign-outs), page or API alike."""
+    user = g.get("api_user") or current_user
+    return f"user:{getattr(user, 'id', None)}"
+
+
+# One budget for creating secrets, shared by the page and the API.
+create_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_CREATE"], scope="create-secret", key_func=_creator_key, methods=["POST"]
+)
 
 
 # --- account routes ----------------------------------------------------------------------------------------------------
@@ -1030,7 +1049,7 @@ def dashboard():
 
 @web.route("/create", methods=["GET", "POST"])
 @login_required
-@limiter.limit(lambda: current_app.config["RATELIMIT_CREATE"], methods=["POST"], key_func=lambda: f"user:{current_user.get_id()}")
+@create_limit
 def create_secret():
     """Create a secret; on success the owner lands on its share page."""
     form = CreateSecretForm()
@@ -1307,7 +1326,7 @@ def api_list_secrets():
 
 @api.post("/secrets")
 @api_auth_required
-@limiter.limit(lambda: current_app.config["RATELIMIT_CREATE"], key_func=lambda: f"user:{_api_limit_key()}")
+@create_limit
 def api_create_secret():
     """Create a secret from JSON with the form's field names; answer 201 with its link."""
     form = _form_from_json(CreateSecretForm)
@@ -1345,11 +1364,15 @@ csrf.exempt(api)
 
 
 def _handle_http_error(error: HTTPException):
+    if isinstance(error, SecurityError):
+        # An untrusted Host: no URL can be built for it, so answer without the page template.
+        return Response(UNTRUSTED_HOST_PAGE, status=400, mimetype="text/html")
     if isinstance(error, CSRFError):
         return _error_response(400, "This form has expired or came from elsewhere. Reload the page and try again.")
     headers = error.get_headers() if error.code in {405, 429} else None
-    # Our own abort() messages are written for people; Werkzeug's stock texts are not shown.
-    message = error.description if error.description != type(error).description else None
+    # Our own abort() messages are written for people; Werkzeug's stock texts and the limiter's rates are not shown.
+    custom = error.description != type(error).description and not isinstance(error, RateLimitExceeded)
+    message = error.description if custom else None
     return _error_response(error.code or 500, message, headers)
 
 
@@ -1484,8 +1507,8 @@ def _before_request():
     g.request_id = secrets.token_hex(8)
     if request.path.startswith("/static/qrcodes/"):
         abort(404)  # QR codes are served to their owner only, through the owner routes
-    if request.endpoint == "static":
-        return None
+    if request.endpoint == "static" or request.routing_exception is not None:
+        return None  # static files need none of this; a routing error is answered as it is
     _reject_malformed_input()
     _run_maintenance(_now())
     return _enforce_session_lifetime()
@@ -1578,8 +1601,8 @@ def create_app(config_class=None) -> Flask:
         hops = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.url_map.converters["secret_id"] = SecretIdConverter
+    _register_handlers(app)  # first: bad input is refused before CSRF or rate limits read the form
     _register_extensions(app, keys)
-    _register_handlers(app)
     _register_commands(app)
     app.register_blueprint(web)
     app.register_blueprint(api)

@@ -107,3 +107,14 @@ def load_secret(app, unique_id: str):
         secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one()
         db.session.expunge(secret)
         return secret
+
+
+def database_snapshot(app) -> dict:
+    """Every row of every table, to show that a refused request changed nothing."""
+    from app import db
+
+    with app.app_context():
+        return {
+            table.name: sorted(tuple(map(repr, row)) for row in db.session.execute(table.select()).all())
+            for table in db.metadata.sorted_tables
+        }

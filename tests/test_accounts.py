@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from flask import session
 
 from app import create_app, db
 from config import DevelopmentConfig
@@ -101,16 +100,6 @@ def test_login_by_username_or_email(client, auth, login):
     assert client.get("/api/auth/check").json["user"]["username"] == "alice"
 
 
-@pytest.mark.parametrize("login", ["alice", "nobody"])
-def test_wrong_password_and_unknown_user_answer_alike(client, auth, login):
-    auth.register()
-    auth.logout()
-    response = auth.login(login=login, password="not-the-password-at-all")
-    assert response.status_code == 400
-    assert "That username or email and password don&#39;t match." in response.text
-    assert client.get("/api/auth/check").status_code == 401
-
-
 def test_logout_is_post_only_and_clears_site_data(client, auth):
     auth.register()
     assert client.get("/logout").status_code == 405
@@ -118,40 +107,6 @@ def test_logout_is_post_only_and_clears_site_data(client, auth):
     assert response.status_code == 302
     assert response.headers["Clear-Site-Data"] == '"cache", "cookies", "storage"'
     assert client.get("/dashboard").status_code == 302
-
-
-def _session_cookie(client) -> str:
-    return client.get_cookie("session").value
-
-
-def test_replayed_cookie_after_logout_is_refused(app, client, auth):
-    auth.register()
-    stolen = _session_cookie(client)
-    auth.logout()
-    attacker = app.test_client()
-    attacker.set_cookie("session", stolen)
-    response = attacker.get("/dashboard")
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/login")
-
-
-def test_replayed_cookie_after_password_change_is_refused(app, client, auth):
-    auth.register()
-    stolen = _session_cookie(client)
-    response = post_form(
-        client,
-        "/account/password",
-        {"current_password": PASSWORD, "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD},
-        token_page="/account",
-    )
-    assert response.status_code == 302
-    assert client.get("/dashboard").status_code == 200  # this browser stays signed in
-    attacker = app.test_client()
-    attacker.set_cookie("session", stolen)
-    assert attacker.get("/dashboard").status_code == 302
-    auth.logout()
-    assert auth.login(password=PASSWORD).status_code == 400
-    assert auth.login(password=OTHER_PASSWORD).status_code == 302
 
 
 def test_password_change_needs_the_current_password(client, auth):
@@ -166,18 +121,6 @@ def test_password_change_needs_the_current_password(client, auth):
     assert "That isn&#39;t your current password." in response.text
 
 
-def test_sign_out_everywhere_ends_other_sessions_and_remember_cookies(app, client, auth):
-    auth.register()
-    other = app.test_client()
-    other_auth = type(auth)(other)
-    other_auth.login(remember=True)
-    assert other.get("/dashboard").status_code == 200
-    response = post_form(client, "/account/sessions", {}, token_page="/account")
-    assert response.status_code == 302
-    assert client.get("/dashboard").status_code == 200
-    assert other.get("/dashboard").status_code == 302
-
-
 def test_remember_cookie_lasts_at_most_14_days(client, auth):
     auth.register()
     auth.logout()
@@ -187,45 +130,6 @@ def test_remember_cookie_lasts_at_most_14_days(client, auth):
     assert (cookie.expires - cookie.expires.replace(microsecond=0)).days == 0
     lifetime = cookie.expires.timestamp() - __import__("time").time()
     assert 13 * 86400 < lifetime <= 14 * 86400 + 60
-
-
-def test_login_starts_a_fresh_session(client, auth):
-    auth.register()
-    auth.logout()
-    with client.session_transaction() as planted:
-        planted["planted"] = "attacker-value"
-    auth.login()
-    with client.session_transaction() as current:
-        assert "planted" not in current
-        assert "_user_id" in current
-
-
-@pytest.mark.parametrize(
-    "target",
-    ["//evil.example/", "https://evil.example/", "/\\evil.example", "http:/evil.example", "javascript:alert(1)"],
-)
-def test_next_never_leaves_the_site(auth, target):
-    auth.register()
-    auth.logout()
-    response = auth.login(next_=target)
-    assert response.headers["Location"] == "/dashboard"
-
-
-def test_next_to_a_local_path_is_followed(auth):
-    auth.register()
-    auth.logout()
-    assert auth.login(next_="/account").headers["Location"] == "/account"
-
-
-@pytest.mark.parametrize("token", [None, "forged-token"])
-def test_csrf_missing_or_wrong_is_refused(app, client, token):
-    data = {"username": "alice", "email": "alice@example.org", "password": PASSWORD, "confirm": PASSWORD}
-    if token:
-        data["csrf_token"] = token
-    response = client.post("/register", data=data)
-    assert response.status_code == 400
-    assert "This form has expired" in response.text
-    assert user_count(app) == 0
 
 
 def test_idle_timeout_signs_out(client, auth, clock):
@@ -349,11 +253,3 @@ def test_production_cookies_are_secure_with_host_prefix(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["__Host-session", "True", "__Host-remember_token", "True"]
-
-
-def test_session_is_bound_to_the_user_token(app, client, auth):
-    auth.register()
-    with client.session_transaction() as current:
-        assert current["_user_id"] == get_user(app).session_token
-    with app.test_request_context():
-        assert "_user_id" not in session

@@ -1,0 +1,130 @@
+"""Hostile input gets a clear 4xx and changes nothing."""
+
+import pytest
+from sqlalchemy import event
+
+from app import db
+from tests.helpers import PASSWORD, csrf_token, database_snapshot, post_form, unlock
+
+
+def raw_post(client, path: str, body: bytes, token_page: str = "/login"):
+    token = csrf_token(client, token_page).encode()
+    return client.post(path, data=b"csrf_token=" + token + b"&" + body, content_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"username=al%FFice&email=a%40example.org&password=x&confirm=x",  # invalid UTF-8
+        b"username=alice%00&email=a%40example.org&password=x&confirm=x",  # NUL byte
+        b"username=%ED%A0%80bob&email=a%40example.org&password=x&confirm=x",  # a lone surrogate, UTF-8 encoded
+        b"username=alice&email=a%40example.org&password=%C0%AF&confirm=x",  # overlong encoding
+    ],
+)
+def test_malformed_text_in_a_form_is_400(app, client, body):
+    before = database_snapshot(app)
+    response = raw_post(client, "/register", body)
+    assert response.status_code == 400
+    assert database_snapshot(app) == before
+
+
+@pytest.mark.parametrize("query", ["q=%FF", "q=%00", "q=%ED%B0%80"])
+def test_malformed_text_in_the_query_is_400(client, query):
+    assert client.get(f"/login?{query}").status_code == 400
+
+
+def test_malformed_multipart_form_is_400(app, logged_in_client):
+    token = csrf_token(logged_in_client, "/create")
+    body = (
+        b'--X\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n' + token.encode() + b"\r\n"
+        b'--X\r\nContent-Disposition: form-data; name="title"\r\n\r\nbad \xff byte\r\n--X--\r\n'
+    )
+    before = database_snapshot(app)
+    response = logged_in_client.post("/create", data=body, content_type="multipart/form-data; boundary=X")
+    assert response.status_code == 400
+    assert database_snapshot(app) == before
+
+
+def test_body_over_the_limit_is_413(app, logged_in_client):
+    before = database_snapshot(app)
+    response = post_form(logged_in_client, "/create", {"title": "t", "content": "x" * (256 * 1024)})
+    assert response.status_code == 413
+    assert "larger than SecureShare accepts" in response.text
+    assert database_snapshot(app) == before
+
+
+def test_json_body_over_the_limit_is_413_json(client):
+    response = client.post("/api/secrets", data=b"{" + b" " * (300 * 1024) + b"}", content_type="application/json")
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == 413
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data"])
+def test_too_many_form_parts_is_413(client, content_type):
+    fields = {f"field{number}": "x" for number in range(60)}
+    if content_type.startswith("application"):
+        response = client.post("/login", data="&".join(f"{k}={v}" for k, v in fields.items()), content_type=content_type)
+    else:
+        response = client.post("/login", data=fields, content_type=content_type)
+    assert response.status_code == 413
+
+
+def test_ids_that_do_not_match_the_pattern_are_404_without_a_query(app, client):
+    client.get("/")  # let the once-a-minute maintenance run first
+    statements = []
+    with app.app_context():
+        engine = db.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for bad in ("short", "x" * 44, "has.dots.in.it.aaaaaaaaaaaa", "%27%20OR%201%3D1--aaaaaaaaaaaaaaa"):
+            assert client.get(f"/view/{bad}").status_code == 404
+            assert client.post(f"/view/{bad}").status_code == 404
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert statements == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("blur_level", "99"), ("blur_level", "1e3"), ("max_views", "-5"), ("max_views", "ten"), ("custom_amount", "0x10")],
+)
+def test_out_of_range_settings_are_field_errors(app, logged_in_client, field, value):
+    before = database_snapshot(app)
+    data = {
+        "title": "t",
+        "content": "c",
+        "password": "pass-word-1",
+        "confirm": "pass-word-1",
+        "expiration": "custom",
+        "custom_amount": "2",
+        "custom_unit": "hours",
+        "blur_level": "10",
+        field: value,
+    }
+    response = post_form(logged_in_client, "/create", data)
+    assert response.status_code == 400
+    assert 'aria-invalid="true"' in response.text
+    assert database_snapshot(app) == before
+
+
+def test_untrusted_host_is_400(app, client):
+    response = client.get("/", headers={"Host": "evil.example"})
+    assert response.status_code == 400
+    assert "evil.example" not in response.text
+
+
+def test_forwarded_host_never_reaches_links_or_codes(app, logged_in_client):
+    from tests.helpers import create_secret
+
+    logged_in_client.environ_base["HTTP_X_FORWARDED_HOST"] = "evil.example"
+    unique_id = create_secret(logged_in_client)
+    page = logged_in_client.get(f"/secrets/{unique_id}").text
+    assert "evil.example" not in page
+    assert f"http://localhost/view/{unique_id}" in page
+
+
+def test_overlong_password_is_a_field_error_not_a_crash(world):
+    response = unlock(world.mallory, world.secret_id, "p" * 129)
+    assert response.status_code == 400
+    assert PASSWORD not in response.text

@@ -1,0 +1,127 @@
+"""Disclosure: after a full session, no password, content, cookie, token or share id is in the logs, the
+database files or the QR folder; no stack trace, debugger or version banner reaches a client."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.helpers import AuthActions, create_secret, csrf_token, post_form, unlock
+from tests.test_api import NEW_SECRET, issue_token
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def scripted_session(app) -> set[str]:
+    """Do everything a user does once; return every sensitive string the session handled."""
+    owner = app.test_client()
+    auth = AuthActions(owner)
+    account_password, new_password = "first-pass-phrase-zebra", "second-pass-phrase-otter"
+    auth.register(username="carol", email="carol@example.org", password=account_password)
+    sensitive = {account_password, new_password, owner.get_cookie("session").value}
+    secrets_made = [
+        ("Title-LEAK-1", "Content-LEAK-1 recovery codes", "secret-pass-LEAK-1"),
+        ("Title-LEAK-2", "Content-LEAK-2 api key", "secret-pass-LEAK-2"),
+    ]
+    for index, (title, content, password) in enumerate(secrets_made):
+        unique_id = create_secret(owner, title=title, content=content, password=password, max_views=str(index + 1))
+        reader = app.test_client()
+        unlock(reader, unique_id, "a-wrong-guess-LEAK")
+        unlock(reader, unique_id, password)
+        sensitive |= {content, password, unique_id, reader.get_cookie("session").value}
+    token = issue_token(owner)
+    created = owner.application.test_client().post(
+        "/api/secrets", json={**NEW_SECRET, "content": "Content-LEAK-3"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    sensitive |= {token, "Content-LEAK-3", created.json["secret"]["id"], csrf_token(owner, "/dashboard")}
+    post_form(
+        owner,
+        "/account/password",
+        {"current_password": account_password, "password": new_password, "confirm": new_password},
+        token_page="/account",
+    )
+    auth.logout()
+    auth.login(login="carol", password="not-my-password-LEAK")
+    auth.login(login="carol", password=new_password, remember=True)
+    sensitive |= {"not-my-password-LEAK", "a-wrong-guess-LEAK", owner.get_cookie("remember_token").value}
+    return sensitive
+
+
+def files_at_rest(app) -> list[Path]:
+    database = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///"))
+    candidates = [database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(app.config["LOG_FILE"])]
+    candidates += sorted(Path(app.config["QR_DIR"]).glob("*"))
+    return [path for path in candidates if path.exists()]
+
+
+def test_nothing_sensitive_is_logged_or_stored(app, log_text):
+    sensitive = scripted_session(app)
+    assert "sign-in failed for carol" in log_text()
+    for path in files_at_rest(app):
+        data = path.read_bytes()
+        for needle in sensitive:
+            assert needle.encode() not in data, (path.name, needle[:12])
+
+
+def test_500_shows_no_trace_and_gives_a_reference(app, client):
+    app.add_url_rule("/explode", "explode", lambda: 1 / 0)
+    response = client.get("/explode")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "ZeroDivisionError" not in page and "Traceback" not in page and "Werkzeug" not in page
+    assert response.headers["X-Request-ID"] in page
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fetch(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read().decode()
+
+
+def test_gunicorn_shows_no_versions_and_no_debugger(tmp_path):
+    env = {
+        **os.environ,
+        "APP_CONFIG": "production",
+        "SECRET_KEY": "s" * 64,
+        "ENCRYPTION_KEYS": "k1:" + "B" * 43 + "=",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        "TRUSTED_HOSTS": "127.0.0.1",
+        "FLASK_DEBUG": "",
+    }
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([bin_dir / "flask", "--app", "app", "init-db"], cwd=REPO, env=env, check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [bin_dir / "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "app:app"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in server.stderr:  # gunicorn says when its worker is up; no polling, no sleeping
+            if "Booting worker" in line:
+                break
+        status, headers, page = fetch(f"http://127.0.0.1:{port}/")
+        assert status == 200
+        assert headers["Server"] == "gunicorn"
+        assert not re.search(r"\d+\.\d+", headers["Server"])
+        for path in ("/no/such/page", "/console", "/?__debugger__=yes&cmd=resource&f=style.css"):
+            status, headers, page = fetch(f"http://127.0.0.1:{port}{path}")
+            assert "Werkzeug" not in page and "Traceback" not in page and "debugger" not in page.lower()
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)

@@ -1,0 +1,45 @@
+"""Account enumeration: sign-in answers an unknown user and a wrong password with the same words, status and work."""
+
+import pytest
+from argon2 import PasswordHasher
+
+
+@pytest.mark.parametrize("login", ["alice", "nobody"])
+def test_wrong_password_and_unknown_user_answer_alike(client, auth, login):
+    auth.register()
+    auth.logout()
+    response = auth.login(login=login, password="not-the-password-at-all")
+    assert response.status_code == 400
+    assert "That username or email and password don&#39;t match." in response.text
+    assert client.get("/api/auth/check").status_code == 401
+
+
+class CountingHasher(PasswordHasher):
+    """The real Argon2id hasher, counting how often it verifies."""
+
+    verified = 0
+
+    def verify(self, hash, password):
+        type(self).verified += 1
+        return super().verify(hash, password)
+
+
+def test_unknown_user_costs_a_full_hash_like_a_wrong_password(app, auth):
+    auth.register()
+    auth.logout()
+    hasher = app.extensions["secureshare"]["hasher"]
+    counting = CountingHasher(time_cost=hasher.time_cost, memory_cost=hasher.memory_cost, parallelism=hasher.parallelism)
+    app.extensions["secureshare"]["hasher"] = counting
+    auth.login(login="nobody-here", password="whatever-it-is")
+    assert counting.verified == 1
+    auth.login(login="alice", password="whatever-it-is")
+    assert counting.verified == 2
+
+
+def test_dummy_hash_has_the_same_cost_as_real_ones(app, auth):
+    auth.register()
+    from tests.test_accounts import get_user
+
+    real = get_user(app).password_hash
+    dummy = app.extensions["secureshare"]["dummy_hash"]
+    assert real.split("$")[3] == dummy.split("$")[3]  # m=…,t=…,p=…
