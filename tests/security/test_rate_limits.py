@@ -164,3 +164,35 @@ def test_page_and_api_share_one_creation_budget(app, logged_in_client):
     assert client.post("/api/secrets", json=NEW_SECRET, headers=headers).status_code == 201
     assert client.post("/api/secrets", json=NEW_SECRET, headers=headers).status_code == 429
     assert post_form(logged_in_client, "/create", {"title": "x"}).status_code == 429
+
+
+class LimiterClock:
+    """Stands in for the `time` module inside the limiter's memory storage: the limiter's clock, injected."""
+
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_repeated_breaches_back_off_for_longer_but_never_forever(client, monkeypatch):
+    import limits.storage.memory
+
+    limiter_clock = LimiterClock()
+    monkeypatch.setattr(limits.storage.memory, "time", limiter_clock)
+    token = csrf_token(client)
+
+    def tries_allowed_this_minute() -> int:
+        statuses = [
+            client.post("/login", data={"csrf_token": token, "login": f"x{n}", "password": "guess"}).status_code
+            for n in range(11)
+        ]
+        limiter_clock.now += 61
+        return statuses.count(400)
+
+    allowed = [tries_allowed_this_minute() for _ in range(5)]
+    assert allowed[:3] == [10, 10, 10]  # three breaches of 10 a minute...
+    assert allowed[3:] == [0, 0]  # ...and the address is held off for the rest of the hour
+    limiter_clock.now += 3600
+    assert tries_allowed_this_minute() == 10  # never a permanent lock-out
