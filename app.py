@@ -341,13 +341,15 @@ def _duration_text(delta: timedelta) -> str:
         return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
     if hours:
         return f"{hours} h" + (f" {minutes} min" if minutes else "")
-    return f"{max(minutes, 1)} min" if delta.total_seconds() > 0 else "0 min"
+    return f"{minutes} min"
 
 
 def relative_time(moment: datetime, now: datetime) -> str:
     """Return `moment` relative to `now`: 'in 3 h 12 min' or '5 min ago'."""
     delta = moment - now
-    if delta.total_seconds() >= 0:
+    if abs(delta.total_seconds()) < 60:
+        return "in less than a minute" if delta.total_seconds() > 0 else "just now"
+    if delta.total_seconds() > 0:
         return f"in {_duration_text(delta)}"
     return f"{_duration_text(-delta)} ago"
 

@@ -1,0 +1,150 @@
+"""Browser fixtures: the app under gunicorn on 127.0.0.1, and Debian's Chromium driven by Playwright."""
+
+import base64
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Keep Chromium quiet and on loopback (see shared/BROWSER.md).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+# Reported by a page script the tests add (through the DevTools protocol, so the CSP does not apply to it).
+CSP_REPORTER = (
+    "document.addEventListener('securitypolicyviolation', "
+    "e => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("SECURESHARE_REQUIRE_SERVICES"):
+        pytest.fail("/usr/bin/chromium is required here (apt-get install -y chromium)")
+    pytest.skip("no /usr/bin/chromium on this machine")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """Serve the app with gunicorn on 127.0.0.1 for the whole browser session; yield its base URL."""
+    _require_chromium()
+    run_dir = tmp_path_factory.mktemp("live")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SECURESHARE_TEST_DIR": str(run_dir),
+        "SECRET_KEY": secrets.token_hex(32),
+        "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+    }
+    server = subprocess.Popen(
+        [Path(sys.executable).parent / "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+         "tests.browser.serve:application"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in server.stderr:  # gunicorn says when its worker is up
+        if "Booting worker" in line:
+            break
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.communicate(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser(live_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+class ConsoleWatch:
+    """Collects console errors, page errors and CSP violations of every page in a context.
+
+    Chromium also logs a document answered with a 4xx (a wrong password is a 403, a gone secret a 410): those
+    statuses are the app's answer, asserted by the tests, so only a failing subresource counts.
+    """
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def attach(self, page) -> None:
+        page.on("console", lambda message: self._on_console(page, message))
+        page.on("pageerror", lambda error: self.problems.append(str(error)))
+
+    def _on_console(self, page, message) -> None:
+        if message.type != "error":
+            return
+        is_document_status = message.text.startswith("Failed to load resource") and message.location.get("url") == page.url
+        if not is_document_status:
+            self.problems.append(f"{message.text} ({message.location.get('url')})")
+
+
+@pytest.fixture
+def console():
+    watch = ConsoleWatch()
+    yield watch
+    assert watch.problems == [], watch.problems
+
+
+@pytest.fixture
+def new_context(browser, live_server, console):
+    """Make browser contexts (desktop by default) whose pages are watched for console errors and CSP violations."""
+    contexts = []
+
+    def make(viewport=DESKTOP, **options):
+        context = browser.new_context(base_url=live_server, viewport=viewport, **options)
+        context.add_init_script(CSP_REPORTER)
+        context.on("page", console.attach)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_context):
+    return new_context().new_page()
+
+
+def screenshot(page, name: str) -> None:
+    """Save a full-page screenshot for reviewers (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width = page.viewport_size["width"]
+    page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True)

@@ -1,0 +1,55 @@
+"""What a person does in the browser, step by step, shared by the browser tests."""
+
+import io
+
+import zxingcpp
+from PIL import Image
+
+ACCOUNT_PASSWORD = "violet-harbor-trumpet-42"
+SECRET_PASSWORD = "open-sesame-42"
+SECRET_TEXT = "wifi: CorridorGuest\npassword: tangerine-otter-917"
+
+
+def register(page, username: str) -> None:
+    page.goto("/register")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Email").fill(f"{username}@example.org")
+    page.get_by_label("Password", exact=True).fill(ACCOUNT_PASSWORD)
+    page.get_by_label("Repeat password").fill(ACCOUNT_PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/dashboard")
+
+
+def sign_out(page) -> None:
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/login?signed_out=1")
+
+
+def sign_in(page, username: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Username or email").fill(username)
+    page.get_by_label("Password", exact=True).fill(ACCOUNT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard")
+
+
+def create_secret(page, title: str, blur_steps: int = 0, max_views: str = "", content: str = SECRET_TEXT) -> None:
+    """Fill the create form; the blur slider is moved with the arrow keys, as a keyboard user would."""
+    page.goto("/create")
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("Secret", exact=True).fill(content)
+    page.get_by_label("Password for this secret").fill(SECRET_PASSWORD)
+    page.get_by_label("Repeat password").fill(SECRET_PASSWORD)
+    slider = page.get_by_role("slider", name="Blur")
+    slider.focus()
+    for _ in range(abs(blur_steps)):
+        slider.press("ArrowRight" if blur_steps > 0 else "ArrowLeft")
+    page.get_by_label("Maximum views").fill(max_views)
+    page.get_by_role("button", name="Create secret").click()
+    page.wait_for_url("**/secrets/*")
+
+
+def decode_qr(png: bytes) -> str:
+    results = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(results) == 1, f"found {len(results)} QR codes"
+    return results[0].text
