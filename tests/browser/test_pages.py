@@ -1,0 +1,80 @@
+"""Every page, in both themes, on a phone and a desktop: no serious accessibility violations, and a screenshot
+for reviewers in test-artifacts/screenshots/."""
+
+import uuid
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+
+from tests.browser import flows
+from tests.browser.conftest import DESKTOP, PHONE, screenshot
+
+AXE = Axe()
+
+
+def assert_accessible(page, name: str) -> None:
+    violations = AXE.run(page).response["violations"]
+    serious = [
+        f"{violation['id']} ({violation['impact']}): {[node['target'] for node in violation['nodes']][:3]}"
+        for violation in violations
+        if violation["impact"] in {"serious", "critical"}
+    ]
+    assert serious == [], f"{name}: {serious}"
+
+
+def visit(page, name: str, path: str | None = None, status: int = 200) -> None:
+    if path:
+        response = page.goto(path)
+        assert response.status == status, (name, response.status)
+    assert_accessible(page, name)
+    screenshot(page, name)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_every_page(new_context, theme, viewport):
+    shot = lambda name: f"{name}-{theme}"  # noqa: E731
+    visitor = new_context(viewport=viewport, color_scheme=theme).new_page()
+    visit(visitor, shot("index"), "/")
+    visit(visitor, shot("register"), "/register")
+    visitor.get_by_label("Username").fill("x")
+    visitor.get_by_role("button", name="Create account").click()
+    expect(visitor.get_by_text("Use 3 to 32 characters.")).to_be_visible()
+    visit(visitor, shot("register-errors"))
+    visit(visitor, shot("login"), "/login")
+    visit(visitor, shot("not-found"), "/no/such/page", status=404)
+
+    owner = new_context(viewport=viewport, color_scheme=theme).new_page()
+    flows.register(owner, f"pages{uuid.uuid4().hex[:8]}")
+    visit(owner, shot("dashboard-empty"), "/dashboard")
+    visit(owner, shot("create"), "/create")
+    owner.get_by_role("button", name="Create secret").click()
+    expect(owner.get_by_text("Give it a title only you will see.")).to_be_visible()
+    visit(owner, shot("create-errors"))
+    flows.create_secret(owner, "Office Wi-Fi", blur_steps=2, max_views="2")
+    visit(owner, shot("secret-detail"))
+    link = owner.locator("#share-link").input_value()
+    secret_path = owner.url.removeprefix(link.split("/view/")[0])
+    visit(owner, shot("dashboard"), "/dashboard")
+    visit(owner, shot("edit"), f"{secret_path}/edit")
+    visit(owner, shot("delete"), f"{secret_path}/delete")
+    visit(owner, shot("card"), f"{secret_path}/card")
+    visit(owner, shot("account"), "/account")
+
+    recipient = new_context(viewport=viewport, color_scheme=theme).new_page()
+    visit(recipient, shot("view"), link)
+    recipient.get_by_label("Password", exact=True).fill("not-the-password")
+    recipient.get_by_role("button", name="Unlock").click()
+    expect(recipient.get_by_text("tries left")).to_be_visible()
+    visit(recipient, shot("view-wrong"))
+    recipient.get_by_label("Password", exact=True).fill(flows.SECRET_PASSWORD)
+    recipient.get_by_role("button", name="Unlock").click()
+    visit(recipient, shot("view-unlocked"))
+    recipient.get_by_role("button", name="Reveal").click()
+    visit(recipient, shot("view-revealed"))
+
+    owner.goto(f"{secret_path}/delete")
+    owner.get_by_role("button", name="Delete secret").click()
+    visit(owner, shot("dashboard-after-delete"))
+    visit(recipient, shot("gone"), link, status=410)
