@@ -391,6 +391,13 @@ def _start_session(user: User, remember: bool = False) -> None:
     session["seen_at"] = stamp
 
 
+def _restart_sessions(user: User) -> None:
+    """End every session and remember cookie of `user`, then keep this browser signed in on a fresh one."""
+    user.rotate_session_token()
+    db.session.commit()
+    _start_session(user)
+
+
 def _safe_next(target: str | None) -> str | None:
     """Return `target` when it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -919,10 +926,7 @@ def _finish_login(user: User, password: str, remember: bool) -> None:
 @web.post("/logout")
 @login_required
 def logout():
-    """Sign out, and end every copy of this session (the token rotates)."""
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        abort(400)
+    """Sign out, and end every copy of this session (the token rotates). CSRFProtect has checked the token."""
     user = current_user._get_current_object()
     user.rotate_session_token()
     db.session.commit()
@@ -961,9 +965,7 @@ def change_password():
         user = current_user._get_current_object()
         if _check_password(user, form.current_password.data):
             user.password_hash = _hash_password(form.password.data)
-            user.rotate_session_token()
-            db.session.commit()
-            _start_session(user)
+            _restart_sessions(user)
             current_app.logger.info("password changed for %s", user.username)
             flash("Password changed. Every other device has been signed out.", "success")
             return redirect(url_for("web.account"))
@@ -975,13 +977,8 @@ def change_password():
 @login_required
 def sign_out_everywhere():
     """End every other session and remember cookie of this account."""
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        abort(400)
     user = current_user._get_current_object()
-    user.rotate_session_token()
-    db.session.commit()
-    _start_session(user)
+    _restart_sessions(user)
     current_app.logger.info("signed out everywhere: %s", user.username)
     flash("Every other device has been signed out.", "success")
     return redirect(url_for("web.account"))
@@ -991,9 +988,6 @@ def sign_out_everywhere():
 @login_required
 def create_api_token():
     """Issue a new API token (shown once; only its hash is kept), replacing any old one."""
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        abort(400)
     token = "ss_" + secrets.token_urlsafe(32)
     current_user.api_token_hash = hashlib.sha256(token.encode()).hexdigest()
     db.session.commit()
@@ -1153,14 +1147,11 @@ def edit_secret(unique_id: str):
 def delete_secret(unique_id: str):
     """Ask, then delete: the content is erased at once, the record stays for the owner until it is purged."""
     secret = get_owned_secret_or_404(unique_id)
-    form = EmptyForm()
-    if form.validate_on_submit():
+    if request.method == "POST":  # CSRFProtect has checked the token
         _delete_secret(secret)
         flash("Secret deleted. Its link no longer works.", "success")
         return redirect(url_for("web.dashboard"))
-    if request.method == "POST":
-        abort(400)
-    return render_template("delete_secret.html", secret=secret, form=form)
+    return render_template("delete_secret.html", secret=secret, form=EmptyForm())
 
 
 @web.get("/secrets/<secret_id:unique_id>/card")
