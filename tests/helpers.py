@@ -75,9 +75,9 @@ SECRET_PASSWORD = "open-sesame-42"
 SECRET_CONTENT = "db-password: CANARY-5f1e9c-hunter2"
 
 
-def create_secret(client, **fields) -> str:
-    """Create a secret through the form and return its share id."""
-    data = {
+def secret_form(**fields) -> dict:
+    """Return a valid create form, with `fields` changed (the confirmation follows the password)."""
+    return {
         "title": "Office Wi-Fi",
         "content": SECRET_CONTENT,
         "password": SECRET_PASSWORD,
@@ -88,7 +88,11 @@ def create_secret(client, **fields) -> str:
         "max_views": "",
         **fields,
     }
-    response = post_form(client, "/create", data)
+
+
+def create_secret(client, **fields) -> str:
+    """Create a secret through the form and return its share id."""
+    response = post_form(client, "/create", secret_form(**fields))
     assert response.status_code == 302, response.text
     return response.headers["Location"].rsplit("/", 1)[1]
 

@@ -12,6 +12,7 @@ from tests.helpers import (
     create_secret,
     load_secret,
     post_form,
+    secret_form,
     unlock,
 )
 
@@ -56,19 +57,7 @@ def test_create_form_inputs_are_not_remembered_by_the_browser(logged_in_client):
     ],
 )
 def test_create_rejects_bad_input_next_to_the_field(app, logged_in_client, field, value, message):
-    data = {
-        "title": "t",
-        "content": "c",
-        "password": SECRET_PASSWORD,
-        "confirm": SECRET_PASSWORD,
-        "expiration": "1h",
-        "custom_unit": "hours",
-        "blur_level": "10",
-        field: value,
-    }
-    if field == "password":
-        data["confirm"] = value
-    response = post_form(logged_in_client, "/create", data)
+    response = post_form(logged_in_client, "/create", secret_form(**{field: value}))
     assert response.status_code == 400
     assert message in response.text.replace("&#39;", "'")
     with app.app_context():

@@ -66,8 +66,16 @@ def live_server(tmp_path_factory):
         "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
     }
     server = subprocess.Popen(
-        [Path(sys.executable).parent / "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-         "tests.browser.serve:application"],
+        [
+            Path(sys.executable).parent / "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "tests.browser.serve:application",
+        ],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

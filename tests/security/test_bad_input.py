@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import event
 
 from app import db
-from tests.helpers import PASSWORD, csrf_token, database_snapshot, post_form, unlock
+from tests.helpers import PASSWORD, csrf_token, database_snapshot, post_form, secret_form, unlock
 
 
 def raw_post(client, path: str, body: bytes, token_page: str = "/login"):
@@ -91,17 +91,7 @@ def test_ids_that_do_not_match_the_pattern_are_404_without_a_query(app, client):
 )
 def test_out_of_range_settings_are_field_errors(app, logged_in_client, field, value):
     before = database_snapshot(app)
-    data = {
-        "title": "t",
-        "content": "c",
-        "password": "pass-word-1",
-        "confirm": "pass-word-1",
-        "expiration": "custom",
-        "custom_amount": "2",
-        "custom_unit": "hours",
-        "blur_level": "10",
-        field: value,
-    }
+    data = secret_form(**{"expiration": "custom", "custom_amount": "2", field: value})
     response = post_form(logged_in_client, "/create", data)
     assert response.status_code == 400
     assert 'aria-invalid="true"' in response.text

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import PASSWORD, SECRET_PASSWORD, AuthActions, csrf_token, database_snapshot
+from tests.helpers import PASSWORD, SECRET_PASSWORD, AuthActions, csrf_token, database_snapshot, secret_form
 
 
 def state_changing_routes(world) -> list[tuple[str, dict]]:
@@ -18,15 +18,7 @@ def state_changing_routes(world) -> list[tuple[str, dict]]:
         ("/account/delete", {"password": PASSWORD}),
         (
             "/create",
-            {
-                "title": "t",
-                "content": "c",
-                "password": SECRET_PASSWORD,
-                "confirm": SECRET_PASSWORD,
-                "expiration": "1h",
-                "custom_unit": "hours",
-                "blur_level": "5",
-            },
+            secret_form(),
         ),
         (f"/secrets/{sid}/edit", {"title": "changed", "blur_level": "1", "expiration": "7d", "custom_unit": "hours"}),
         (f"/secrets/{sid}/delete", {}),
