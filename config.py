@@ -46,6 +46,10 @@ class Config:
     MAX_FORM_PARTS = 50
     PROVIDE_AUTOMATIC_OPTIONS = False
 
+    # CSRF tokens live as long as the session, whose idle and absolute limits the server enforces; an hourly
+    # expiry would only turn a slow recipient's unlock into an error page.
+    WTF_CSRF_TIME_LIMIT = None
+
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
