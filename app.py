@@ -56,7 +56,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import event, func, text
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
+from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 from wtforms import (
@@ -1369,9 +1369,7 @@ def _handle_http_error(error: HTTPException):
     return _error_response(error.code or 500, message, headers)
 
 
-def _handle_unexpected_error(error: Exception):
-    if isinstance(error, HTTPException):
-        return _handle_http_error(error)
+def _handle_unexpected_error(_error: Exception):
     db.session.rollback()
     current_app.logger.exception("unhandled error")
     return _error_response(500)
@@ -1548,7 +1546,6 @@ def _register_handlers(app: Flask) -> None:
     app.after_request(_set_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(Exception, _handle_unexpected_error)
-    app.register_error_handler(InternalServerError, _handle_unexpected_error)
     app.context_processor(_template_context)
 
 

@@ -125,3 +125,24 @@ def test_gunicorn_shows_no_versions_and_no_debugger(tmp_path):
     finally:
         server.terminate()
         server.communicate(timeout=10)
+
+
+def test_request_lines_of_the_development_server_carry_no_share_ids(app):
+    import logging
+
+    records = []
+    catcher = logging.Handler()
+    catcher.emit = records.append
+    werkzeug_logger = logging.getLogger("werkzeug")
+    werkzeug_logger.addHandler(catcher)
+    werkzeug_logger.setLevel(logging.INFO)
+    try:
+        werkzeug_logger.info('%s - - "%s" %s', "127.0.0.1", "POST /view/Zx9_Qm2-aB3cD4eF5gH6iJ HTTP/1.1", "200")
+        werkzeug_logger.info('%s - - "%s" %s', "127.0.0.1", "GET /secrets/Zx9_Qm2-aB3cD4eF5gH6iJ/qr.png HTTP/1.1", "200")
+    finally:
+        werkzeug_logger.removeHandler(catcher)
+    lines = [record.getMessage() for record in records]
+    assert lines == [
+        '127.0.0.1 - - "POST /view/[id] HTTP/1.1" 200',
+        '127.0.0.1 - - "GET /secrets/[id]/qr.png HTTP/1.1" 200',
+    ]
