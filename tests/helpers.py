@@ -1,7 +1,10 @@
 """Test helpers: a frozen clock, CSRF-aware form posts, and sign-up/sign-in through the real routes."""
 
+import os
 import re
 from datetime import datetime, timedelta
+
+import pytest
 
 from config import TestingConfig
 
@@ -122,3 +125,13 @@ def database_snapshot(app) -> dict:
             table.name: sorted(tuple(map(repr, row)) for row in db.session.execute(table.select()).all())
             for table in db.metadata.sorted_tables
         }
+
+
+def service_url(variable: str, service: str) -> str:
+    """Return the URL of a service a test needs; skip without it, but fail where CI requires every service."""
+    url = os.environ.get(variable)
+    if not url:
+        if os.environ.get("SECURESHARE_REQUIRE_SERVICES"):
+            pytest.fail(f"{variable} is required here")
+        pytest.skip(f"set {variable} to run against a real {service}")
+    return url

@@ -1,12 +1,11 @@
 """Brute force: sign-in, registration, creation, unlocking and the API hit their limits, in memory and in Redis."""
 
-import os
 import uuid
 
 import pytest
 
 from app import create_app, db
-from tests.helpers import create_secret, csrf_token, make_config, post_form
+from tests.helpers import create_secret, csrf_token, make_config, post_form, service_url
 from tests.test_api import NEW_SECRET, issue_token
 
 
@@ -124,21 +123,12 @@ def test_behind_one_proxy_only_the_hop_it_saw_counts(tmp_path, clock):
     assert hammer(other, "/login", {"login": "fresh", "password": "guess"}, 1) == [400]
 
 
-def _redis_url() -> str:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        if os.environ.get("SECURESHARE_REQUIRE_SERVICES"):
-            pytest.fail("REDIS_URL is required here")
-        pytest.skip("set REDIS_URL to run against a real Redis")
-    return url
-
-
 @pytest.mark.redis
 def test_limit_holds_against_the_real_redis(tmp_path, clock):
     """Counts live in Redis, so every gunicorn worker sees the same budget."""
     from redis import Redis
 
-    url = _redis_url()
+    url = service_url("REDIS_URL", "Redis")
     address = f"198.18.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"  # fresh per run: Redis outlives tests
     workers = [create_app(make_config(tmp_path, clock, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=url)) for _ in range(2)]
     with workers[0].app_context():
