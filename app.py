@@ -118,7 +118,7 @@ UNTRUSTED_HOST_PAGE = (
 )
 HSTS_VALUE = "max-age=63072000; includeSubDomains"
 # Ids in paths are share links: they never reach a log line.
-ID_IN_PATH_RE = re.compile(r"(/(?:view|secrets|api/secrets)/)[A-Za-z0-9_-]+")
+ID_IN_PATH_RE = re.compile(r"((?:/|%2F)(?:view|secrets|api(?:/|%2F)secrets)(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE)
 
 ERROR_TEXT = {
     400: ("That request didn't work", "Something in it wasn't right. Go back, check the form and try again."),

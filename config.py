@@ -33,6 +33,8 @@ class Config:
     KEY_DIR = INSTANCE_DIR
 
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'secureshare.db'}"
+    # Database errors must not carry row values (hashes, sealed data) into logs.
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
     PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
     TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS")
     PROXY_COUNT = _env_int("PROXY_COUNT", 0)

@@ -1,6 +1,7 @@
 """Disclosure: after a full session, no password, content, cookie, token or share id is in the logs, the
 database files or the QR folder; no stack trace, debugger or version banner reaches a client."""
 
+import logging
 import os
 import re
 import socket
@@ -10,6 +11,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from app import db
+from schema import User
 from tests.helpers import AuthActions, create_secret, csrf_token, post_form, unlock
 from tests.test_api import NEW_SECRET, issue_token
 
@@ -128,8 +134,6 @@ def test_gunicorn_shows_no_versions_and_no_debugger(tmp_path):
 
 
 def test_request_lines_of_the_development_server_carry_no_share_ids(app):
-    import logging
-
     records = []
     catcher = logging.Handler()
     catcher.emit = records.append
@@ -139,10 +143,24 @@ def test_request_lines_of_the_development_server_carry_no_share_ids(app):
     try:
         werkzeug_logger.info('%s - - "%s" %s', "127.0.0.1", "POST /view/Zx9_Qm2-aB3cD4eF5gH6iJ HTTP/1.1", "200")
         werkzeug_logger.info('%s - - "%s" %s', "127.0.0.1", "GET /secrets/Zx9_Qm2-aB3cD4eF5gH6iJ/qr.png HTTP/1.1", "200")
+        werkzeug_logger.info('%s - - "%s" %s', "127.0.0.1", "GET /login?next=%2Fsecrets%2FZx9_Qm2-aB3cD4eF5gH6iJ HTTP/1.1", "200")
     finally:
         werkzeug_logger.removeHandler(catcher)
     lines = [record.getMessage() for record in records]
     assert lines == [
         '127.0.0.1 - - "POST /view/[id] HTTP/1.1" 200',
         '127.0.0.1 - - "GET /secrets/[id]/qr.png HTTP/1.1" 200',
+        '127.0.0.1 - - "GET /login?next=%2Fsecrets%2F[id] HTTP/1.1" 200',
     ]
+
+
+def test_database_errors_carry_no_row_values(app):
+    with app.app_context():
+        db.session.add(User(username="twin", email="one@example.org", password_hash="HASH-VALUE-LEAK-1"))
+        db.session.commit()
+        db.session.add(User(username="TWIN", email="two@example.org", password_hash="HASH-VALUE-LEAK-2"))
+        with pytest.raises(IntegrityError) as error:
+            db.session.commit()
+        db.session.rollback()
+    assert "HASH-VALUE-LEAK" not in str(error.value)
+    assert "two@example.org" not in str(error.value)
