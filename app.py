@@ -1095,7 +1095,7 @@ def secret_detail(unique_id: str):
     secret = get_owned_secret_or_404(unique_id)
     _settle(secret, _now())
     link = _share_link(secret) if secret.status == SecretStatus.ACTIVE else None
-    return render_template("secret_detail.html", secret=secret, link=link, delete_form=EmptyForm())
+    return render_template("secret_detail.html", secret=secret, link=link)
 
 
 def _apply_edit(secret: Secret, form: EditSecretForm, now: datetime) -> bool:
@@ -1123,6 +1123,24 @@ def _apply_edit(secret: Secret, form: EditSecretForm, now: datetime) -> bool:
     return True
 
 
+EDITABLE_COLUMNS = (
+    "title_sealed", "unique_id_sealed", "key_id", "format_version", "kdf_memory_kib", "kdf_iterations", "kdf_lanes",
+    "salt", "nonce", "ciphertext", "blur_level", "max_views", "expires_at", "updated_at",
+)  # fmt: skip
+
+
+def _save_edit(secret: Secret, now: datetime) -> None:
+    """Write the edited fields in one guarded UPDATE, so an edit never revives a secret that ended meanwhile.
+
+    :raise 410: when the secret ended, or was viewed up to its new limit, since the form was loaded.
+    """
+    values = {column: getattr(secret, column) for column in EDITABLE_COLUMNS}
+    db.session.expire(secret)  # drop the unguarded ORM changes before anything flushes them
+    conditions = [] if values["max_views"] is None else [Secret.view_count < values["max_views"]]
+    if not _guarded_update(secret.id, now, *conditions, **values):
+        abort(410)
+
+
 @web.route("/secrets/<secret_id:unique_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit_secret(unique_id: str):
@@ -1133,7 +1151,7 @@ def edit_secret(unique_id: str):
         if form.max_views.data is not None and form.max_views.data <= secret.view_count:
             form.max_views.errors.append(f"It has been viewed {secret.view_count} times: choose more, or leave it blank.")
         elif _apply_edit(secret, form, _now()):
-            db.session.commit()
+            _save_edit(secret, _now())
             current_app.logger.info("secret %s edited", secret.id)
             flash("Changes saved.", "success")
             return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))

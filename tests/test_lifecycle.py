@@ -1,9 +1,10 @@
 """How secrets end: expiry, views, wrong passwords, deletion; the content is erased the moment they do."""
 
 import pytest
+from werkzeug.exceptions import Gone
 
-from app import db
-from schema import AccessEvent, Secret
+from app import _end_secrets, _save_edit, db
+from schema import AccessEvent, Secret, SecretStatus
 from tests.helpers import SECRET_CONTENT, create_secret, load_secret, post_form, unlock
 
 
@@ -162,3 +163,17 @@ def test_qr_file_is_removed_on_every_ending(app, logged_in_client, recipient, cl
             unlock(recipient, unique_id, "wrong-guess")
     assert not qr_file.exists()
     assert load_secret(app, unique_id).status != "active"
+
+
+def test_an_edit_saved_after_the_secret_ended_does_not_revive_it(app, logged_in_client, clock):
+    unique_id = create_secret(logged_in_client)
+    with app.test_request_context():
+        secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one()
+        secret.blur_level = 3  # the owner's edit, in flight...
+        with app.app_context():  # ...while another request, with its own session, takes the last view
+            _end_secrets(SecretStatus.USED_UP, clock(), Secret.id == secret.id)
+        with pytest.raises(Gone):
+            _save_edit(secret, clock())
+    stored = load_secret(app, unique_id)
+    assert (stored.status, stored.blur_level) == ("used_up", 10)
+    assert_wiped(stored, "used_up")
