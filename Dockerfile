@@ -15,5 +15,5 @@ RUN mkdir -p instance logs static/qrcodes \
 USER secureshare
 
 EXPOSE 8000
-# SECRET_KEY, ENCRYPTION_KEYS (and usually DATABASE_URL, PUBLIC_BASE_URL, TRUSTED_HOSTS) come from the environment.
+# SECRET_KEY, ENCRYPTION_KEYS and PUBLIC_BASE_URL (or TRUSTED_HOSTS), and usually DATABASE_URL, come from the environment.
 CMD ["sh", "-c", "flask --app app init-db && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 4 app:app"]

@@ -1443,6 +1443,15 @@ def _configure_keys(app: Flask) -> dict[str, bytes]:
     return _parse_encryption_keys(settings["ENCRYPTION_KEYS"])
 
 
+def _configure_hosts(app: Flask) -> None:
+    """Answer only to known host names: TRUSTED_HOSTS, else PUBLIC_BASE_URL's host; production needs one of them."""
+    settings = app.config
+    if not settings["TRUSTED_HOSTS"] and settings["PUBLIC_BASE_URL"]:
+        settings["TRUSTED_HOSTS"] = [urlsplit(settings["PUBLIC_BASE_URL"]).hostname]
+    if settings["REQUIRE_HOSTS"] and not settings["TRUSTED_HOSTS"]:
+        raise SystemExit("SecureShare will not start: set PUBLIC_BASE_URL or TRUSTED_HOSTS in the environment (see README).")
+
+
 class _RequestIdFilter(logging.Filter):
     """Stamp each record with the request id, and cut share ids out of request lines."""
 
@@ -1604,6 +1613,7 @@ def create_app(config_class=None) -> Flask:
     app.config.from_object(config_class)
     app.config.setdefault("CLOCK", utcnow)
     keys = _configure_keys(app)
+    _configure_hosts(app)
     _configure_logging(app)
     if app.config["PROXY_COUNT"]:
         hops = app.config["PROXY_COUNT"]

@@ -103,6 +103,7 @@ class Config:
 
     HSTS = False
     REQUIRE_KEYS = False
+    REQUIRE_HOSTS = False
 
 
 class DevelopmentConfig(Config):
@@ -135,6 +136,7 @@ class ProductionConfig(Config):
     """Production: keys must come from the environment; cookies are Secure and carry the __Host- prefix."""
 
     REQUIRE_KEYS = True
+    REQUIRE_HOSTS = True
     KEY_DIR = None
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-session"

@@ -226,7 +226,7 @@ def test_development_generates_keys_once_with_mode_0600(tmp_path, clock):
 
 
 def _start_production(env_overrides: dict, code: str = "import app") -> subprocess.CompletedProcess:
-    env = {**os.environ, "APP_CONFIG": "production", **env_overrides}
+    env = {**os.environ, "APP_CONFIG": "production", "PUBLIC_BASE_URL": "https://secrets.example.org", **env_overrides}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -243,6 +243,17 @@ def test_production_refuses_to_start_without_encryption_keys():
     result = _start_production({"SECRET_KEY": "x" * 64, "ENCRYPTION_KEYS": ""})
     assert result.returncode != 0
     assert "set ENCRYPTION_KEYS" in result.stderr
+
+
+def test_production_refuses_to_start_without_a_known_host():
+    keys = {"SECRET_KEY": "x" * 64, "ENCRYPTION_KEYS": "k1:" + "A" * 43 + "="}
+    result = _start_production({**keys, "PUBLIC_BASE_URL": "", "TRUSTED_HOSTS": ""})
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "SecureShare will not start: set PUBLIC_BASE_URL or TRUSTED_HOSTS in the environment (see README)."
+    )
+    derived = _start_production(keys, code="from app import app; print(app.config['TRUSTED_HOSTS'])")
+    assert derived.stdout.strip() == "['secrets.example.org']"
 
 
 def test_production_cookies_are_secure_with_host_prefix(tmp_path):
