@@ -258,10 +258,7 @@ class SecretSettingsForm(FlaskForm):
         validators=[DataRequired("Give it a title only you will see."), Length(max=100, message="Use at most 100 characters.")],
     )
     expiration = SelectField("Expires after", choices=EXPIRATION_CHOICES, default="24h")
-    custom_amount = IntegerField(
-        "Custom time",
-        validators=[Optional(), NumberRange(min=1, max=100_000, message="Enter a whole number.")],
-    )
+    custom_amount = IntegerField("Custom time", validators=[Optional()])
     custom_unit = SelectField("Unit", choices=[SelectChoice(unit) for unit in CUSTOM_UNITS], default="hours")
     blur_level = IntegerField(
         "Blur",
@@ -278,8 +275,9 @@ class SecretSettingsForm(FlaskForm):
         if field.data is None:
             raise ValidationError("Enter how long it should last.")
         settings = current_app.config
-        lifetime = field.data * CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"])
-        if not settings["SECRET_MIN_EXPIRY"] <= lifetime <= settings["SECRET_MAX_EXPIRY"]:
+        # Compare seconds, not timedeltas: a huge amount would overflow timedelta before any check.
+        seconds = field.data * CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"]).total_seconds()
+        if not settings["SECRET_MIN_EXPIRY"].total_seconds() <= seconds <= settings["SECRET_MAX_EXPIRY"].total_seconds():
             low, high = _duration_text(settings["SECRET_MIN_EXPIRY"]), _duration_text(settings["SECRET_MAX_EXPIRY"])
             raise ValidationError(f"Choose between {low} and {high}.")
 

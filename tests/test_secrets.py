@@ -86,7 +86,16 @@ def test_create_keeps_what_was_typed_except_passwords(logged_in_client):
 
 @pytest.mark.parametrize(
     ("amount", "unit", "ok"),
-    [("4", "minutes", False), ("5", "minutes", True), ("30", "days", True), ("31", "days", False), ("721", "hours", False)],
+    [
+        ("4", "minutes", False),
+        ("5", "minutes", True),
+        ("30", "days", True),
+        ("31", "days", False),
+        ("721", "hours", False),
+        ("0", "hours", False),
+        ("-3", "days", False),
+        ("99999999999999", "days", False),
+    ],
 )
 def test_custom_expiry_bounds(logged_in_client, amount, unit, ok):
     data = {
