@@ -231,6 +231,11 @@ class LoginForm(FlaskForm):
 class ChangePasswordForm(NewPasswordMixin, FlaskForm):
     current_password = PasswordField("Current password", validators=[InputRequired("Enter your current password.")])
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.password.label.text = "New password"
+        self.confirm.label.text = "Repeat new password"
+
     def password_context(self) -> list[str]:
         return [current_user.username, current_user.email]
 
