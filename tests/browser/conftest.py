@@ -85,6 +85,8 @@ def live_server(tmp_path_factory):
     for line in server.stderr:  # gunicorn says when its worker is up
         if "Booting worker" in line:
             break
+    else:
+        pytest.fail("gunicorn exited before serving the app")
     yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.communicate(timeout=10)

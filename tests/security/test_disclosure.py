@@ -121,6 +121,8 @@ def test_gunicorn_shows_no_versions_and_no_debugger(tmp_path):
         for line in server.stderr:  # gunicorn says when its worker is up; no polling, no sleeping
             if "Booting worker" in line:
                 break
+        else:
+            pytest.fail("gunicorn exited before serving the app")
         status, headers, page = fetch(f"http://127.0.0.1:{port}/")
         assert status == 200
         assert headers["Server"] == "gunicorn"
