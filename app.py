@@ -506,23 +506,36 @@ def _open_content(secret: Secret, password: str) -> str:
         raise SealError from None
 
 
-def _title_cipher(key_id: str) -> AESGCM:
-    # A key of its own for titles, so the server key is never used directly for two purposes.
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"secureshare title v1")
-    return AESGCM(hkdf.derive(_server_key(key_id)))
+def _label_cipher(key_id: str) -> AESGCM:
+    """Return the cipher for owner-facing labels under server key `key_id`.
+
+    :raise SealError: when the key is unknown.
+    """
+    try:
+        return current_app.extensions["secureshare"]["label_ciphers"][key_id]
+    except KeyError:
+        raise SealError from None
+
+
+def _label_ciphers(keys: dict[str, bytes]) -> dict[str, AESGCM]:
+    # Labels get keys of their own (HKDF), so no server key is used directly for two purposes; derived once.
+    return {
+        key_id: AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"secureshare label v1").derive(key))
+        for key_id, key in keys.items()
+    }
 
 
 def _seal_label(secret: Secret, purpose: str, value: str) -> bytes:
     """Seal a short owner-facing value (title, share id) with the server key alone: nonce + ciphertext."""
     nonce = os.urandom(12)
     aad = f"secureshare/{purpose}|{secret.id_digest}|{secret.key_id}".encode()
-    return nonce + _title_cipher(secret.key_id).encrypt(nonce, value.encode("utf-8"), aad)
+    return nonce + _label_cipher(secret.key_id).encrypt(nonce, value.encode("utf-8"), aad)
 
 
 def _open_label(secret: Secret, purpose: str, sealed: bytes) -> str | None:
     aad = f"secureshare/{purpose}|{secret.id_digest}|{secret.key_id}".encode()
     try:
-        return _title_cipher(secret.key_id).decrypt(sealed[:12], sealed[12:], aad).decode("utf-8")
+        return _label_cipher(secret.key_id).decrypt(sealed[:12], sealed[12:], aad).decode("utf-8")
     except (SealError, InvalidTag):
         return None
 
@@ -579,8 +592,8 @@ def _end_secrets(status: SecretStatus, now: datetime, *conditions) -> int:
     return len(ended)
 
 
-def _expire_due(now: datetime) -> int:
-    return _end_secrets(SecretStatus.EXPIRED, now, Secret.expires_at <= now)
+def _expire_due(now: datetime, *conditions) -> int:
+    return _end_secrets(SecretStatus.EXPIRED, now, Secret.expires_at <= now, *conditions)
 
 
 def _settle(secret: Secret, now: datetime) -> bool:
@@ -1035,7 +1048,7 @@ def _dashboard_totals() -> dict[str, int]:
 @login_required
 def dashboard():
     """Every secret of the owner, newest first, 20 a page, with totals and a status filter."""
-    _expire_due(_now())
+    _expire_due(_now(), Secret.owner_id == current_user.id)
     status = request.args.get("status", "")
     query = db.select(Secret).where(Secret.owner_id == current_user.id).order_by(Secret.id.desc())
     if status in {s.value for s in SecretStatus}:
@@ -1097,8 +1110,7 @@ def secret_detail(unique_id: str):
     """The owner's page for one secret: share link, QR code, state and access events."""
     secret = get_owned_secret_or_404(unique_id)
     _settle(secret, _now())
-    link = _share_link(secret) if secret.status == SecretStatus.ACTIVE else None
-    return render_template("secret_detail.html", secret=secret, link=link)
+    return render_template("secret_detail.html", secret=secret)
 
 
 def _apply_edit(secret: Secret, form: EditSecretForm, now: datetime) -> bool:
@@ -1180,7 +1192,7 @@ def delete_secret(unique_id: str):
 def secret_card(unique_id: str):
     """A printable card: QR code, title, expiry and where to get the password (never the secret or password)."""
     secret = get_active_owned_secret(unique_id)
-    return render_template("secret_card.html", secret=secret, link=_share_link(secret))
+    return render_template("secret_card.html", secret=secret)
 
 
 def _send_qr(data: bytes, mimetype: str, extension: str) -> Response:
@@ -1228,11 +1240,11 @@ def view_secret(unique_id: str):
     form = UnlockForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
-        return render_template("view_secret.html", form=form, unique_id=unique_id), status
+        return render_template("view_secret.html", form=form), status
     content = _unlock(secret, form.password.data, now)
     if content is None:
-        return _wrong_secret_password(secret, form, unique_id)
-    return render_template("view_secret.html", form=None, secret=secret, content=content, title=_open_title(secret), now=now)
+        return _wrong_secret_password(secret, form)
+    return render_template("view_secret.html", form=None, secret=secret, content=content, title=_open_title(secret))
 
 
 def _abort_if_destroyed(secret: Secret) -> None:
@@ -1242,13 +1254,13 @@ def _abort_if_destroyed(secret: Secret) -> None:
         abort(410, DESTROYED_MESSAGE)
 
 
-def _wrong_secret_password(secret: Secret, form: UnlockForm, unique_id: str):
+def _wrong_secret_password(secret: Secret, form: UnlockForm):
     _abort_if_destroyed(secret)
     left = current_app.config["SECRET_MAX_FAILED_ATTEMPTS"] - secret.failed_attempts
     form.password.errors.append(
         f"That password isn't right. {left} {'try' if left == 1 else 'tries'} left before the secret is destroyed."
     )
-    return render_template("view_secret.html", form=form, unique_id=unique_id), 403
+    return render_template("view_secret.html", form=form), 403
 
 
 @web.get("/.well-known/security.txt")
@@ -1265,11 +1277,15 @@ def security_txt():
 # --- API -------------------------------------------------------------------------------------------------------------
 
 
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
 def _api_user() -> User | None:
     """Return the caller: a Bearer token's owner, else the signed-in session's user."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()
+    if (token := _bearer_token()) is not None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
         return db.session.execute(db.select(User).filter_by(api_token_hash=digest)).scalar_one_or_none()
     return current_user._get_current_object() if current_user.is_authenticated else None
 
@@ -1282,8 +1298,8 @@ def api_auth_required(view):
         user = _api_user()
         if user is None:
             return jsonify(success=False, error={"code": 401, "message": "Sign in or send an API token."}), 401
-        if not request.headers.get("Authorization") and request.method not in {"GET", "HEAD"}:
-            csrf.protect()
+        if _bearer_token() is None and request.method not in {"GET", "HEAD"}:
+            csrf.protect()  # a cookie is ambient, a bearer token is not
         g.api_user = user
         return view(*args, **kwargs)
 
@@ -1330,7 +1346,7 @@ def _form_from_json(form_class: type[FlaskForm]) -> FlaskForm:
 @api_auth_required
 def api_list_secrets():
     """The caller's secrets, newest first, 20 a page (?page=, ?status=)."""
-    _expire_due(_now())
+    _expire_due(_now(), Secret.owner_id == g.api_user.id)
     query = db.select(Secret).where(Secret.owner_id == g.api_user.id).order_by(Secret.id.desc())
     if (status := request.args.get("status")) in {s.value for s in SecretStatus}:
         query = query.where(Secret.status == status)
@@ -1504,6 +1520,7 @@ def _register_extensions(app: Flask, keys: dict[str, bytes]) -> None:
     )
     app.extensions["secureshare"] = {
         "keys": keys,
+        "label_ciphers": _label_ciphers(keys),
         "hasher": hasher,
         "dummy_hash": hasher.hash(secrets.token_urlsafe(16)),
         "kdf_slots": threading.BoundedSemaphore(settings["KDF_MAX_CONCURRENT"]),

@@ -6,7 +6,7 @@ from tests.helpers import csrf_token, database_snapshot, post_form
 from tests.security.conftest import readable_paths
 
 
-def test_get_and_head_never_change_state(app, world, clock):
+def test_get_and_head_never_change_state(app, world):
     world.alice.get("/")  # the once-a-minute maintenance may write; let it run first
     before = database_snapshot(app)
     for path in readable_paths(world):

@@ -67,4 +67,6 @@ def test_api_cookie_callers_need_the_token_but_token_callers_do_not(app, world):
     before = database_snapshot(app)
     assert world.alice.delete(f"/api/secrets/{sid}").status_code == 400
     assert world.alice.delete(f"/api/secrets/{sid}", headers={"X-CSRFToken": foreign_token(app)}).status_code == 400
+    # Any other Authorization header leaves the caller a cookie caller, who still needs the token.
+    assert world.alice.delete(f"/api/secrets/{sid}", headers={"Authorization": "Basic YTpi"}).status_code == 400
     assert database_snapshot(app) == before
