@@ -6,10 +6,10 @@ import io
 import ipaddress
 import logging
 import os
+import posixpath
 import re
 import secrets
 import sys
-import threading
 from datetime import datetime, timedelta
 from functools import wraps
 from logging.handlers import WatchedFileHandler
@@ -20,11 +20,6 @@ import click
 import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import (
     Blueprint,
     Flask,
@@ -33,6 +28,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_app_context,
     has_request_context,
     jsonify,
     redirect,
@@ -42,6 +38,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.cli import AppGroup
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_login import (
@@ -52,11 +49,13 @@ from flask_login import (
     logout_user,
     user_loaded_from_cookie,
 )
+from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import event, func, text
+from sqlalchemy import event, func
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException, SecurityError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 from wtforms import (
@@ -72,17 +71,15 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
 from zxcvbn import zxcvbn
 
+import vault
 from config import CONFIGS, INSTANCE_DIR
-from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, db, new_token, new_unique_id, share_id_digest, utcnow
+from schema import Base, Secret, SecretStatus, User, utcnow
 
 # --- constants ---------------------------------------------------------------------------------------------
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 SECRET_ID_RE = r"[A-Za-z0-9_-]{22,43}"  # noqa: S105 - a pattern, not a password
-KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
-FORMAT_VERSION = 1
-KDF_FLOOR_MEMORY_KIB = 19456
-KDF_FLOOR_ITERATIONS = 2
+PAGE_RE = re.compile(r"[0-9]{1,6}")
 MIN_PASSWORD_SCORE = 3
 ZXCVBN_MAX_LENGTH = 72
 
@@ -111,6 +108,7 @@ SECURITY_HEADERS = {
         "payment=(), usb=(), browsing-topics=()"
     ),
 }
+UNAVAILABLE_TITLE = "Unavailable: its server key was removed"
 DESTROYED_MESSAGE = "That was the last allowed try, so the secret has been destroyed for safety."
 UNTRUSTED_HOST_PAGE = (
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
@@ -138,6 +136,7 @@ ERROR_TEXT = {
 
 # --- extensions and blueprints --------------------------------------------------------------------------------
 
+db = SQLAlchemy(metadata=Base.metadata)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
@@ -151,8 +150,11 @@ class SecretIdConverter(BaseConverter):
     regex = SECRET_ID_RE
 
 
-class SealError(Exception):
-    """Wrong password, tampered row or unknown key: deliberately one error, so none can be told apart."""
+class SecureShare(Flask):
+    """Flask, plus the vault's key ring and policy: built once by create_app, handed to every vault call."""
+
+    keys: vault.KeyRing
+    policy: vault.Policy
 
 
 # --- forms ---------------------------------------------------------------------------------------------------
@@ -280,9 +282,10 @@ class SecretSettingsForm(FlaskForm):
         if field.data is None:
             raise ValidationError("Enter how long it should last.")
         settings = current_app.config
-        # Compare seconds, not timedeltas: a huge amount would overflow timedelta before any check.
-        seconds = field.data * CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"]).total_seconds()
-        if not settings["SECRET_MIN_EXPIRY"].total_seconds() <= seconds <= settings["SECRET_MAX_EXPIRY"].total_seconds():
+        # Compare whole seconds as Python ints: a huge amount would overflow a float or a timedelta first.
+        seconds = field.data * int(CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"]).total_seconds())
+        low_s, high_s = (int(settings[name].total_seconds()) for name in ("SECRET_MIN_EXPIRY", "SECRET_MAX_EXPIRY"))
+        if not low_s <= seconds <= high_s:
             low, high = _duration_text(settings["SECRET_MIN_EXPIRY"]), _duration_text(settings["SECRET_MAX_EXPIRY"])
             raise ValidationError(f"Choose between {low} and {high}.")
 
@@ -424,327 +427,45 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
-# --- private helpers: encryption ---------------------------------------------------------------------------------
+# --- private helpers: the vault, QR codes and links --------------------------------------------------------------
 
 
-def _server_keys() -> dict[str, bytes]:
-    return current_app.extensions["secureshare"]["keys"]
+def _keys() -> vault.KeyRing:
+    return current_app.keys
 
 
-def _current_key_id() -> str:
-    return next(iter(_server_keys()))
+def _policy() -> vault.Policy:
+    return current_app.policy
 
 
-def _server_key(key_id: str) -> bytes:
-    try:
-        return _server_keys()[key_id]
-    except KeyError:
-        raise SealError from None
+def _visitor() -> vault.Visitor:
+    return vault.Visitor(user_agent=request.user_agent.string or "", ip_prefix=_ip_prefix(request.remote_addr))
 
 
-def _kdf_settings() -> tuple[int, int, int]:
-    """Return (memory KiB, passes, lanes) for new secrets, never below the OWASP floor."""
-    settings = current_app.config
-    return (
-        max(settings["KDF_MEMORY_KIB"], KDF_FLOOR_MEMORY_KIB),
-        max(settings["KDF_ITERATIONS"], KDF_FLOOR_ITERATIONS),
-        settings["KDF_LANES"],
-    )
+def _title_of(secret: Secret) -> str:
+    """Return the title for the owner's pages, or say that a key it needs was removed."""
+    if vault.key_retired(_keys(), secret):
+        return UNAVAILABLE_TITLE
+    return vault.title_of(_keys(), secret) or "(title unavailable)"
 
 
-def _derive_content_key(secret: Secret, password: str) -> bytes:
-    """Derive the content key from the password, the row's salt and parameters, and the server key."""
-    if secret.kdf_memory_kib < KDF_FLOOR_MEMORY_KIB or secret.kdf_iterations < KDF_FLOOR_ITERATIONS:
-        raise SealError
-    kdf = Argon2id(
-        salt=secret.salt,
-        length=32,
-        iterations=secret.kdf_iterations,
-        lanes=secret.kdf_lanes,
-        memory_cost=secret.kdf_memory_kib,
-        secret=_server_key(secret.key_id),
-    )
-    # Each derivation holds 64 MiB: a bounded number run at once, so a burst cannot exhaust memory.
-    slots = current_app.extensions["secureshare"]["kdf_slots"]
-    if not slots.acquire(timeout=current_app.config["KDF_WAIT_SECONDS"]):
-        abort(503)
-    try:
-        return kdf.derive(password.encode("utf-8"))
-    finally:
-        slots.release()
-
-
-def _content_aad(secret: Secret) -> bytes:
-    """Bind the ciphertext to its format, its share id, its server key and its KDF parameters."""
-    return (
-        f"secureshare/v{secret.format_version}|{secret.unique_id}|{secret.key_id}|"
-        f"argon2id:m={secret.kdf_memory_kib},t={secret.kdf_iterations},p={secret.kdf_lanes}"
-    ).encode()
-
-
-def _seal_content(secret: Secret, content: str, password: str) -> None:
-    """Encrypt `content` into `secret` under a fresh salt and nonce and the secret's server key."""
-    secret.format_version = FORMAT_VERSION
-    secret.kdf_memory_kib, secret.kdf_iterations, secret.kdf_lanes = _kdf_settings()
-    secret.salt = os.urandom(16)
-    secret.nonce = os.urandom(12)
-    key = _derive_content_key(secret, password)
-    secret.ciphertext = AESGCM(key).encrypt(secret.nonce, content.encode("utf-8"), _content_aad(secret))
-
-
-def _open_content(secret: Secret, password: str) -> str:
-    """Decrypt the secret's content.
-
-    :raise SealError: on a wrong password, a tampered or moved row, or an unknown key.
-    """
-    if secret.ciphertext is None or secret.salt is None or secret.nonce is None:
-        raise SealError
-    key = _derive_content_key(secret, password)
-    try:
-        return AESGCM(key).decrypt(secret.nonce, secret.ciphertext, _content_aad(secret)).decode("utf-8")
-    except InvalidTag:
-        raise SealError from None
-
-
-def _label_cipher(key_id: str) -> AESGCM:
-    """Return the cipher for owner-facing labels under server key `key_id`.
-
-    :raise SealError: when the key is unknown.
-    """
-    try:
-        return current_app.extensions["secureshare"]["label_ciphers"][key_id]
-    except KeyError:
-        raise SealError from None
-
-
-def _label_ciphers(keys: dict[str, bytes]) -> dict[str, AESGCM]:
-    # Labels get keys of their own (HKDF), so no server key is used directly for two purposes; derived once.
-    return {
-        key_id: AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"secureshare label v1").derive(key))
-        for key_id, key in keys.items()
-    }
-
-
-def _seal_label(secret: Secret, purpose: str, value: str) -> bytes:
-    """Seal a short owner-facing value (title, share id) with the server key alone: nonce + ciphertext."""
-    nonce = os.urandom(12)
-    aad = f"secureshare/{purpose}|{secret.id_digest}|{secret.key_id}".encode()
-    return nonce + _label_cipher(secret.key_id).encrypt(nonce, value.encode("utf-8"), aad)
-
-
-def _open_label(secret: Secret, purpose: str, sealed: bytes) -> str | None:
-    aad = f"secureshare/{purpose}|{secret.id_digest}|{secret.key_id}".encode()
-    try:
-        return _label_cipher(secret.key_id).decrypt(sealed[:12], sealed[12:], aad).decode("utf-8")
-    except (SealError, InvalidTag):
-        return None
-
-
-def _seal_title(secret: Secret, title: str) -> None:
-    secret.title_sealed = _seal_label(secret, "title", title)
-
-
-def _open_title(secret: Secret) -> str:
-    return _open_label(secret, "title", secret.title_sealed) or "(title unavailable)"
-
-
-def _assign_share_id(secret: Secret, unique_id: str) -> None:
-    secret.unique_id = unique_id
-    secret.id_digest = share_id_digest(unique_id)
-    secret.unique_id_sealed = _seal_label(secret, "id", unique_id)
-
-
-def _seal_secret(secret: Secret, unique_id: str, title: str, content: str, password: str) -> None:
-    """Seal a secret's share id, title and content under the newest server key."""
-    secret.key_id = _current_key_id()
-    _assign_share_id(secret, unique_id)  # first: the ciphertexts are bound to it
-    _seal_title(secret, title)
-    _seal_content(secret, content, password)
+def _is_unavailable(secret: Secret) -> bool:
+    return vault.key_retired(_keys(), secret)
 
 
 @event.listens_for(Secret, "load")
 def _open_share_id(secret: Secret, _context) -> None:
-    """Give every loaded secret its share id back, for links and the ciphertext's associated data."""
-    secret.unique_id = _open_label(secret, "id", secret.unique_id_sealed)
+    """Give every secret the app loads its share id back, for the owner's links (None when its key was removed)."""
+    secret.unique_id = vault.share_id_of(current_app.keys, secret) if has_app_context() else None
 
 
-# --- private helpers: secret lifecycle ------------------------------------------------------------------------------
-
-WIPED = {"ciphertext": None, "salt": None, "nonce": None}
-
-
-def _end_secrets(status: SecretStatus, now: datetime, *conditions) -> int:
-    """Move matching active secrets to `status`, erasing their content in the same statement.
-
-    Returns how many ended; their QR files are removed at once.
-    """
-    ended = db.session.execute(
-        db.update(Secret)
-        .where(Secret.status == SecretStatus.ACTIVE, *conditions)
-        .values(status=status, updated_at=now, **WIPED)
-        .returning(Secret.id, Secret.qr_filename)
-        .execution_options(synchronize_session=False)
-    ).all()
-    db.session.commit()
-    for secret_id, qr_filename in ended:
-        _remove_qr_file(qr_filename)
-        current_app.logger.info("secret %s ended: %s", secret_id, status.value)
-    return len(ended)
-
-
-def _expire_due(now: datetime, *conditions) -> int:
-    return _end_secrets(SecretStatus.EXPIRED, now, Secret.expires_at <= now, *conditions)
-
-
-def _settle(secret: Secret, now: datetime) -> bool:
-    """Expire `secret` if its time is up; return whether it can still be unlocked."""
-    if secret.status == SecretStatus.ACTIVE and secret.is_expired(now):
-        _end_secrets(SecretStatus.EXPIRED, now, Secret.id == secret.id)
-        db.session.refresh(secret)
-    return secret.is_available(now)
-
-
-def _guarded_update(secret_id: int, now: datetime, *conditions, **values) -> bool:
-    """Apply `values` to an available secret only when `conditions` hold, in one statement; tell whether it did."""
-    result = db.session.execute(
-        db.update(Secret)
-        .where(Secret.id == secret_id, Secret.status == SecretStatus.ACTIVE, Secret.expires_at > now, *conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return result.rowcount == 1
-
-
-def _views_remain():
-    return (Secret.max_views.is_(None)) | (Secret.view_count < Secret.max_views)
-
-
-def _reserve_attempt(secret_id: int, now: datetime) -> bool:
-    """Count an attempt before the costly key derivation, so parallel guesses can never pass the limit."""
-    limit = current_app.config["SECRET_MAX_FAILED_ATTEMPTS"]
-    return _guarded_update(
-        secret_id, now, Secret.failed_attempts < limit, _views_remain(), failed_attempts=Secret.failed_attempts + 1
-    )
-
-
-def _take_view(secret_id: int, now: datetime) -> bool:
-    """Turn a reserved attempt into a view; False when the last view went to someone else first."""
-    return _guarded_update(
-        secret_id,
-        now,
-        _views_remain(),
-        failed_attempts=Secret.failed_attempts - 1,
-        view_count=Secret.view_count + 1,
-        last_viewed_at=now,
-    )
-
-
-def _record_access(secret: Secret, outcome: AccessOutcome, now: datetime) -> None:
-    db.session.add(
-        AccessEvent(
-            secret_id=secret.id,
-            at=now,
-            outcome=outcome,
-            user_agent=(request.user_agent.string or "")[:200],
-            ip_prefix=_ip_prefix(request.remote_addr),
-        )
-    )
-    db.session.commit()
-
-
-def _try_password(secret: Secret, password: str, now: datetime) -> str | None:
-    """Spend one attempt on `password`; return the content, or None (recorded) when it is wrong.
-
-    A success leaves the attempt reserved: the caller turns it into a view or gives it back.
-    :raise 410: when the secret ends before the attempt starts.
-    :raise 429: when the attempt limit is taken by guesses still in flight.
-    """
-    if not _reserve_attempt(secret.id, now):
-        db.session.refresh(secret)
-        abort(410 if not secret.is_available(now) else 429)
-    db.session.refresh(secret)
+def _expire_owned_due(owner_id: int) -> None:
+    """Erase the owner's secrets whose time is up before listing them; a failure here never fails the page."""
     try:
-        return _open_content(secret, password)
-    except SealError:
-        _record_access(secret, AccessOutcome.WRONG_PASSWORD, now)
-        limit = current_app.config["SECRET_MAX_FAILED_ATTEMPTS"]
-        _end_secrets(SecretStatus.DESTROYED, now, Secret.id == secret.id, Secret.failed_attempts >= limit)
-        current_app.logger.info("secret %s: wrong password", secret.id)
-        return None
-
-
-def _unlock(secret: Secret, password: str, now: datetime) -> str | None:
-    """Try `password` on `secret`; return the content and count a view, or None for a wrong password.
-
-    :raise 410: when the secret ends before or while it is unlocked (another view took the last one).
-    """
-    content = _try_password(secret, password, now)
-    if content is None:
-        return None
-    if not _take_view(secret.id, now):
-        abort(410)
-    _record_access(secret, AccessOutcome.UNLOCKED, now)
-    _end_secrets(
-        SecretStatus.USED_UP, now, Secret.id == secret.id, Secret.max_views.is_not(None), Secret.view_count >= Secret.max_views
-    )
-    current_app.logger.info("secret %s unlocked", secret.id)
-    db.session.refresh(secret)
-    return content
-
-
-def _purge_ended(now: datetime) -> int:
-    """Delete ended secrets older than the retention period, in batches, with their events and QR files."""
-    cutoff = now - current_app.config["SECRET_RETENTION"]
-    batch = current_app.config["PURGE_BATCH_SIZE"]
-    purged = 0
-    while rows := db.session.execute(
-        db.select(Secret.id, Secret.qr_filename)
-        .where(Secret.status != SecretStatus.ACTIVE, Secret.updated_at < cutoff)
-        .limit(batch)
-    ).all():
-        ids = [row.id for row in rows]
-        db.session.execute(db.delete(AccessEvent).where(AccessEvent.secret_id.in_(ids)))
-        db.session.execute(db.delete(Secret).where(Secret.id.in_(ids)))
-        db.session.commit()
-        for row in rows:
-            _remove_qr_file(row.qr_filename)
-        purged += len(rows)
-    if purged:
-        _checkpoint_sqlite()
-        current_app.logger.info("purged %d ended secrets", purged)
-    return purged
-
-
-def _checkpoint_sqlite() -> None:
-    # Fold the WAL back into the main file, where secure_delete has already zeroed the freed pages.
-    if db.engine.dialect.name == "sqlite":
-        db.session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        db.session.commit()
-
-
-def _run_maintenance(now: datetime) -> None:
-    """Expire and purge at most once per MAINTENANCE_INTERVAL, piggybacking on requests."""
-    state = current_app.extensions["secureshare"]
-    with state["maintenance_lock"]:
-        last = state["maintenance_at"]
-        if last is not None and now - last < current_app.config["MAINTENANCE_INTERVAL"]:
-            return
-        state["maintenance_at"] = now
-    _expire_due(now)
-    _purge_ended(now)
-
-
-# --- private helpers: QR codes and links ----------------------------------------------------------------------------
-
-
-def _qr_dir() -> Path:
-    return Path(current_app.config["QR_DIR"])
-
-
-def _remove_qr_file(filename: str | None) -> None:
-    if filename:
-        (_qr_dir() / filename).unlink(missing_ok=True)
+        vault.expire_due(db.session, _policy(), _now(), owner_id)
+    except SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.exception("could not expire due secrets; the purge will")
 
 
 def _share_link(secret: Secret) -> str:
@@ -757,12 +478,9 @@ def _make_qr(secret: Secret) -> segno.QRCode:
     return segno.make(_share_link(secret), error="m", micro=False)
 
 
-def _ensure_qr_file(secret: Secret) -> Path:
-    """Return the secret's QR PNG, writing it under a random name if it is missing."""
-    if not secret.qr_filename:
-        secret.qr_filename = f"{new_token()}.png"
-        db.session.commit()
-    path = _qr_dir() / secret.qr_filename
+def _qr_file(secret: Secret) -> Path:
+    """Return the secret's QR PNG under its random name, drawing it again if the file is missing."""
+    path = Path(current_app.config["QR_DIR"]) / secret.qr_filename
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         _make_qr(secret).save(path, kind="png", scale=8, border=4)
@@ -784,12 +502,23 @@ def get_owned_secret_or_404(unique_id: str, owner: User | None = None) -> Secret
 def get_active_owned_secret(unique_id: str) -> Secret:
     """Return the current user's secret while it can still be unlocked.
 
-    :raise 404: as get_owned_secret_or_404; :raise 410: when it has ended.
+    :raise 404: as get_owned_secret_or_404; :raise 410: when it has ended or a key it needs was removed.
     """
     secret = get_owned_secret_or_404(unique_id)
-    if not _settle(secret, _now()):
+    if not secret.is_available(_now()) or _is_unavailable(secret):
         abort(410)
     return secret
+
+
+def _page_number() -> int:
+    """Return ?page= as a number.
+
+    :raise 400: unless it is a whole number from 1 to 999999 (a huge one would overflow the database's integers).
+    """
+    raw = request.args.get("page", "1")
+    if not PAGE_RE.fullmatch(raw) or int(raw) < 1:
+        abort(400, "Ask for a page number from 1 to 999999.")
+    return int(raw)
 
 
 def _text_is_clean(value: str) -> bool:
@@ -840,10 +569,14 @@ def _json_strings(value):
 def _json_body() -> dict:
     """Return the request's JSON object.
 
-    :raise 400: when the body is not a JSON object or holds a NUL byte or a lone surrogate.
+    :raise 400: when the body is not a JSON object, is nested too deeply, or holds a NUL byte or a lone surrogate.
     """
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not all(_text_is_clean(value) for value in _json_strings(body)):
+    try:
+        body = request.get_json(silent=True)
+        clean = isinstance(body, dict) and all(_text_is_clean(value) for value in _json_strings(body))
+    except RecursionError:  # nesting deeper than Python's stack: no one sends that in good faith
+        clean = False
+    if not clean:
         abort(400, "Send a JSON object in UTF-8.")
     return body
 
@@ -1019,11 +752,9 @@ def delete_account():
     if form.validate_on_submit():
         user = current_user._get_current_object()
         if _check_password(user, form.password.data):
-            qr_files = [secret.qr_filename for secret in user.secrets]
+            vault.delete_all_of(db.session, _policy(), user.id)
             db.session.delete(user)
             db.session.commit()
-            for filename in qr_files:
-                _remove_qr_file(filename)
             logout_user()
             session.clear()
             current_app.logger.info("deleted user %s", user.id)
@@ -1048,14 +779,14 @@ def _dashboard_totals() -> dict[str, int]:
 @login_required
 def dashboard():
     """Every secret of the owner, newest first, 20 a page, with totals and a status filter."""
-    _expire_due(_now(), Secret.owner_id == current_user.id)
+    _expire_owned_due(current_user.id)
     status = request.args.get("status", "")
     query = db.select(Secret).where(Secret.owner_id == current_user.id).order_by(Secret.id.desc())
     if status in {s.value for s in SecretStatus}:
         query = query.where(Secret.status == status)
     else:
         status = ""
-    page = db.paginate(query, per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
+    page = db.paginate(query, page=_page_number(), per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
     return render_template("dashboard.html", page=page, totals=_dashboard_totals(), status=status)
 
 
@@ -1073,116 +804,105 @@ def create_secret():
 
 
 def _create_secret(form: CreateSecretForm, owner: User) -> Secret:
-    """Store a new secret from a validated form, sealed, with its QR code written."""
-    now = _now()
-    secret = Secret(
-        owner_id=owner.id,
-        blur_level=form.blur_level.data,
-        max_views=form.max_views.data,
-        expires_at=now + form.lifetime(),
-        created_at=now,
-        updated_at=now,
-    )
-    _seal_secret(secret, new_unique_id(), form.title.data, form.content.data, form.password.data)
-    db.session.add(secret)
-    db.session.commit()
-    _ensure_qr_file(secret)
-    current_app.logger.info("secret %s created by %s", secret.id, owner.username)
-    return secret
+    """Store a new secret from a validated form, sealed, with its QR code written.
 
-
-def _delete_secret(secret: Secret) -> None:
-    """Mark `secret` deleted and erase its content and QR file; the record stays until it is purged."""
-    db.session.execute(
-        db.update(Secret)
-        .where(Secret.id == secret.id)
-        .values(status=SecretStatus.DELETED, updated_at=_now(), **WIPED)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    _remove_qr_file(secret.qr_filename)
-    current_app.logger.info("secret %s deleted", secret.id)
+    :raise 503: when no key derivation could start in time.
+    """
+    settings = form.data
+    match vault.create(
+        db.session, _keys(), owner.id, settings["title"], settings["content"], settings["password"],
+        form.lifetime(), settings["max_views"], settings["blur_level"], _now(),
+    ):  # fmt: skip
+        case vault.Created(secret):
+            _qr_file(secret)
+            current_app.logger.info("secret %s created by %s", secret.id, owner.username)
+            return secret
+        case vault.Busy(retry_after):
+            raise ServiceUnavailable(retry_after=retry_after)
 
 
 @web.get("/secrets/<secret_id:unique_id>")
 @login_required
 def secret_detail(unique_id: str):
     """The owner's page for one secret: share link, QR code, state and access events."""
-    secret = get_owned_secret_or_404(unique_id)
-    _settle(secret, _now())
-    return render_template("secret_detail.html", secret=secret)
+    _expire_owned_due(current_user.id)
+    return render_template("secret_detail.html", secret=get_owned_secret_or_404(unique_id))
 
 
-def _apply_edit(secret: Secret, form: EditSecretForm, now: datetime) -> bool:
-    """Apply the edit form to `secret`; False (with a field error) when the current password is wrong.
-
-    Checking the current password spends an attempt like an unlock, so a stolen account cannot guess freely.
-    """
-    if form.content.data or form.password.data:
-        content = _try_password(secret, form.current_password.data, now)
-        if content is None:
-            _abort_if_destroyed(secret)
-            form.current_password.errors.append("That isn't the current password of this secret.")
-            return False
-        _guarded_update(secret.id, now, failed_attempts=Secret.failed_attempts - 1)
-        db.session.refresh(secret)
-        new_password = form.password.data or form.current_password.data
-        _seal_secret(secret, secret.unique_id, form.title.data, form.content.data or content, new_password)
-    else:
-        _seal_title(secret, form.title.data)
-    secret.blur_level = form.blur_level.data
-    secret.max_views = form.max_views.data
-    if lifetime := form.lifetime():
-        secret.expires_at = now + lifetime
-    secret.updated_at = now
-    return True
-
-
-EDITABLE_COLUMNS = (
-    "title_sealed", "unique_id_sealed", "key_id", "format_version", "kdf_memory_kib", "kdf_iterations", "kdf_lanes",
-    "salt", "nonce", "ciphertext", "blur_level", "max_views", "expires_at", "updated_at",
-)  # fmt: skip
-
-
-def _save_edit(secret: Secret, now: datetime) -> None:
-    """Write the edited fields in one guarded UPDATE, so an edit never revives a secret that ended meanwhile.
-
-    :raise 410: when the secret ended, or was viewed up to its new limit, since the form was loaded.
-    """
-    values = {column: getattr(secret, column) for column in EDITABLE_COLUMNS}
-    db.session.expire(secret)  # drop the unguarded ORM changes before anything flushes them
-    conditions = [] if values["max_views"] is None else [Secret.view_count < values["max_views"]]
-    if not _guarded_update(secret.id, now, *conditions, **values):
-        abort(410)
+def _changes(form: EditSecretForm) -> vault.Changes:
+    return vault.Changes(
+        title=form.title.data,
+        blur_level=form.blur_level.data,
+        max_views=form.max_views.data,
+        lifetime=form.lifetime(),
+        current_password=form.current_password.data or None,
+        content=form.content.data or None,
+        password=form.password.data or None,
+    )
 
 
 @web.route("/secrets/<secret_id:unique_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit_secret(unique_id: str):
-    """Change a secret's title, blur, expiry and views; replace its content or password with the current one."""
+    """Change a secret's title, blur, expiry and views; replace its content or password with the current one.
+
+    Checking the current password spends a try like an unlock, so a stolen account cannot guess freely.
+    """
     secret = get_active_owned_secret(unique_id)
-    form = EditSecretForm(data={"title": _open_title(secret), "blur_level": secret.blur_level, "max_views": secret.max_views})
+    form = EditSecretForm(data={"title": _title_of(secret), "blur_level": secret.blur_level, "max_views": secret.max_views})
     if form.validate_on_submit():
-        if form.max_views.data is not None and form.max_views.data <= secret.view_count:
-            form.max_views.errors.append(f"It has been viewed {secret.view_count} times: choose more, or leave it blank.")
-        elif _apply_edit(secret, form, _now()):
-            _save_edit(secret, _now())
-            current_app.logger.info("secret %s edited", secret.id)
-            flash("Changes saved.", "success")
-            return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
-        db.session.rollback()
+        clock = current_app.config["CLOCK"]
+        match vault.edit(db.session, _keys(), _policy(), unique_id, current_user.id, _changes(form), clock, _visitor()):
+            case vault.Saved():
+                current_app.logger.info("secret %s edited", secret.id)
+                flash("Changes saved.", "success")
+                return redirect(url_for("web.secret_detail", unique_id=unique_id))
+            case vault.WrongPassword():
+                form.current_password.errors.append("That isn't the current password of this secret.")
+            case vault.ViewsTaken(view_count):
+                form.max_views.errors.append(f"It has been viewed {view_count} times: choose more, or leave it blank.")
+            case vault.ExpiryTooLate(latest):
+                form.expiration.errors.append(
+                    f"A secret lasts at most {_duration_text(_policy().max_lifetime)} from its creation: "
+                    f"until {latest:%Y-%m-%d %H:%M} UTC. Choose a shorter time."
+                )
+            case outcome:
+                _abort_for(outcome)
     status = 400 if request.method == "POST" else 200
     return render_template("edit_secret.html", form=form, secret=secret), status
+
+
+def _abort_for(outcome) -> None:
+    """Answer a vault outcome that ends the request the same way on every page.
+
+    :raise 410: gone, destroyed or its key removed; :raise 429: every try left is in flight; :raise 503: busy.
+    """
+    match outcome:
+        case vault.Destroyed():
+            abort(410, DESTROYED_MESSAGE)
+        case vault.Busy(retry_after):
+            raise ServiceUnavailable(retry_after=retry_after)
+        case vault.TriesInFlight():
+            abort(429)
+        case vault.Gone() | vault.KeyRetired():
+            abort(410)
+    raise TypeError(f"unexpected outcome {outcome!r}")
 
 
 @web.route("/secrets/<secret_id:unique_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_secret(unique_id: str):
-    """Ask, then delete: the content is erased at once, the record stays for the owner until it is purged."""
+    """Ask, then delete: an active secret is erased and its record kept until the purge; an ended record goes."""
     secret = get_owned_secret_or_404(unique_id)
     if request.method == "POST":  # CSRFProtect has checked the token
-        _delete_secret(secret)
-        flash("Secret deleted. Its link no longer works.", "success")
+        match vault.delete(db.session, _policy(), unique_id, current_user.id, _now()):
+            case vault.Deleted():
+                flash("Secret deleted. Its link no longer works.", "success")
+            case vault.Removed():
+                flash("Record removed.", "success")
+            case vault.Gone():
+                abort(404)
+        current_app.logger.info("secret %s deleted", secret.id)
         return redirect(url_for("web.dashboard"))
     return render_template("delete_secret.html", secret=secret, form=EmptyForm())
 
@@ -1209,9 +929,9 @@ def _send_qr(data: bytes, mimetype: str, extension: str) -> Response:
 @web.get("/secrets/<secret_id:unique_id>/qr.png")
 @login_required
 def secret_qr_png(unique_id: str):
-    """The QR code as PNG, from static/qrcodes (written again if missing)."""
+    """The QR code as PNG, from static/qrcodes (drawn again if the file is missing)."""
     secret = get_active_owned_secret(unique_id)
-    return _send_qr(_ensure_qr_file(secret).read_bytes(), "image/png", "png")
+    return _send_qr(_qr_file(secret).read_bytes(), "image/png", "png")
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.svg")
@@ -1232,35 +952,27 @@ def _unlock_limits_key() -> str:
 @limiter.limit(lambda: current_app.config["RATELIMIT_UNLOCK_IP"], methods=["POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_UNLOCK_SECRET"], methods=["POST"], key_func=_unlock_limits_key)
 def view_secret(unique_id: str):
-    """GET (and HEAD) shows only the password form and changes nothing; POST unlocks."""
+    """GET (and HEAD) shows only the password form and writes nothing; POST unlocks."""
     secret = db.first_or_404(Secret.by_share_id(unique_id))
-    now = _now()
-    if not _settle(secret, now):
+    if not secret.is_available(_now()) or _is_unavailable(secret):
         abort(410)
     form = UnlockForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("view_secret.html", form=form), status
-    content = _unlock(secret, form.password.data, now)
-    if content is None:
-        return _wrong_secret_password(secret, form)
-    return render_template("view_secret.html", form=None, secret=secret, content=content, title=_open_title(secret))
-
-
-def _abort_if_destroyed(secret: Secret) -> None:
-    """:raise 410: when the wrong password just spent the secret's last attempt."""
-    db.session.refresh(secret)
-    if secret.status == SecretStatus.DESTROYED:
-        abort(410, DESTROYED_MESSAGE)
-
-
-def _wrong_secret_password(secret: Secret, form: UnlockForm):
-    _abort_if_destroyed(secret)
-    left = current_app.config["SECRET_MAX_FAILED_ATTEMPTS"] - secret.failed_attempts
-    form.password.errors.append(
-        f"That password isn't right. {left} {'try' if left == 1 else 'tries'} left before the secret is destroyed."
-    )
-    return render_template("view_secret.html", form=form), 403
+    clock = current_app.config["CLOCK"]
+    match vault.unlock(db.session, _keys(), _policy(), unique_id, form.password.data, clock, _visitor()):
+        case vault.Unlocked(content, secret):
+            current_app.logger.info("secret %s unlocked", secret.id)
+            return render_template("view_secret.html", form=None, secret=secret, content=content)
+        case vault.WrongPassword(left):
+            current_app.logger.info("secret %s: wrong password", secret.id)
+            form.password.errors.append(
+                f"That password isn't right. {left} {'try' if left == 1 else 'tries'} left before the secret is destroyed."
+            )
+            return render_template("view_secret.html", form=form), 403
+        case outcome:
+            _abort_for(outcome)
 
 
 @web.get("/.well-known/security.txt")
@@ -1321,10 +1033,12 @@ def auth_check():
 
 
 def _secret_json(secret: Secret) -> dict:
-    active = secret.status == SecretStatus.ACTIVE
+    unavailable = _is_unavailable(secret)
+    active = secret.status == SecretStatus.ACTIVE and not unavailable
     return {
         "id": secret.unique_id,
-        "title": _open_title(secret),
+        "title": _title_of(secret),
+        "unavailable": UNAVAILABLE_TITLE if unavailable else None,
         "status": secret.status,
         "created_at": secret.created_at.isoformat(),
         "expires_at": secret.expires_at.isoformat(),
@@ -1337,20 +1051,31 @@ def _secret_json(secret: Secret) -> dict:
 
 
 def _form_from_json(form_class: type[FlaskForm]) -> FlaskForm:
-    """Build a form from the JSON body, so the API validates exactly as the pages do."""
-    fields = {key: str(value) for key, value in _json_body().items() if isinstance(value, str | int) and value is not True}
+    """Build a form from the JSON body, so the API validates exactly as the pages do.
+
+    :raise 400: when a value is not a string or a whole number (1.0, true, [1] are refused, never guessed at).
+    """
+    body = _json_body()
+    wrong = sorted(key for key, value in body.items() if value is not None and not _is_plain_value(value))
+    if wrong:
+        abort(400, f"Send {', '.join(wrong)} as a string or a whole number.")
+    fields = {key: str(value) for key, value in body.items() if value is not None}
     return form_class(formdata=MultiDict(fields), meta={"csrf": False})
+
+
+def _is_plain_value(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 @api.get("/secrets")
 @api_auth_required
 def api_list_secrets():
     """The caller's secrets, newest first, 20 a page (?page=, ?status=)."""
-    _expire_due(_now(), Secret.owner_id == g.api_user.id)
+    _expire_owned_due(g.api_user.id)
     query = db.select(Secret).where(Secret.owner_id == g.api_user.id).order_by(Secret.id.desc())
     if (status := request.args.get("status")) in {s.value for s in SecretStatus}:
         query = query.where(Secret.status == status)
-    page = db.paginate(query, per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
+    page = db.paginate(query, page=_page_number(), per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
     return jsonify(success=True, secrets=[_secret_json(secret) for secret in page.items], page=page.page, pages=page.pages)
 
 
@@ -1370,19 +1095,23 @@ def api_create_secret():
 @api_auth_required
 def api_get_secret(unique_id: str):
     """One of the caller's secrets: its state and link, never its content."""
-    secret = get_owned_secret_or_404(unique_id, g.api_user)
-    _settle(secret, _now())
-    return jsonify(success=True, secret=_secret_json(secret))
+    _expire_owned_due(g.api_user.id)
+    return jsonify(success=True, secret=_secret_json(get_owned_secret_or_404(unique_id, g.api_user)))
 
 
 @api.delete("/secrets/<secret_id:unique_id>")
 @api_auth_required
 def api_delete_secret(unique_id: str):
-    """Delete one of the caller's secrets: its content is erased at once."""
+    """Delete one of the caller's secrets: its content is erased at once; an ended record is removed."""
     secret = get_owned_secret_or_404(unique_id, g.api_user)
-    _delete_secret(secret)
-    db.session.refresh(secret)
-    return jsonify(success=True, secret=_secret_json(secret))
+    match vault.delete(db.session, _policy(), unique_id, g.api_user.id, _now()):
+        case vault.Deleted():
+            db.session.refresh(secret)
+            return jsonify(success=True, secret=_secret_json(secret))
+        case vault.Removed():
+            return jsonify(success=True, secret=None)
+        case _:
+            abort(404)
 
 
 # API calls are limited per token (or per address for cookie callers); CSRF is checked in api_auth_required.
@@ -1399,7 +1128,7 @@ def _handle_http_error(error: HTTPException):
         return Response(UNTRUSTED_HOST_PAGE, status=400, mimetype="text/html")
     if isinstance(error, CSRFError):
         return _error_response(400, "This form has expired or came from elsewhere. Reload the page and try again.")
-    headers = error.get_headers() if error.code in {405, 429} else None
+    headers = error.get_headers() if error.code in {405, 429, 503} else None
     # Our own abort() messages are written for people; Werkzeug's stock texts and the limiter's rates are not shown.
     custom = error.description != type(error).description and not isinstance(error, RateLimitExceeded)
     message = error.description if custom else None
@@ -1429,25 +1158,11 @@ def _new_encryption_key() -> str:
     return f"k{utcnow():%Y%m%d}:{base64.b64encode(os.urandom(32)).decode()}"
 
 
-def _parse_encryption_keys(value: str) -> dict[str, bytes]:
-    """Parse ENCRYPTION_KEYS ("id:base64key" pairs, comma-separated, newest first)."""
-    keys = {}
-    for pair in filter(None, (item.strip() for item in value.split(","))):
-        key_id, _, encoded = pair.partition(":")
-        try:
-            key = base64.b64decode(encoded, validate=True)
-        except ValueError:
-            key = b""
-        if not KEY_ID_RE.fullmatch(key_id) or len(key) != 32:
-            raise SystemExit("SecureShare will not start: ENCRYPTION_KEYS must be id:base64 pairs of 32-byte keys.")
-        keys[key_id] = key
-    if not keys:
-        raise SystemExit("SecureShare will not start: ENCRYPTION_KEYS is empty.")
-    return keys
+def _configure_keys(app: Flask) -> vault.KeyRing:
+    """Take SECRET_KEY and ENCRYPTION_KEYS from the environment (in development, generate them once); build the ring.
 
-
-def _configure_keys(app: Flask) -> dict[str, bytes]:
-    """Take SECRET_KEY and ENCRYPTION_KEYS from the environment; in development, generate them once."""
+    :raise SystemExit: when a key is missing in production, or ENCRYPTION_KEYS is malformed or names an id twice.
+    """
     settings = app.config
     missing = [name for name in ("SECRET_KEY", "ENCRYPTION_KEYS") if not settings[name]]
     if missing and settings["REQUIRE_KEYS"]:
@@ -1459,7 +1174,23 @@ def _configure_keys(app: Flask) -> dict[str, bytes]:
     if not settings["ENCRYPTION_KEYS"]:
         keys = _read_or_create(Path(key_dir) / "encryption_keys", _new_encryption_key) if key_dir else _new_encryption_key()
         settings["ENCRYPTION_KEYS"] = keys
-    return _parse_encryption_keys(settings["ENCRYPTION_KEYS"])
+    cost = vault.KdfCost(settings["KDF_MEMORY_KIB"], settings["KDF_ITERATIONS"], settings["KDF_LANES"])
+    try:
+        return vault.KeyRing.parse(
+            settings["ENCRYPTION_KEYS"], cost, settings["KDF_MAX_CONCURRENT"], settings["KDF_WAIT_SECONDS"]
+        )
+    except vault.KeyRingError as error:
+        raise SystemExit(f"SecureShare will not start: {error}") from None
+
+
+def _policy_from(settings: dict) -> vault.Policy:
+    return vault.Policy(
+        max_failed_attempts=settings["SECRET_MAX_FAILED_ATTEMPTS"],
+        max_lifetime=settings["SECRET_MAX_EXPIRY"],
+        retention=settings["SECRET_RETENTION"],
+        purge_batch=settings["PURGE_BATCH_SIZE"],
+        qr_dir=Path(settings["QR_DIR"]),
+    )
 
 
 def _configure_hosts(app: Flask) -> None:
@@ -1499,12 +1230,16 @@ def _configure_logging(app: Flask) -> None:
         app.logger.addHandler(handler)
     app.logger.setLevel(logging.INFO)
     app.logger.propagate = False
+    # The vault logs its lifecycle steps on its own logger: same handlers, same redaction.
+    vault.log.handlers[:] = app.logger.handlers
+    vault.log.setLevel(logging.INFO)
+    vault.log.propagate = False
     werkzeug_logger = logging.getLogger("werkzeug")
     if not any(isinstance(f, _RequestIdFilter) for f in werkzeug_logger.filters):
         werkzeug_logger.addFilter(_RequestIdFilter())
 
 
-def _register_extensions(app: Flask, keys: dict[str, bytes]) -> None:
+def _register_extensions(app: Flask) -> None:
     db.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -1518,15 +1253,7 @@ def _register_extensions(app: Flask, keys: dict[str, bytes]) -> None:
         memory_cost=settings["PASSWORD_HASH_MEMORY_KIB"],
         parallelism=settings["PASSWORD_HASH_PARALLELISM"],
     )
-    app.extensions["secureshare"] = {
-        "keys": keys,
-        "label_ciphers": _label_ciphers(keys),
-        "hasher": hasher,
-        "dummy_hash": hasher.hash(secrets.token_urlsafe(16)),
-        "kdf_slots": threading.BoundedSemaphore(settings["KDF_MAX_CONCURRENT"]),
-        "maintenance_lock": threading.Lock(),
-        "maintenance_at": None,
-    }
+    app.extensions["secureshare"] = {"hasher": hasher, "dummy_hash": hasher.hash(secrets.token_urlsafe(16))}
 
 
 @login_manager.user_loader
@@ -1543,13 +1270,19 @@ def _stamp_remembered_session(_app, user=None) -> None:
 
 def _before_request():
     g.request_id = secrets.token_hex(8)
-    if request.path.startswith("/static/qrcodes/"):
-        abort(404)  # QR codes are served to their owner only, through the owner routes
-    if request.endpoint == "static" or request.routing_exception is not None:
-        return None  # static files need none of this; a routing error is answered as it is
+    if request.endpoint == "static":
+        _refuse_qr_folder(request.view_args["filename"])
+        return None  # static files need none of the rest
+    if request.routing_exception is not None:
+        return None  # a routing error is answered as it is
     _reject_malformed_input()
-    _run_maintenance(_now())
     return _enforce_session_lifetime()
+
+
+def _refuse_qr_folder(filename: str) -> None:
+    """:raise 404: for any spelling of a path into static/qrcodes (./, x/../, %2e): QR codes go to their owner only."""
+    if posixpath.normpath(filename).lstrip("/").split("/")[0] == "qrcodes":
+        abort(404)
 
 
 def _enforce_session_lifetime():
@@ -1600,7 +1333,8 @@ def _template_context() -> dict:
     return {
         "now": _now(),
         "relative_time": relative_time,
-        "title_of": _open_title,
+        "title_of": _title_of,
+        "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
     }
@@ -1615,11 +1349,27 @@ def _register_commands(app: Flask) -> None:
 
     @app.cli.command("purge")
     def purge():
-        """Expire due secrets and delete ended ones older than the retention period."""
-        now = _now()
-        expired = _expire_due(now)
-        purged = _purge_ended(now)
-        click.echo(f"Expired {expired}, purged {purged}.")
+        """Expire due secrets, delete records past retention, erase them on disk (run it every minute; any host may)."""
+        report = vault.purge(db.session, app.policy, _now())
+        click.echo(f"Expired {report.expired}, purged {report.purged}.")
+
+    keys = AppGroup("keys", help="Server keys: what each still protects, and moving labels to the newest.")
+
+    @keys.command("status")
+    def keys_status():
+        """Per key id: the live secrets it protects and when the last ends, and the records whose labels it seals."""
+        for use in vault.key_usage(db.session, app.keys, _now()):
+            state = "newest" if use.key_id == app.keys.newest_id else "configured" if use.configured else "NOT configured"
+            last = f", the last ends {use.last_ends:%Y-%m-%d %H:%M} UTC" if use.last_ends else ""
+            click.echo(f"{use.key_id} ({state}): {use.live_secrets} live secrets{last}; labels of {use.labels} records")
+
+    @keys.command("rewrap")
+    def keys_rewrap():
+        """Re-seal every title and share id copy under the newest key (content moves at its next right unlock)."""
+        moved, stuck = vault.rewrap(db.session, app.keys)
+        click.echo(f"Re-sealed the labels of {moved} records under {app.keys.newest_id}; {stuck} need a removed key.")
+
+    app.cli.add_command(keys)
 
 
 def create_app(config_class=None) -> Flask:
@@ -1629,10 +1379,11 @@ def create_app(config_class=None) -> Flask:
         if name not in CONFIGS:
             raise SystemExit(f"SecureShare will not start: APP_CONFIG must be one of {', '.join(CONFIGS)}.")
         config_class = CONFIGS[name]
-    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app = SecureShare(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config_class)
     app.config.setdefault("CLOCK", utcnow)
-    keys = _configure_keys(app)
+    app.keys = _configure_keys(app)
+    app.policy = _policy_from(app.config)
     _configure_hosts(app)
     _configure_logging(app)
     if app.config["PROXY_COUNT"]:
@@ -1640,7 +1391,7 @@ def create_app(config_class=None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.url_map.converters["secret_id"] = SecretIdConverter
     _register_handlers(app)  # first: bad input is refused before CSRF or rate limits read the form
-    _register_extensions(app, keys)
+    _register_extensions(app)
     _register_commands(app)
     app.register_blueprint(web)
     app.register_blueprint(api)

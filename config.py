@@ -73,7 +73,7 @@ class Config:
     KDF_ITERATIONS = _env_int("KDF_ITERATIONS", 2)
     KDF_LANES = 1
     KDF_MAX_CONCURRENT = _env_int("KDF_MAX_CONCURRENT", 2)
-    KDF_WAIT_SECONDS = 10
+    KDF_WAIT_SECONDS = _env_int("KDF_WAIT_SECONDS", 10)
 
     # Secrets.
     SECRET_MAX_CONTENT_BYTES = 64 * 1024
@@ -81,7 +81,6 @@ class Config:
     SECRET_MAX_EXPIRY = timedelta(days=_env_int("SECRET_MAX_EXPIRY_DAYS", 30))
     SECRET_MAX_FAILED_ATTEMPTS = _env_int("SECRET_MAX_FAILED_ATTEMPTS", 5)
     SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
-    MAINTENANCE_INTERVAL = timedelta(seconds=60)
     PURGE_BATCH_SIZE = 500
     SECRETS_PER_PAGE = 20
 

@@ -1,4 +1,4 @@
-"""SecureShare data: users, secrets and their access events. Never imports app."""
+"""SecureShare data: users, secrets and their access events. Never imports app, nor Flask (vault.py uses it)."""
 
 import enum
 import hashlib
@@ -6,8 +6,6 @@ import secrets
 import sqlite3
 from datetime import UTC, datetime
 
-from flask_login import UserMixin
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     DateTime,
     Engine,
@@ -19,6 +17,7 @@ from sqlalchemy import (
     TypeDecorator,
     event,
     func,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -34,9 +33,6 @@ class Base(DeclarativeBase):
             "pk": "pk_%(table_name)s",
         }
     )
-
-
-db = SQLAlchemy(model_class=Base)
 
 
 def utcnow() -> datetime:
@@ -81,12 +77,20 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, _dialect) -> datetime | None:
-        if value is None or value.tzinfo is not None:
-            return value
-        return value.replace(tzinfo=UTC)
+        if value is None:
+            return None
+        # PostgreSQL answers in the session's time zone, SQLite with none: both become UTC here, once.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class User(UserMixin, db.Model):
+class User(Base):
+    __tablename__ = "user"
+
+    # Flask-Login's user interface, written out so this module imports no Flask.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
     email: Mapped[str] = mapped_column(String(254))
@@ -132,7 +136,9 @@ def share_id_digest(unique_id: str) -> str:
     return hashlib.sha256(unique_id.encode("utf-8")).hexdigest()
 
 
-class Secret(db.Model):
+class Secret(Base):
+    __tablename__ = "secret"
+
     id: Mapped[int] = mapped_column(primary_key=True)
     # The share id is a link: the database keeps its digest for look-ups and a sealed copy for the owner's
     # pages, so a stolen copy holds no working links. The app fills `unique_id` in when a row is loaded.
@@ -143,6 +149,9 @@ class Secret(db.Model):
 
     # The title is an owner's label, sealed with the server key so a stolen database shows no labels either.
     title_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # Labels (title, share id copy) and content have their own key ids: `flask keys rewrap` moves the labels to the
+    # newest key at once, while content waits for its password (the next right unlock).
+    label_key_id: Mapped[str] = mapped_column(String(32))
 
     # Content sealed with a key derived from the secret's password; all four are erased when it stops being available.
     format_version: Mapped[int] = mapped_column(default=1)
@@ -159,6 +168,8 @@ class Secret(db.Model):
     max_views: Mapped[int | None]
     view_count: Mapped[int] = mapped_column(default=0)
     failed_attempts: Mapped[int] = mapped_column(default=0)
+    # Tries reserved by derivations still running: they bound parallel guesses but never count toward destruction.
+    tries_in_flight: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16), default=SecretStatus.ACTIVE)
     qr_filename: Mapped[str | None] = mapped_column(String(64))
 
@@ -176,7 +187,7 @@ class Secret(db.Model):
     @classmethod
     def by_share_id(cls, unique_id: str):
         """Return the select statement that finds a secret by its share id."""
-        return db.select(cls).filter_by(id_digest=share_id_digest(unique_id))
+        return select(cls).filter_by(id_digest=share_id_digest(unique_id))
 
     @property
     def state(self) -> SecretStatus:
@@ -202,7 +213,9 @@ class AccessOutcome(enum.StrEnum):
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome label, not a password
 
 
-class AccessEvent(db.Model):
+class AccessEvent(Base):
+    __tablename__ = "access_event"
+
     id: Mapped[int] = mapped_column(primary_key=True)
     secret_id: Mapped[int] = mapped_column(ForeignKey("secret.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -221,7 +221,7 @@ def test_development_generates_keys_once_with_mode_0600(tmp_path, clock):
     for name in ("secret_key", "encryption_keys"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     assert first.secret_key == second.secret_key
-    assert first.extensions["secureshare"]["keys"] == second.extensions["secureshare"]["keys"]
+    assert first.config["ENCRYPTION_KEYS"] == second.config["ENCRYPTION_KEYS"]
 
 
 def _start_production(env_overrides: dict, code: str = "import app") -> subprocess.CompletedProcess:
