@@ -535,6 +535,7 @@ def _reject_malformed_input() -> None:
     """Refuse oversized bodies (413), and invalid UTF-8, NUL bytes and lone surrogates in the query or form (400)."""
     if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
         abort(413)  # said up front; Werkzeug would only notice when the body is read
+    _buffer_streamed_body()
     raw_sources = [request.query_string]
     if request.mimetype == "application/x-www-form-urlencoded":
         raw_sources.append(request.get_data(cache=True))
@@ -552,6 +553,20 @@ def _reject_malformed_input() -> None:
         "\ufffd" in value or not _text_is_clean(value) for value in request.form.values()
     ):
         abort(400)
+
+
+def _buffer_streamed_body() -> None:
+    """Read a body sent without a length (chunked) up to the limit, so an oversized one is a 413, not cut short.
+
+    Werkzeug stops reading such a body at MAX_CONTENT_LENGTH and hands over what it has: a form or JSON silently cut.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    request.environ["wsgi.input"] = io.BytesIO(body)
 
 
 def _json_strings(value):
