@@ -910,6 +910,7 @@ def delete_secret(unique_id: str):
     """Ask, then delete: an active secret is erased and its record kept until the purge; an ended record goes."""
     secret = get_owned_secret_or_404(unique_id)
     if request.method == "POST":  # CSRFProtect has checked the token
+        current_app.logger.info("secret %s deleted", secret.id)
         match vault.delete(db.session, _policy(), unique_id, current_user.id, _now()):
             case vault.Deleted():
                 flash("Secret deleted. Its link no longer works.", "success")
@@ -917,7 +918,6 @@ def delete_secret(unique_id: str):
                 flash("Record removed.", "success")
             case vault.Gone():
                 abort(404)
-        current_app.logger.info("secret %s deleted", secret.id)
         return redirect(url_for("web.dashboard"))
     return render_template("delete_secret.html", secret=secret, form=EmptyForm())
 

@@ -71,7 +71,8 @@ def counters(session, share_id: str) -> tuple:
 
 def test_importing_the_vault_loads_no_flask():
     code = "import sys, vault; print(sorted(m for m in sys.modules if m.split('.')[0].startswith('flask')))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True)
+    repo = Path(__file__).parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 
