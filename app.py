@@ -496,7 +496,9 @@ def get_owned_secret_or_404(unique_id: str, owner: User | None = None) -> Secret
     :raise 404: when it does not exist or belongs to someone else (never 403: that would confirm it exists).
     """
     owner_id = owner.id if owner else current_user.id
-    return db.first_or_404(Secret.by_share_id(unique_id).filter_by(owner_id=owner_id))
+    secret = db.first_or_404(Secret.by_share_id(unique_id).filter_by(owner_id=owner_id))
+    secret.unique_id = unique_id  # known even when the key of its sealed copy was removed
+    return secret
 
 
 def get_active_owned_secret(unique_id: str) -> Secret:
