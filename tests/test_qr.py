@@ -1,7 +1,10 @@
 """QR codes: they decode to exactly the share link, live under random names, and only their owner gets them."""
 
 import io
+import secrets
+from pathlib import Path
 
+import pytest
 import segno
 import zxingcpp
 from PIL import Image
@@ -79,3 +82,26 @@ def test_password_never_goes_into_the_link_or_code(app, logged_in_client):
     unique_id = create_secret(logged_in_client)
     text = decode(logged_in_client.get(f"/secrets/{unique_id}/qr.png").data)
     assert "open-sesame" not in text and "?" not in text and "#" not in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/qrcodes/{name}",
+        "/static/./qrcodes/{name}",
+        "/static/x/../qrcodes/{name}",
+        "/static/%2e/qrcodes/{name}",
+        "/static/%71rcodes/{name}",
+        "/static/css/..%2fqrcodes/{name}",
+    ],
+)
+def test_qr_folder_is_not_served_whatever_the_spelling(app, logged_in_client, path):
+    folder = Path(app.static_folder) / "qrcodes"
+    folder.mkdir(exist_ok=True)
+    probe = folder / f"probe-{secrets.token_hex(8)}.png"
+    probe.write_bytes(b"\x89PNG a QR image")
+    try:
+        assert logged_in_client.get(path.format(name=probe.name)).status_code == 404
+        assert app.test_client().get(path.format(name=probe.name)).status_code == 404
+    finally:
+        probe.unlink()

@@ -118,3 +118,56 @@ def test_overlong_password_is_a_field_error_not_a_crash(world):
     response = unlock(world.mallory, world.secret_id, "p" * 129)
     assert response.status_code == 400
     assert PASSWORD not in response.text
+
+
+def test_a_400_digit_custom_amount_is_a_field_error(app, logged_in_client):
+    before = database_snapshot(app)
+    response = post_form(logged_in_client, "/create", secret_form(expiration="custom", custom_amount="9" * 400))
+    assert response.status_code == 400
+    assert "Choose between" in response.text
+    assert database_snapshot(app) == before
+
+
+@pytest.mark.parametrize("page", ["9223372036854775808", "0", "-1", "abc", "1e3"])
+def test_a_page_number_out_of_range_is_400(logged_in_client, page):
+    assert logged_in_client.get(f"/dashboard?page={page}").status_code == 400
+    assert logged_in_client.get(f"/api/secrets?page={page}").status_code == 400
+
+
+def test_deeply_nested_json_is_400(app, logged_in_client):
+    token = csrf_token(logged_in_client, "/dashboard")
+    body = '{"title": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = logged_in_client.post(
+        "/api/secrets", data=body, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == 400
+
+
+@pytest.mark.parametrize("max_views", [1.0, True, [1], {"n": 1}])
+def test_max_views_of_the_wrong_type_is_refused(app, logged_in_client, max_views):
+    from tests.test_api import NEW_SECRET
+
+    before = database_snapshot(app)
+    token = csrf_token(logged_in_client, "/dashboard")
+    response = logged_in_client.post(
+        "/api/secrets", json={**NEW_SECRET, "max_views": max_views}, headers={"X-CSRFToken": token}
+    )
+    assert response.status_code in {400, 422}
+    assert database_snapshot(app) == before
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut(app, logged_in_client):
+    import io
+
+    before = database_snapshot(app)
+    token = csrf_token(logged_in_client, "/create").encode()
+    body = b"csrf_token=" + token + b"&title=t&password=open-sesame-42&confirm=open-sesame-42&content=" + b"x" * (300 * 1024)
+    response = logged_in_client.post(
+        "/create",
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/x-www-form-urlencoded"},
+        environ_overrides={"wsgi.input_terminated": True},  # what gunicorn sets for a chunked body
+    )
+    assert response.status_code == 413
+    assert database_snapshot(app) == before
