@@ -1,6 +1,10 @@
 """Session attacks: fixation, and replaying a copied cookie after logout, password change or 'sign out everywhere'."""
 
-from tests.helpers import OTHER_PASSWORD, PASSWORD, post_form
+import hashlib
+
+from app import db
+from schema import UserSession
+from tests.helpers import OTHER_PASSWORD, PASSWORD, database_snapshot, post_form
 from tests.test_accounts import get_user
 
 
@@ -61,8 +65,13 @@ def test_login_starts_a_fresh_session(client, auth):
         assert "_user_id" in current
 
 
-def test_session_is_bound_to_the_user_token(app, client, auth):
+def test_session_token_is_stored_only_as_a_hash(app, client, auth):
+    """Fault: session tokens were stored in clear, so a copy of the database was a key to every account."""
     auth.register()
     with client.session_transaction() as current:
-        assert current["_user_id"] == get_user(app).session_token
-        assert current["_user_id"] != str(get_user(app).id)
+        token = current["_user_id"]
+    assert token != str(get_user(app).id)
+    assert token not in repr(database_snapshot(app))
+    with app.app_context():
+        stored = db.session.execute(db.select(UserSession.token_hash)).scalar_one()
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
