@@ -140,7 +140,7 @@ def test_limit_holds_against_the_real_redis(tmp_path, clock):
         statuses += hammer(client, "/login", {"login": f"someone-{uuid.uuid4().hex}", "password": "guess"}, 1)
     assert statuses[:10] == [400] * 10
     assert statuses[10] == 429
-    keys = Redis.from_url(url).keys(f"*/{address}/web.login/10/1/minute")
+    keys = Redis.from_url(url).keys(f"*/{address}/guess-network/10/1/minute")
     assert len(keys) == 1
     assert int(Redis.from_url(url).get(keys[0])) >= 10
 
