@@ -1534,8 +1534,9 @@ def end_session(session_id: int):
     if user_session.id == _current_session().id:
         _sign_out_here()
         return redirect(url_for("web.login", signed_out=1))
+    device = user_session.device
     _end_sessions(UserSession.id == user_session.id)
-    flash(f"Signed out {user_session.device}.", "success")
+    flash(f"Signed out {device}.", "success")
     return redirect(url_for("web.account_sessions"))
 
 
@@ -1663,9 +1664,10 @@ def revoke_api_token(token_id: int):
     :raise 404: when it does not exist or belongs to someone else.
     """
     token = db.first_or_404(db.select(ApiToken).filter_by(id=token_id, user_id=current_user.id))
+    name = token.name
     db.session.delete(token)
     db.session.commit()
-    flash(f"Token “{token.name}” revoked. Scripts using it now get “not signed in”.", "success")
+    flash(f"Token “{name}” revoked. Scripts using it now get “not signed in”.", "success")
     return redirect(url_for("web.account_tokens"))
 
 
