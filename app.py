@@ -1335,6 +1335,7 @@ def register():
         db.session.commit()
         current_app.logger.info("registered user %s (%s)", user.id, user.username)
         _start_session(user)
+        _trust_this_device(user)
         flash("Welcome to SecureShare. Your account is ready.", "success")
         return redirect(url_for("web.dashboard"))
     return render_template("register.html", form=form), 400 if form.errors else 200
