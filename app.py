@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import hmac
 import io
 import ipaddress
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import click
+import pyotp
 import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,6 +27,7 @@ from flask import (
     Flask,
     Response,
     abort,
+    after_this_request,
     current_app,
     flash,
     g,
@@ -40,19 +43,12 @@ from flask import (
 )
 from flask.cli import AppGroup
 from flask_limiter import Limiter, RateLimitExceeded
-from flask_limiter.util import get_remote_address
-from flask_login import (
-    LoginManager,
-    current_user,
-    login_required,
-    login_user,
-    logout_user,
-    user_loaded_from_cookie,
-)
+from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import event, func
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import event, func, or_
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError, ServiceUnavailable
@@ -73,7 +69,7 @@ from zxcvbn import zxcvbn
 
 import vault
 from config import CONFIGS, INSTANCE_DIR
-from schema import Base, Secret, SecretStatus, User, utcnow
+from schema import ApiToken, Base, RecoveryCode, Secret, SecretStatus, User, UserSession, new_token, token_digest, utcnow
 
 # --- constants ---------------------------------------------------------------------------------------------
 
@@ -90,6 +86,25 @@ EXPIRATION_CHOICES = [
     SelectChoice("7d", "7 days"),
     SelectChoice("custom", "Custom"),
 ]
+TOKEN_LIFETIMES = {"30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365), "never": None}
+TOKEN_LIFETIME_CHOICES = [
+    SelectChoice("30d", "30 days"),
+    SelectChoice("90d", "90 days"),
+    SelectChoice("365d", "1 year"),
+    SelectChoice("never", "Never"),
+]
+MAX_REMEMBERED_SESSION = timedelta(days=14)
+SESSION_SEEN_STEP = timedelta(seconds=30)  # last-seen is written at most this often: one write, not one per request
+LOGIN_CODE_TIMEOUT = timedelta(minutes=5)
+RECOVERY_CODE_COUNT = 10
+TOTP_CODE_RE = re.compile(r"[0-9]{6}")
+DEVICE_COOKIE_ACCOUNTS = 5
+# A tiny user-agent reading for the sessions list: the first match wins, so the more specific names come first.
+BROWSER_MARKS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+SYSTEM_MARKS = (
+    ("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"), ("CrOS", "ChromeOS"),
+    ("Mac OS X", "macOS"), ("Linux", "Linux"),
+)  # fmt: skip
 CUSTOM_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
 
 CONTENT_SECURITY_POLICY = (
@@ -139,7 +154,7 @@ ERROR_TEXT = {
 db = SQLAlchemy(metadata=Base.metadata)
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+limiter = Limiter(key_func=lambda: _client_network())  # one address, or one IPv6 /64: see _client_network
 web = Blueprint("web", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -174,6 +189,25 @@ def _password_feedback(password: str, user_inputs: list[str]) -> str | None:
     return " ".join(hint for hint in hints if hint) or "This password is too easy to guess."
 
 
+def _email_field(label: str) -> StringField:
+    return StringField(
+        label,
+        filters=[_strip],
+        validators=[InputRequired("Enter your email address."), Length(max=254), Email("Enter a valid email address.")],
+    )
+
+
+def _validate_free_email(field) -> None:
+    # The form must say this much for a person to recover; sign-in never reveals which accounts exist.
+    if _find_user_by(User.email, field.data):
+        raise ValidationError("That email already has an account. Sign in instead.")
+
+
+def _code_field(label: str, required: bool) -> StringField:
+    presence = InputRequired("Enter the code.") if required else Optional()
+    return StringField(label, filters=[_strip], validators=[presence, Length(max=32, message="That code is too long.")])
+
+
 class NewPasswordMixin:
     """A new account password (12-128 characters) that zxcvbn must score at 3 or more."""
 
@@ -203,11 +237,7 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
         filters=[_strip],
         validators=[InputRequired("Choose a username."), Length(min=3, max=32, message="Use 3 to 32 characters.")],
     )
-    email = StringField(
-        "Email",
-        filters=[_strip],
-        validators=[InputRequired("Enter your email address."), Length(max=254), Email("Enter a valid email address.")],
-    )
+    email = _email_field("Email")
 
     def password_context(self) -> list[str]:
         return [self.username.data or "", self.email.data or ""]
@@ -219,9 +249,7 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
             raise ValidationError("That username is taken. Try another.")
 
     def validate_email(self, field) -> None:
-        # The form must say this much for a person to recover; sign-in never reveals which accounts exist.
-        if _find_user_by(User.email, field.data):
-            raise ValidationError("That email already has an account. Sign in instead.")
+        _validate_free_email(field)
 
 
 class LoginForm(FlaskForm):
@@ -230,8 +258,25 @@ class LoginForm(FlaskForm):
     remember = BooleanField("Keep me signed in for 14 days")
 
 
-class ChangePasswordForm(NewPasswordMixin, FlaskForm):
-    current_password = PasswordField("Current password", validators=[InputRequired("Enter your current password.")])
+class LoginCodeForm(FlaskForm):
+    code = _code_field("Code from your authenticator app, or a recovery code", required=True)
+
+
+class TwoFactorForm(FlaskForm):
+    code = _code_field("Code from your authenticator app", required=True)
+
+
+class ReauthForm(FlaskForm):
+    """Proof that the person at the keyboard owns the account: the password, and a code when two-factor is on."""
+
+    current_password = PasswordField(
+        "Current password", validators=[InputRequired("Enter your current password."), Length(max=128)]
+    )
+    code = _code_field("Code from your authenticator app, or a recovery code", required=False)
+
+
+class ChangePasswordForm(NewPasswordMixin, ReauthForm):
+    keep_tokens = BooleanField("Keep my API tokens working")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -242,8 +287,18 @@ class ChangePasswordForm(NewPasswordMixin, FlaskForm):
         return [current_user.username, current_user.email]
 
 
-class DeleteAccountForm(FlaskForm):
-    password = PasswordField("Your password", validators=[InputRequired("Enter your password to confirm.")])
+class ChangeEmailForm(ReauthForm):
+    email = _email_field("New email")
+
+    def validate_email(self, field) -> None:
+        _validate_free_email(field)
+
+
+class CreateTokenForm(ReauthForm):
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Name the token after the script that uses it."), Length(max=64)]
+    )
+    lifetime = SelectField("Expires after", choices=TOKEN_LIFETIME_CHOICES, default="90d")
 
 
 class EmptyForm(FlaskForm):
@@ -388,20 +443,377 @@ def _check_password(user: User | None, password: str) -> bool:
     return user is not None
 
 
+def _verify_password_or_flag(form: ReauthForm, user: User) -> bool:
+    if _check_password(user, form.current_password.data):
+        return True
+    form.current_password.errors.append("That isn't your current password.")
+    return False
+
+
+def _reauthenticate(form: ReauthForm) -> bool:
+    """Check the password, then (when two-factor is on) the code; put what failed next to its field."""
+    user = current_user._get_current_object()
+    if not _verify_password_or_flag(form, user):
+        return False
+    if not user.two_factor_on:
+        return True
+    if not form.code.data:
+        form.code.errors.append("Enter the code from your authenticator app, or a recovery code.")
+        return False
+    if not _accept_second_factor(user, form.code.data):
+        form.code.errors.append("That code didn't work. Use the newest code, or a recovery code you haven't used.")
+        return False
+    return True
+
+
+# --- private helpers: sessions -----------------------------------------------------------------------------------
+
+
+def _device_name(user_agent: str) -> str:
+    """Return a coarse device name for the sessions list: 'Chrome on Android', 'Firefox on Windows'."""
+    browser = next((name for mark, name in BROWSER_MARKS if mark in user_agent), None)
+    system = next((name for mark, name in SYSTEM_MARKS if mark in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown device"
+
+
+def _session_limits(remember: bool) -> tuple[timedelta, timedelta]:
+    """Return (absolute lifetime, idle limit) of a session; a kept-signed-in one lasts at most 14 days."""
+    settings = current_app.config
+    if remember:
+        return min(settings["REMEMBER_COOKIE_DURATION"], MAX_REMEMBERED_SESSION), settings["REMEMBERED_SESSION_IDLE_TIMEOUT"]
+    return settings["SESSION_ABSOLUTE_LIFETIME"], settings["SESSION_IDLE_TIMEOUT"]
+
+
 def _start_session(user: User, remember: bool = False) -> None:
-    """Sign `user` in on a brand-new session (nothing from before survives: no fixation)."""
+    """Sign `user` in on a brand-new server-side session (nothing from before survives: no fixation)."""
+    now = _now()
+    token = new_token()
+    lifetime, _idle = _session_limits(remember)
+    db.session.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=token_digest(token),
+            remember=remember,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + lifetime,
+            device=_device_name(request.user_agent.string or ""),
+            ip_prefix=_ip_prefix(request.remote_addr, v6_prefix=64),
+        )
+    )
+    db.session.commit()
     session.clear()
+    user.session_token = token
     login_user(user, remember=remember)
-    stamp = _now().timestamp()
-    session["auth_at"] = stamp
-    session["seen_at"] = stamp
+
+
+def _current_session() -> UserSession | None:
+    return g.get("user_session")
+
+
+def _end_sessions(*conditions) -> int:
+    """Delete the matching sessions: their cookies, remember cookie included, resolve to nothing from now on."""
+    ended = db.session.execute(db.delete(UserSession).where(*conditions).execution_options(synchronize_session=False))
+    db.session.commit()
+    return ended.rowcount
 
 
 def _restart_sessions(user: User) -> None:
-    """End every session and remember cookie of `user`, then keep this browser signed in on a fresh one."""
-    user.rotate_session_token()
+    """End every session of `user`, this one included (a copied cookie dies too), and keep this browser signed in
+    on a fresh session that is kept signed in only if this one was."""
+    remember = _current_session().remember
+    _end_sessions(UserSession.user_id == user.id)
+    _start_session(user, remember=remember)
+
+
+def _revoke_api_tokens(user: User) -> int:
+    revoked = db.session.execute(
+        db.delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False)
+    )
     db.session.commit()
-    _start_session(user)
+    return revoked.rowcount
+
+
+def _touch_session(user_session: UserSession, now: datetime) -> None:
+    """Record activity for the idle limit, at most once per SESSION_SEEN_STEP."""
+    if now - user_session.last_seen_at >= SESSION_SEEN_STEP:
+        user_session.last_seen_at = now
+        db.session.commit()
+
+
+def _end_stale_sessions(now: datetime) -> int:
+    """Delete sessions past their absolute or idle limit (the loader refuses them anyway; this keeps the table small)."""
+    short_idle = current_app.config["SESSION_IDLE_TIMEOUT"]
+    long_idle = current_app.config["REMEMBERED_SESSION_IDLE_TIMEOUT"]
+    return _end_sessions(
+        or_(
+            UserSession.expires_at <= now,
+            UserSession.last_seen_at < now - max(short_idle, long_idle),
+            (UserSession.remember.is_(False)) & (UserSession.last_seen_at < now - short_idle),
+        )
+    )
+
+
+def _forget_remember_cookie(response: Response) -> Response:
+    """Delete the remember cookie by name (the device cookie stays: it is what lets the owner back in)."""
+    settings = current_app.config
+    response.delete_cookie(
+        settings.get("REMEMBER_COOKIE_NAME", "remember_token"),
+        domain=settings.get("REMEMBER_COOKIE_DOMAIN"),
+        path=settings.get("REMEMBER_COOKIE_PATH", "/"),
+        secure=settings["REMEMBER_COOKIE_SECURE"],
+        httponly=True,
+        samesite=settings["REMEMBER_COOKIE_SAMESITE"],
+    )
+    return response
+
+
+def _sign_out_here() -> None:
+    """End this browser's session row and clear its session and remember cookies."""
+    if (user_session := _current_session()) is not None:
+        _end_sessions(UserSession.id == user_session.id)
+    logout_user()
+    session.clear()
+    after_this_request(_forget_remember_cookie)
+
+
+# --- private helpers: device cookies and guess throttling ---------------------------------------------------------
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="secureshare device")
+
+
+def _device_entries() -> dict[int, str]:
+    """Return {user id: nonce} from this browser's signed device cookie; nothing when it is missing or forged."""
+    raw = request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])
+    if not raw:
+        return {}
+    try:
+        entries = _device_serializer().loads(raw)
+    except BadSignature:
+        return {}
+    if not isinstance(entries, list):
+        return {}
+    return {entry[0]: entry[1] for entry in entries if isinstance(entry, list) and len(entry) == 2}
+
+
+def _trust_this_device(user: User) -> None:
+    """Give this browser a device cookie for `user` (OWASP device cookies): it keeps a sign-in budget of its own."""
+    entries = _device_entries()
+    entries.setdefault(user.id, secrets.token_urlsafe(16))
+    recent = [[user.id, entries.pop(user.id)], *([key, nonce] for key, nonce in entries.items())][:DEVICE_COOKIE_ACCOUNTS]
+
+    @after_this_request
+    def _set_device_cookie(response: Response) -> Response:
+        settings = current_app.config
+        response.set_cookie(
+            settings["DEVICE_COOKIE_NAME"],
+            _device_serializer().dumps(recent),
+            max_age=int(settings["DEVICE_COOKIE_DURATION"].total_seconds()),
+            secure=settings["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
+
+
+def _guessed_user_id() -> int | None:
+    """Return the account a password or code is being tried on in this request, when it resolves to one."""
+    if "guessed_user_id" not in g:
+        g.guessed_user_id = _resolve_guessed_user_id()
+    return g.guessed_user_id
+
+
+def _resolve_guessed_user_id() -> int | None:
+    if request.endpoint == "web.login":
+        user = _find_user_for_login((request.form.get("login") or "").strip())
+        return user.id if user else None
+    if request.endpoint == "web.login_code":
+        return (_pending_login() or {}).get("user")
+    return current_user.id if current_user.is_authenticated else None
+
+
+def _guess_account_key() -> str:
+    """Key guesses on the account: its id when the login resolves (username and email are one), else the login typed."""
+    if (user_id := _guessed_user_id()) is not None:
+        return f"user:{user_id}"
+    return "login:" + _digest((request.form.get("login") or "").strip().lower())
+
+
+def _trusted_device_nonce() -> str | None:
+    """Return this browser's device nonce for the account being guessed, when it has signed in to it before."""
+    user_id = _guessed_user_id()
+    return _device_entries().get(user_id) if user_id is not None else None
+
+
+def _from_trusted_device() -> bool:
+    return _trusted_device_nonce() is not None
+
+
+def _from_unknown_device() -> bool:
+    return not _from_trusted_device()
+
+
+def _device_key() -> str:
+    return "device:" + _digest(_trusted_device_nonce() or "")
+
+
+def _guess_rate() -> str:
+    return current_app.config["RATELIMIT_LOGIN"]
+
+
+# Password and code guesses (sign-in, its code step and every re-authentication) share one budget per account and
+# per network for unknown devices, with a back-off that grows to an hour; a trusted device has a budget of its own,
+# so guessers cannot lock the owner out.
+GUESS_LIMITS = (
+    limiter.shared_limit(
+        _guess_rate, scope="guess-network", methods=["POST"], meta_limits=["3 per hour"], exempt_when=_from_trusted_device
+    ),
+    limiter.shared_limit(
+        _guess_rate,
+        scope="guess-account",
+        key_func=_guess_account_key,
+        methods=["POST"],
+        meta_limits=["3 per hour"],
+        exempt_when=_from_trusted_device,
+    ),
+    limiter.shared_limit(
+        _guess_rate,
+        scope="guess-device",
+        key_func=_device_key,
+        methods=["POST"],
+        meta_limits=["3 per hour"],
+        exempt_when=_from_unknown_device,
+    ),
+)
+
+
+def throttle_guesses(view):
+    """Apply the guess limits to a view that checks a password or a second-factor code."""
+    for limit in GUESS_LIMITS:
+        view = limit(view)
+    return view
+
+
+# --- private helpers: two-factor ------------------------------------------------------------------------------------
+
+
+def _seal_totp_key(user: User, key: str) -> None:
+    """Store `key` sealed under the newest server key, bound to its user and key id."""
+    keys = _keys()
+    user.totp_key_id = keys.newest_id
+    user.totp_key_sealed = keys.seal_label(keys.newest_id, "totp", f"user:{user.id}", key)
+
+
+def _open_totp_key(user: User) -> str | None:
+    """Return the user's TOTP key, or None when there is none or it cannot be opened (unknown key, tampered row)."""
+    if user.totp_key_sealed is None or user.totp_key_id is None:
+        return None
+    return _keys().open_label(user.totp_key_id, "totp", f"user:{user.id}", user.totp_key_sealed)
+
+
+def _rewrap_totp_keys() -> tuple[int, int]:
+    """Re-seal every two-factor key under the newest server key; return (moved, left under a removed key)."""
+    moved = stuck = 0
+    newest = _keys().newest_id
+    for user in db.session.execute(db.select(User).where(User.totp_key_id.is_not(None), User.totp_key_id != newest)).scalars():
+        if (key := _open_totp_key(user)) is None:
+            stuck += 1
+            continue
+        _seal_totp_key(user, key)
+        moved += 1
+    db.session.commit()
+    return moved, stuck
+
+
+def _claim_totp_step(user: User, step: int) -> bool:
+    """Record `step` as used, in one guarded UPDATE: False when it (or a later one) was used already."""
+    claimed = db.session.execute(
+        db.update(User)
+        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(user)
+    return claimed.rowcount == 1
+
+
+def _accept_totp(user: User, code: str) -> bool:
+    """Accept a code of the current time step or one either side (clock skew), once."""
+    key = _open_totp_key(user)
+    if key is None or not TOTP_CODE_RE.fullmatch(code):
+        return False
+    totp = pyotp.TOTP(key)
+    current = totp.timecode(_now())
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return _claim_totp_step(user, step)
+    return False
+
+
+def _normal_recovery_code(code: str) -> str:
+    return re.sub(r"[\s-]", "", code).lower()
+
+
+def _use_recovery_code(user: User, code: str) -> bool:
+    """Spend a recovery code: one guarded DELETE, so a code works exactly once."""
+    used = db.session.execute(
+        db.delete(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == token_digest(_normal_recovery_code(code)))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return used.rowcount == 1
+
+
+def _accept_second_factor(user: User, code: str) -> bool:
+    """Accept an authenticator code or, failing that, an unused recovery code."""
+    code = code.replace(" ", "")
+    if TOTP_CODE_RE.fullmatch(code):
+        return _accept_totp(user, code)
+    return _use_recovery_code(user, code)
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    """Replace the user's recovery codes with ten new ones; return them for showing once."""
+    codes = [base64.b32encode(os.urandom(10)).decode().lower() for _ in range(RECOVERY_CODE_COUNT)]
+    db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    db.session.add_all(RecoveryCode(user_id=user.id, code_hash=token_digest(code)) for code in codes)
+    db.session.commit()
+    return ["-".join(code[i : i + 4] for i in range(0, 16, 4)) for code in codes]
+
+
+def _recovery_codes_left(user: User) -> int:
+    return db.session.scalar(db.select(func.count(RecoveryCode.id)).where(RecoveryCode.user_id == user.id))
+
+
+def _pending_totp_key(user: User) -> str:
+    """Return the key being enrolled, making (and sealing) one the first time, so a reload shows the same QR code."""
+    key = _open_totp_key(user)
+    if key is None:
+        key = pyotp.random_base32()
+        _seal_totp_key(user, key)
+        user.totp_last_step = None
+        db.session.commit()
+    return key
+
+
+def _totp_qr_data_uri(user: User, key: str) -> str:
+    """Return the enrolment QR code as an SVG data: URI (drawn in memory, never written to disk)."""
+    uri = pyotp.TOTP(key).provisioning_uri(name=user.username, issuer_name="SecureShare")
+    return segno.make(uri, error="m", micro=False).svg_data_uri(scale=5, border=4)
+
+
+def _pending_login() -> dict | None:
+    """Return the half-finished sign-in awaiting its code, while it is younger than LOGIN_CODE_TIMEOUT."""
+    pending = session.get("pending_login")
+    if not isinstance(pending, dict) or _now().timestamp() - pending.get("at", 0) > LOGIN_CODE_TIMEOUT.total_seconds():
+        return None
+    return pending
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -412,14 +824,20 @@ def _safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc else None
 
 
-def _ip_prefix(address: str | None) -> str:
-    """Return the client's network, never its address: /24 for IPv4, /48 for IPv6."""
+def _ip_prefix(address: str | None, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
+    """Return the client's network, never its address: /24 for IPv4, /48 (or `v6_prefix`) for IPv6."""
     try:
         ip = ipaddress.ip_address(address or "")
     except ValueError:
         return ""
-    prefix = 24 if ip.version == 4 else 48
+    prefix = v4_prefix if ip.version == 4 else v6_prefix
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _client_network() -> str:
+    """Rate-limit key for the caller: its IPv4 address, or its IPv6 /64 (what one subscriber gets) by its first address."""
+    network = _ip_prefix(request.remote_addr, v4_prefix=32, v6_prefix=64)
+    return network.partition("/")[0] if network else (request.remote_addr or "")
 
 
 def _digest(value: str) -> str:
@@ -651,28 +1069,23 @@ def register():
         db.session.commit()
         current_app.logger.info("registered user %s (%s)", user.id, user.username)
         _start_session(user)
+        _trust_this_device(user)
         flash("Welcome to SecureShare. Your account is ready.", "success")
         return redirect(url_for("web.dashboard"))
     return render_template("register.html", form=form), 400 if form.errors else 200
 
 
-def _login_key() -> str:
-    return "login:" + _digest((request.form.get("login") or "").strip().lower())
-
-
 @web.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"], meta_limits=["3 per hour"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"], key_func=_login_key, meta_limits=["3 per hour"])
+@throttle_guesses
 def login():
-    """Sign in with a username or email and a password."""
+    """Sign in with a username or email and a password; with two-factor on, the code comes next."""
     if current_user.is_authenticated:
         return redirect(url_for("web.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
         user = _find_user_for_login(form.login.data)
         if _check_password(user, form.password.data):
-            _finish_login(user, form.password.data, form.remember.data)
-            return redirect(_safe_next(request.args.get("next")) or url_for("web.dashboard"))
+            return _after_password(user, form.password.data, form.remember.data)
         # Never log what was typed for an unknown account: it may be a password in the wrong box.
         current_app.logger.info("sign-in failed for %s", user.username if user else "an unknown account")
         form.password.errors.append("That username or email and password don't match. Check them and try again.")
@@ -680,105 +1093,315 @@ def login():
     return render_template("login.html", form=form, signed_out=request.args.get("signed_out")), status
 
 
-def _finish_login(user: User, password: str, remember: bool) -> None:
+def _after_password(user: User, password: str, remember: bool):
+    """Finish a sign-in whose password was right: at once, or after the code when two-factor is on."""
     if _password_hasher().check_needs_rehash(user.password_hash):
         user.password_hash = _hash_password(password)
+        db.session.commit()
+    target = _safe_next(request.args.get("next"))
+    if user.two_factor_on:
+        session.clear()
+        session["pending_login"] = {"user": user.id, "remember": remember, "next": target, "at": _now().timestamp()}
+        return redirect(url_for("web.login_code"))
+    _complete_login(user, remember)
+    return redirect(target or url_for("web.dashboard"))
+
+
+def _complete_login(user: User, remember: bool) -> None:
     user.last_login_at = _now()
     db.session.commit()
     _start_session(user, remember=remember)
+    _trust_this_device(user)
     current_app.logger.info("signed in %s", user.username)
+
+
+@web.route("/login/code", methods=["GET", "POST"])
+@throttle_guesses
+def login_code():
+    """The second sign-in step: a code from the authenticator app, or a recovery code."""
+    pending = _pending_login()
+    user = db.session.get(User, pending["user"]) if pending else None
+    if user is None or not user.two_factor_on:
+        session.pop("pending_login", None)
+        flash("Please sign in again.", "info")
+        return redirect(url_for("web.login"))
+    form = LoginCodeForm()
+    if form.validate_on_submit():
+        if _accept_second_factor(user, form.code.data):
+            _complete_login(user, pending["remember"])
+            return redirect(pending["next"] or url_for("web.dashboard"))
+        current_app.logger.info("sign-in code refused for %s", user.username)
+        form.code.errors.append("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
+    status = 400 if request.method == "POST" else 200
+    return render_template("login_code.html", form=form), status
 
 
 @web.post("/logout")
 @login_required
 def logout():
-    """Sign out, and end every copy of this session (the token rotates). CSRFProtect has checked the token."""
-    user = current_user._get_current_object()
-    user.rotate_session_token()
-    db.session.commit()
-    logout_user()
-    session.clear()
-    current_app.logger.info("signed out %s", user.username)
+    """Sign out this browser only: its session ends on the server and its session cookies are cleared by name."""
+    username = current_user.username
+    _sign_out_here()
+    current_app.logger.info("signed out %s", username)
     response = redirect(url_for("web.login", signed_out=1))
-    response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+    # Not "cookies": that would also drop the device cookie, which keeps the owner's own sign-in budget.
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
 
 
 def _render_account(status: int = 200, **forms):
+    user = current_user._get_current_object()
     forms = {
         "password_form": ChangePasswordForm(formdata=None),
-        "delete_form": DeleteAccountForm(formdata=None),
-        "sessions_form": EmptyForm(formdata=None),
-        "token_form": EmptyForm(formdata=None),
+        "email_form": ChangeEmailForm(formdata=None, prefix="email"),
+        "delete_form": ReauthForm(formdata=None, prefix="delete"),
         **forms,
     }
-    return render_template("account.html", **forms), status
+    summary = {
+        "session_count": len(user.sessions),
+        "token_count": len(user.api_tokens),
+        "recovery_left": _recovery_codes_left(user),
+    }
+    return render_template("account.html", **summary, **forms), status
 
 
 @web.get("/account")
 @login_required
 def account():
-    """Account settings: password, sessions, API token, deletion."""
+    """Account settings: password, email, two-factor, where you're signed in, API tokens, deletion."""
     return _render_account()
 
 
 @web.post("/account/password")
 @login_required
+@throttle_guesses
 def change_password():
-    """Change the password; every other session ends."""
+    """Change the password; every other session ends, and API tokens too unless the owner keeps them."""
     form = ChangePasswordForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _reauthenticate(form):
         user = current_user._get_current_object()
-        if _check_password(user, form.current_password.data):
-            user.password_hash = _hash_password(form.password.data)
-            _restart_sessions(user)
-            current_app.logger.info("password changed for %s", user.username)
-            flash("Password changed. Every other device has been signed out.", "success")
-            return redirect(url_for("web.account"))
-        form.current_password.errors.append("That isn't your current password.")
+        user.password_hash = _hash_password(form.password.data)
+        db.session.commit()
+        _restart_sessions(user)
+        message = "Password changed. Every other device has been signed out."
+        if not form.keep_tokens.data:
+            _revoke_api_tokens(user)
+            message += " Your API tokens no longer work."
+        current_app.logger.info("password changed for %s", user.username)
+        flash(message, "success")
+        return redirect(url_for("web.account"))
     return _render_account(400, password_form=form)
+
+
+@web.post("/account/email")
+@login_required
+@throttle_guesses
+def change_email():
+    """Change the email address, checked for uniqueness as at sign-up."""
+    form = ChangeEmailForm(prefix="email")
+    if form.validate_on_submit() and _reauthenticate(form):
+        user = current_user._get_current_object()
+        user.email = form.email.data
+        db.session.commit()
+        current_app.logger.info("email changed for %s", user.username)
+        flash("Email changed.", "success")
+        return redirect(url_for("web.account"))
+    return _render_account(400, email_form=form)
+
+
+@web.post("/account/delete")
+@login_required
+@throttle_guesses
+def delete_account():
+    """Delete the account and everything it owns."""
+    form = ReauthForm(prefix="delete")
+    if form.validate_on_submit() and _reauthenticate(form):
+        user = current_user._get_current_object()
+        vault.delete_all_of(db.session, _policy(), user.id)
+        db.session.delete(user)
+        db.session.commit()
+        logout_user()
+        session.clear()
+        after_this_request(_forget_remember_cookie)
+        current_app.logger.info("deleted user %s", user.id)
+        flash("Your account and all its secrets are deleted.", "success")
+        return redirect(url_for("web.index"))
+    return _render_account(400, delete_form=form)
+
+
+# --- account routes: where you're signed in --------------------------------------------------------------------------
+
+
+@web.get("/account/sessions")
+@login_required
+def account_sessions():
+    """Where you're signed in: every live session of this account, this one first."""
+    rows = db.session.execute(
+        db.select(UserSession).where(UserSession.user_id == current_user.id).order_by(UserSession.last_seen_at.desc())
+    ).scalars()
+    here = _current_session()
+    listed = sorted(rows, key=lambda row: row.id != here.id)
+    return render_template("account_sessions.html", sessions=listed, here=here, form=EmptyForm())
 
 
 @web.post("/account/sessions")
 @login_required
 def sign_out_everywhere():
-    """End every other session and remember cookie of this account."""
+    """End every other session of this account and revoke its API tokens; this browser stays signed in."""
     user = current_user._get_current_object()
     _restart_sessions(user)
+    _revoke_api_tokens(user)
     current_app.logger.info("signed out everywhere: %s", user.username)
-    flash("Every other device has been signed out.", "success")
-    return redirect(url_for("web.account"))
+    flash("Every other device has been signed out, and your API tokens no longer work.", "success")
+    return redirect(url_for("web.account_sessions"))
 
 
-@web.post("/account/api-token")
+@web.post("/account/sessions/<int:session_id>/end")
 @login_required
-def create_api_token():
-    """Issue a new API token (shown once; only its hash is kept), replacing any old one."""
-    token = "ss_" + secrets.token_urlsafe(32)
-    current_user.api_token_hash = hashlib.sha256(token.encode()).hexdigest()
-    db.session.commit()
-    current_app.logger.info("API token issued for %s", current_user.username)
-    return _render_account(new_api_token=token)
+def end_session(session_id: int):
+    """Sign out one session of this account (this one included).
+
+    :raise 404: when it does not exist or belongs to someone else.
+    """
+    user_session = db.first_or_404(db.select(UserSession).filter_by(id=session_id, user_id=current_user.id))
+    if user_session.id == _current_session().id:
+        _sign_out_here()
+        return redirect(url_for("web.login", signed_out=1))
+    device = user_session.device
+    _end_sessions(UserSession.id == user_session.id)
+    flash(f"Signed out {device}.", "success")
+    return redirect(url_for("web.account_sessions"))
 
 
-@web.post("/account/delete")
+# --- account routes: two-factor ---------------------------------------------------------------------------------------
+
+
+def _render_two_factor(status: int = 200, **context):
+    user = current_user._get_current_object()
+    if user.two_factor_on:
+        context.setdefault("reauth_form", ReauthForm(formdata=None))
+        context.setdefault("disable_form", ReauthForm(formdata=None, prefix="off"))
+        return render_template("account_two_factor.html", recovery_left=_recovery_codes_left(user), **context), status
+    key = _pending_totp_key(user)
+    context.setdefault("form", TwoFactorForm(formdata=None))
+    return render_template("account_two_factor.html", key=key, qr=_totp_qr_data_uri(user, key), **context), status
+
+
+@web.get("/account/two-factor")
 @login_required
-def delete_account():
-    """Delete the account and everything it owns."""
-    form = DeleteAccountForm()
+def two_factor():
+    """Two-factor sign-in: turn it on (QR code and key as text), or manage it."""
+    return _render_two_factor()
+
+
+@web.post("/account/two-factor")
+@login_required
+@throttle_guesses
+def enable_two_factor():
+    """Turn two-factor on with a code from the newly set-up app; the recovery codes are shown once."""
+    user = current_user._get_current_object()
+    if user.two_factor_on:
+        return redirect(url_for("web.two_factor"))
+    form = TwoFactorForm()
     if form.validate_on_submit():
-        user = current_user._get_current_object()
-        if _check_password(user, form.password.data):
-            vault.delete_all_of(db.session, _policy(), user.id)
-            db.session.delete(user)
+        if _open_totp_key(user) is not None and _accept_totp(user, form.code.data.replace(" ", "")):
+            user.two_factor_since = _now()
             db.session.commit()
-            logout_user()
-            session.clear()
-            current_app.logger.info("deleted user %s", user.id)
-            flash("Your account and all its secrets are deleted.", "success")
-            return redirect(url_for("web.index"))
-        form.password.errors.append("That isn't your password.")
-    return _render_account(400, delete_form=form)
+            current_app.logger.info("two-factor on for %s", user.username)
+            return _render_two_factor(recovery_codes=_new_recovery_codes(user))
+        form.code.errors.append("That code didn't work. Check the app shows SecureShare, then type the newest code.")
+    return _render_two_factor(400, form=form)
+
+
+@web.post("/account/two-factor/recovery-codes")
+@login_required
+@throttle_guesses
+def new_recovery_codes():
+    """Replace the recovery codes (the old ones stop working); shown once."""
+    form = ReauthForm()
+    if not current_user.two_factor_on:
+        return redirect(url_for("web.two_factor"))
+    if form.validate_on_submit() and _reauthenticate(form):
+        current_app.logger.info("new recovery codes for %s", current_user.username)
+        return _render_two_factor(recovery_codes=_new_recovery_codes(current_user))
+    return _render_two_factor(400, reauth_form=form)
+
+
+@web.post("/account/two-factor/disable")
+@login_required
+@throttle_guesses
+def disable_two_factor():
+    """Turn two-factor off: the key and the recovery codes are erased."""
+    form = ReauthForm(prefix="off")
+    if not current_user.two_factor_on:
+        return redirect(url_for("web.two_factor"))
+    if form.validate_on_submit() and _reauthenticate(form):
+        user = current_user._get_current_object()
+        user.totp_key_sealed = user.totp_key_id = user.totp_last_step = user.two_factor_since = None
+        db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        db.session.commit()
+        current_app.logger.info("two-factor off for %s", user.username)
+        flash("Two-factor sign-in is off. Your recovery codes no longer work.", "success")
+        return redirect(url_for("web.account"))
+    return _render_two_factor(400, disable_form=form)
+
+
+# --- account routes: API tokens ------------------------------------------------------------------------------------------
+
+
+def _render_tokens(status: int = 200, **context):
+    tokens = db.session.execute(
+        db.select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.id.desc())
+    ).scalars()
+    context.setdefault("form", CreateTokenForm(formdata=None))
+    return render_template("account_tokens.html", tokens=list(tokens), revoke_form=EmptyForm(), **context), status
+
+
+@web.get("/account/tokens")
+@login_required
+def account_tokens():
+    """API tokens: create one (shown once), see when each was used, revoke any."""
+    return _render_tokens()
+
+
+@web.post("/account/tokens")
+@login_required
+@throttle_guesses
+def create_api_token():
+    """Issue a named API token after re-authentication; only its hash is kept."""
+    form = CreateTokenForm()
+    if form.validate_on_submit() and _reauthenticate(form):
+        token = "ss_" + secrets.token_urlsafe(32)
+        now = _now()
+        lifetime = TOKEN_LIFETIMES[form.lifetime.data]
+        db.session.add(
+            ApiToken(
+                user_id=current_user.id,
+                name=form.name.data,
+                token_hash=token_digest(token),
+                created_at=now,
+                expires_at=now + lifetime if lifetime else None,
+            )
+        )
+        db.session.commit()
+        current_app.logger.info("API token issued for %s", current_user.username)
+        return _render_tokens(new_api_token=token, new_token_name=form.name.data)
+    return _render_tokens(400, form=form)
+
+
+@web.post("/account/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_api_token(token_id: int):
+    """Revoke one API token of this account.
+
+    :raise 404: when it does not exist or belongs to someone else.
+    """
+    token = db.first_or_404(db.select(ApiToken).filter_by(id=token_id, user_id=current_user.id))
+    name = token.name
+    db.session.delete(token)
+    db.session.commit()
+    flash(f"Token “{name}” revoked. Scripts using it now get “not signed in”.", "success")
+    return redirect(url_for("web.account_tokens"))
 
 
 # --- secret routes -----------------------------------------------------------------------------------------------------
@@ -1012,11 +1635,33 @@ def _bearer_token() -> str | None:
 
 
 def _api_user() -> User | None:
-    """Return the caller: a Bearer token's owner, else the signed-in session's user."""
-    if (token := _bearer_token()) is not None:
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        return db.session.execute(db.select(User).filter_by(api_token_hash=digest)).scalar_one_or_none()
-    return current_user._get_current_object() if current_user.is_authenticated else None
+    """Return the caller: a live Bearer token's owner (the token in g.api_token), else the signed-in user.
+
+    Resolved once per request: the rate limit keys on the same answer the route acts on.
+    """
+    if "api_caller" not in g:
+        g.api_token = _live_api_token(_bearer_token())
+        if g.api_token is not None:
+            g.api_caller = g.api_token.user
+        elif _bearer_token() is None and current_user.is_authenticated:
+            g.api_caller = current_user._get_current_object()
+        else:
+            g.api_caller = None
+    return g.api_caller
+
+
+def _live_api_token(token: str | None) -> ApiToken | None:
+    """Return the unexpired token row for `token`, noting when it was last used (at most once a minute)."""
+    if not token:
+        return None
+    row = db.session.execute(db.select(ApiToken).filter_by(token_hash=token_digest(token))).scalar_one_or_none()
+    now = _now()
+    if row is None or row.is_expired(now):
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= timedelta(minutes=1):
+        row.last_used_at = now
+        db.session.commit()
+    return row
 
 
 def api_auth_required(view):
@@ -1036,8 +1681,11 @@ def api_auth_required(view):
 
 
 def _api_limit_key() -> str:
-    header = request.headers.get("Authorization", "")
-    return "api:" + (_digest(header) if header else get_remote_address())
+    """Key the API budget on the resolved caller (token, else user, else network), never on a header it can vary."""
+    user = _api_user()
+    if g.api_token is not None:
+        return f"api:token:{g.api_token.id}"
+    return f"api:user:{user.id}" if user is not None else "api:network:" + _client_network()
 
 
 @api.get("/auth/check")
@@ -1131,7 +1779,7 @@ def api_delete_secret(unique_id: str):
             abort(404)
 
 
-# API calls are limited per token (or per address for cookie callers); CSRF is checked in api_auth_required.
+# API calls are limited per token, per signed-in user, or per network for strangers; CSRF is checked in api_auth_required.
 limiter.limit(lambda: current_app.config["RATELIMIT_API"], key_func=_api_limit_key)(api)
 csrf.exempt(api)
 
@@ -1275,14 +1923,23 @@ def _register_extensions(app: Flask) -> None:
 
 @login_manager.user_loader
 def _load_user(session_token: str) -> User | None:
-    return db.session.execute(db.select(User).filter_by(session_token=session_token)).scalar_one_or_none()
+    """Resolve a session or remember cookie to the user of a live session; a session past its limits ends here.
 
-
-@user_loaded_from_cookie.connect
-def _stamp_remembered_session(_app, user=None) -> None:
-    stamp = _now().timestamp()
-    session["auth_at"] = stamp
-    session["seen_at"] = stamp
+    Ended sessions have no row, so no cookie (copied, remembered or replayed) brings one back.
+    """
+    user_session = db.session.execute(
+        db.select(UserSession).filter_by(token_hash=token_digest(session_token))
+    ).scalar_one_or_none()
+    if user_session is None:
+        return None
+    if not user_session.is_live(_now(), _session_limits(user_session.remember)[1]):
+        _end_sessions(UserSession.id == user_session.id)
+        g.session_ended = True
+        return None
+    g.user_session = user_session
+    user = user_session.user
+    user.session_token = session_token
+    return user
 
 
 def _before_request():
@@ -1303,27 +1960,19 @@ def _refuse_qr_folder(filename: str) -> None:
 
 
 def _enforce_session_lifetime():
-    """End a session idle too long or older than its absolute lifetime (enforced here, not by the cookie)."""
-    if not current_user.is_authenticated:
+    """Count activity on a live session; tell the person whose session just ran out (the loader ended it)."""
+    if current_user.is_authenticated:
+        _touch_session(g.user_session, _now())
         return None
-    now = _now().timestamp()
-    settings = current_app.config
-    started, seen = session.get("auth_at"), session.get("seen_at")
-    if (
-        started is None
-        or seen is None
-        or now - started > settings["SESSION_ABSOLUTE_LIFETIME"].total_seconds()
-        or now - seen > settings["SESSION_IDLE_TIMEOUT"].total_seconds()
-    ):
-        logout_user()
-        session.clear()
-        flash("You were signed out to keep your account safe. Please sign in again.", "info")
-        if _wants_json():
-            return jsonify(success=False, error={"code": 401, "message": "Session expired."}), 401
-        back = request.full_path.rstrip("?") if request.method == "GET" else None
-        return redirect(url_for("web.login", next=back))
-    session["seen_at"] = now
-    return None
+    if not g.get("session_ended"):
+        return None
+    session.clear()
+    after_this_request(_forget_remember_cookie)
+    flash("You were signed out to keep your account safe. Please sign in again.", "info")
+    if _wants_json():
+        return jsonify(success=False, error={"code": 401, "message": "Session expired."}), 401
+    back = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for("web.login", next=back))
 
 
 def _set_security_headers(response: Response) -> Response:
@@ -1367,8 +2016,9 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("purge")
     def purge():
         """Expire due secrets, delete records past retention, erase them on disk (run it every minute; any host may)."""
-        report = vault.purge(db.session, app.policy, _now())
-        click.echo(f"Expired {report.expired}, purged {report.purged}.")
+        now = _now()
+        report = vault.purge(db.session, app.policy, now)
+        click.echo(f"Expired {report.expired}, purged {report.purged}, ended {_end_stale_sessions(now)} stale sessions.")
 
     keys = AppGroup("keys", help="Server keys: what each still protects, and moving labels to the newest.")
 
@@ -1385,6 +2035,8 @@ def _register_commands(app: Flask) -> None:
         """Re-seal every title and share id copy under the newest key (content moves at its next right unlock)."""
         moved, stuck = vault.rewrap(db.session, app.keys)
         click.echo(f"Re-sealed the labels of {moved} records under {app.keys.newest_id}; {stuck} need a removed key.")
+        moved, stuck = _rewrap_totp_keys()
+        click.echo(f"Re-sealed {moved} two-factor keys under {app.keys.newest_id}; {stuck} need a removed key.")
 
     app.cli.add_command(keys)
 

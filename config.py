@@ -62,6 +62,12 @@ class Config:
     REMEMBER_COOKIE_DURATION = timedelta(days=14)
     SESSION_IDLE_TIMEOUT = timedelta(minutes=_env_int("SESSION_IDLE_MINUTES", 60))
     SESSION_ABSOLUTE_LIFETIME = timedelta(hours=_env_int("SESSION_ABSOLUTE_HOURS", 12))
+    # "Keep me signed in": the session lasts REMEMBER_COOKIE_DURATION (at most 14 days) and still ends after this
+    # long without a visit; the server enforces both, whatever the cookies say.
+    REMEMBERED_SESSION_IDLE_TIMEOUT = timedelta(days=_env_int("REMEMBERED_SESSION_IDLE_DAYS", 7))
+    # OWASP "device cookie": a browser that signed in to an account keeps its own sign-in budget for it.
+    DEVICE_COOKIE_NAME = "device"
+    DEVICE_COOKIE_DURATION = timedelta(days=180)
 
     # Account passwords: argon2-cffi's RFC 9106 low-memory profile (64 MiB, 3 passes, 4 lanes).
     PASSWORD_HASH_MEMORY_KIB = 65536
@@ -140,6 +146,7 @@ class ProductionConfig(Config):
     SESSION_COOKIE_NAME = "__Host-session"
     REMEMBER_COOKIE_SECURE = True
     REMEMBER_COOKIE_NAME = "__Host-remember_token"
+    DEVICE_COOKIE_NAME = "__Host-device"
     HSTS = True
 
 

@@ -4,9 +4,11 @@ import enum
 import hashlib
 import secrets
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     DateTime,
     Engine,
     ForeignKey,
@@ -43,6 +45,11 @@ def utcnow() -> datetime:
 def new_token() -> str:
     """Return a fresh 256-bit URL-safe token (session tokens, QR file names)."""
     return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """Return the SHA-256 of a bearer value (session, API or recovery code): the only form the database keeps."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def new_unique_id() -> str:
@@ -95,25 +102,34 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(32))
     email: Mapped[str] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Flask-Login's id is this token, not the row id, so rotating it ends every copied session at once.
-    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
-    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor: the TOTP key sealed with the server key `totp_key_id`. A key without `two_factor_since` is an
+    # enrolment not yet confirmed. `totp_last_step` is the newest time step accepted, so no code works twice.
+    totp_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_key_id: Mapped[str | None] = mapped_column(String(32))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    two_factor_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
+    sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    api_tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    recovery_codes: Mapped[list["RecoveryCode"]] = relationship(cascade="all, delete-orphan")
+
+    # The raw token of the session this object was loaded for; Flask-Login keeps it in the cookies (never stored).
+    session_token = None
 
     __table_args__ = (
         Index("uq_user_username_lower", func.lower(username), unique=True),
         Index("uq_user_email_lower", func.lower(email), unique=True),
     )
 
-    def get_id(self) -> str:
+    def get_id(self) -> str | None:
         return self.session_token
 
-    def rotate_session_token(self) -> None:
-        """Invalidate every session and remember cookie issued so far."""
-        self.session_token = new_token()
+    @property
+    def two_factor_on(self) -> bool:
+        return self.two_factor_since is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -227,3 +243,63 @@ class AccessEvent(Base):
 
     def __repr__(self) -> str:
         return f"<AccessEvent {self.id} {self.outcome}>"
+
+
+class UserSession(Base):
+    """One signed-in browser: found by the digest of the token its cookies hold, ended by deleting the row."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    device: Mapped[str] = mapped_column(String(64), default="")
+    ip_prefix: Mapped[str] = mapped_column(String(64), default="")
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+    def is_live(self, now: datetime, idle_limit: timedelta) -> bool:
+        """Tell whether the session is within both its absolute and its idle limit at `now`."""
+        return now < self.expires_at and now - self.last_seen_at <= idle_limit
+
+    def __repr__(self) -> str:
+        return f"<UserSession {self.id} of user {self.user_id}>"
+
+
+class ApiToken(Base):
+    """A named API token of a user; only its digest is kept, the token itself is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(back_populates="api_tokens")
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def __repr__(self) -> str:
+        return f"<ApiToken {self.id} of user {self.user_id}>"
+
+
+class RecoveryCode(Base):
+    """A single-use two-factor recovery code, kept as a digest; using it deletes the row."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode {self.id} of user {self.user_id}>"

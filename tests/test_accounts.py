@@ -100,12 +100,18 @@ def test_login_by_username_or_email(client, auth, login):
     assert client.get("/api/auth/check").json["user"]["username"] == "alice"
 
 
-def test_logout_is_post_only_and_clears_site_data(client, auth):
+def test_logout_is_post_only_and_clears_the_session_cookies_by_name(client, auth):
     auth.register()
+    auth.logout()
+    auth.login(remember=True)
     assert client.get("/logout").status_code == 405
     response = auth.logout()
     assert response.status_code == 302
-    assert response.headers["Clear-Site-Data"] == '"cache", "cookies", "storage"'
+    assert response.headers["Clear-Site-Data"] == '"cache", "storage"'
+    cleared = [header for header in response.headers.getlist("Set-Cookie") if "Max-Age=0" in header]
+    assert {header.split("=", 1)[0] for header in cleared} == {"session", "remember_token"}
+    assert client.get_cookie("remember_token") is None
+    assert client.get_cookie("device") is not None  # the device cookie survives sign-out
     assert client.get("/dashboard").status_code == 302
 
 
@@ -165,10 +171,10 @@ def test_delete_account_removes_everything_it_owns(app, client, auth):
     unique_id = create_secret(client)
     qr = app.config["QR_DIR"] / load_secret(app, unique_id).qr_filename
     assert qr.exists()
-    wrong = post_form(client, "/account/delete", {"password": "nope-nope-nope"}, token_page="/account")
+    wrong = post_form(client, "/account/delete", {"delete-current_password": "nope-nope-nope"}, token_page="/account")
     assert wrong.status_code == 400
     assert user_count(app) == 1
-    response = post_form(client, "/account/delete", {"password": PASSWORD}, token_page="/account")
+    response = post_form(client, "/account/delete", {"delete-current_password": PASSWORD}, token_page="/account")
     assert response.status_code == 302
     assert user_count(app) == 0
     with app.app_context():

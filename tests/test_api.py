@@ -6,8 +6,8 @@ import re
 import pytest
 
 from app import db
-from schema import User
-from tests.helpers import SECRET_CONTENT, SECRET_PASSWORD, csrf_token, post_form, unlock
+from schema import ApiToken
+from tests.helpers import PASSWORD, SECRET_CONTENT, SECRET_PASSWORD, csrf_token, post_form, unlock
 
 NEW_SECRET = {
     "title": "Deploy key",
@@ -20,9 +20,12 @@ NEW_SECRET = {
 }
 
 
-def issue_token(client) -> str:
-    page = post_form(client, "/account/api-token", {}, token_page="/account")
-    assert page.status_code == 200
+def issue_token(client, name: str = "script", lifetime: str = "90d", password: str = PASSWORD) -> str:
+    """Create an API token on the account page (re-authenticating) and return it as shown, once."""
+    page = post_form(
+        client, "/account/tokens", {"name": name, "lifetime": lifetime, "current_password": password}, token_page="/account"
+    )
+    assert page.status_code == 200, page.text
     return re.search(r'id="api-token" value="([^"]+)"', page.text).group(1)
 
 
@@ -38,15 +41,17 @@ def bearer(token: str) -> dict:
 def test_token_is_shown_once_and_stored_only_as_a_hash(app, logged_in_client, token):
     assert token.startswith("ss_")
     with app.app_context():
-        user = db.session.execute(db.select(User)).scalar_one()
-        assert user.api_token_hash == hashlib.sha256(token.encode()).hexdigest()
+        row = db.session.execute(db.select(ApiToken)).scalar_one()
+        assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        assert row.name == "script"
     assert token not in logged_in_client.get("/account").text
+    assert token not in logged_in_client.get("/account/tokens").text
 
 
-def test_new_token_replaces_the_old_one(app, logged_in_client, token):
-    second = issue_token(logged_in_client)
+def test_several_tokens_work_side_by_side(app, logged_in_client, token):
+    second = issue_token(logged_in_client, name="backup")
     client = app.test_client()
-    assert client.get("/api/auth/check", headers=bearer(token)).status_code == 401
+    assert client.get("/api/auth/check", headers=bearer(token)).json["user"]["username"] == "alice"
     assert client.get("/api/auth/check", headers=bearer(second)).json["user"]["username"] == "alice"
 
 

@@ -30,7 +30,7 @@ def end_it(app, owner, recipient, clock, unique_id: str, ending: str) -> None:
     elif ending == "deleted":
         post_form(owner, f"/secrets/{unique_id}/delete", {})
     else:
-        post_form(owner, "/account/delete", {"password": PASSWORD}, token_page="/account")
+        post_form(owner, "/account/delete", {"delete-current_password": PASSWORD}, token_page="/account")
 
 
 @pytest.mark.parametrize("ending", ["used up", "destroyed", "expired", "deleted", "account deleted"])

@@ -39,7 +39,9 @@ def scripted_session(app) -> set[str]:
         unlock(reader, unique_id, "a-wrong-guess-LEAK")
         unlock(reader, unique_id, password)
         sensitive |= {content, password, unique_id, reader.get_cookie("session").value}
-    token = issue_token(owner)
+    token = issue_token(owner, password=account_password)
+    with owner.session_transaction() as current:
+        sensitive.add(current["_user_id"])  # the raw session token: the database keeps only its hash
     created = owner.application.test_client().post(
         "/api/secrets", json={**NEW_SECRET, "content": "Content-LEAK-3"}, headers={"Authorization": f"Bearer {token}"}
     )

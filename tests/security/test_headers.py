@@ -50,9 +50,10 @@ def test_html_has_no_inline_script_or_style(world):
         assert "onclick=" not in page and "javascript:" not in page
 
 
-def test_logout_clears_site_data(world):
+def test_logout_clears_site_data_but_not_every_cookie(world):
     response = post_form(world.alice, "/logout", {}, token_page="/dashboard")
-    assert response.headers["Clear-Site-Data"] == '"cache", "cookies", "storage"'
+    # Cookies are cleared by name: "cookies" here would also drop the device cookie that lets the owner back in.
+    assert response.headers["Clear-Site-Data"] == '"cache", "storage"'
 
 
 def test_production_sends_hsts(tmp_path):

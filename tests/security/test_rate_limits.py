@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from app import create_app, db
-from tests.helpers import create_secret, csrf_token, make_config, post_form, service_url
+from tests.helpers import OTHER_PASSWORD, AuthActions, create_secret, csrf_token, make_config, post_form, service_url
 from tests.test_api import NEW_SECRET, issue_token
 
 
@@ -140,7 +140,7 @@ def test_limit_holds_against_the_real_redis(tmp_path, clock):
         statuses += hammer(client, "/login", {"login": f"someone-{uuid.uuid4().hex}", "password": "guess"}, 1)
     assert statuses[:10] == [400] * 10
     assert statuses[10] == 429
-    keys = Redis.from_url(url).keys(f"*/{address}/web.login/10/1/minute")
+    keys = Redis.from_url(url).keys(f"*/{address}/guess-network/10/1/minute")
     assert len(keys) == 1
     assert int(Redis.from_url(url).get(keys[0])) >= 10
 
@@ -186,3 +186,101 @@ def test_repeated_breaches_back_off_for_longer_but_never_forever(client, monkeyp
     assert allowed[3:] == [0, 0]  # ...and the address is held off for the rest of the hour
     limiter_clock.now += 3600
     assert tries_allowed_this_minute() == 10  # never a permanent lock-out
+
+
+def guess_from(app, address: str, login: str = "alice", times: int = 1) -> list[int]:
+    """Wrong passwords for `login` from a fresh browser (no device cookie) at `address`."""
+    guesser = app.test_client()
+    guesser.environ_base["REMOTE_ADDR"] = address
+    return hammer(guesser, "/login", {"login": login, "password": "a-wrong-guess"}, times)
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/account/password", {"current_password": "guess", "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD}),
+        ("/account/delete", {"delete-current_password": "guess"}),
+        ("/account/email", {"email-email": "new@example.org", "email-current_password": "guess"}),
+        ("/account/tokens", {"name": "x", "lifetime": "30d", "current_password": "guess"}),
+    ],
+)
+def test_current_password_checks_are_throttled(logged_in_client, path, fields):
+    """Fault: checking the current password had no limit: unlimited guesses, each a 64 MiB hash."""
+    statuses = hammer(logged_in_client, path, fields, 11, token_page="/account")
+    assert statuses[:10] == [400] * 10
+    assert statuses[10] == 429
+
+
+def test_guessers_cannot_lock_the_owner_out(app, client, auth):
+    """Fault: guesses from a handful of addresses locked the owner's username out of sign-in for an hour."""
+    auth.register()  # this browser now holds a device cookie for alice
+    auth.logout()
+    statuses = [guess_from(app, f"203.0.113.{number}")[0] for number in range(11)]
+    assert statuses[10] == 429  # unknown devices are held off...
+    stranger = AuthActions(app.test_client())
+    assert stranger.login().status_code == 429  # ...even with the right password
+    assert auth.login().status_code == 302  # the owner's own browser has a budget of its own
+
+
+def test_a_forged_device_cookie_is_an_unknown_device(app, client, auth):
+    auth.register()
+    for number in range(10):
+        guess_from(app, f"203.0.113.{number}")
+    forger = AuthActions(app.test_client())
+    forger.client.set_cookie("device", client.get_cookie("device").value + "x")
+    assert forger.login().status_code == 429
+
+
+def test_a_trusted_device_is_still_limited(client, auth):
+    auth.register()
+    auth.logout()
+    statuses = [auth.login(password=f"wrong-{number}").status_code for number in range(11)]
+    assert statuses[:10] == [400] * 10
+    assert statuses[10] == 429
+
+
+def test_username_and_email_are_one_account(app, auth):
+    """Fault: username and email were counted as two accounts, doubling a guesser's budget."""
+    auth.register()
+    statuses = [guess_from(app, f"203.0.113.{number}", login="alice")[0] for number in range(5)]
+    statuses += [guess_from(app, f"198.51.100.{number}", login="Alice@Example.org")[0] for number in range(6)]
+    assert statuses[:10] == [400] * 10
+    assert statuses[10] == 429
+
+
+def test_ipv6_addresses_count_per_64(app):
+    statuses = [guess_from(app, f"2001:db8:1:2::{number:x}", login=f"someone{number}")[0] for number in range(11)]
+    assert statuses[:10] == [400] * 10
+    assert statuses[10] == 429
+    assert guess_from(app, "2001:db8:1:3::1", login="someone-else") == [400]  # the next /64 is someone else
+
+
+def test_the_code_step_is_throttled(app, client, auth, clock):
+    from tests.test_two_factor import turn_on
+
+    auth.register()
+    turn_on(client, clock)
+    auth.logout()
+    auth.login()
+    statuses = hammer(client, "/login/code", {"code": "not-a-code"}, 11)
+    # One budget for every password and code check: the enrolment code and the password spent 2 of the 10.
+    assert statuses == [400] * 8 + [429] * 3
+
+
+def test_api_limit_ignores_a_varied_authorization_header(app, logged_in_client):
+    """Fault: a cookie caller who added a random `Authorization: Basic …` got a fresh API budget every time."""
+    app.config["RATELIMIT_API"] = "3 per minute"
+    statuses = [
+        logged_in_client.get("/api/secrets", headers={"Authorization": f"Basic {uuid.uuid4().hex}"}).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_api_limit_ignores_padding_around_the_token(app, logged_in_client):
+    """Fault: a token caller who padded the token with spaces got a fresh API budget every time."""
+    token = issue_token(logged_in_client)
+    app.config["RATELIMIT_API"] = "3 per minute"
+    script = app.test_client()
+    statuses = [script.get("/api/secrets", headers={"Authorization": f"Bearer {token}{' ' * n}"}).status_code for n in range(4)]
+    assert statuses == [200, 200, 200, 429]

@@ -1,0 +1,46 @@
+"""Two-factor sign-in in the browser: turned on from the page's QR code and key, then used to sign in."""
+
+import time
+import uuid
+
+import pyotp
+from playwright.sync_api import expect
+
+from tests.browser import flows
+from tests.browser.conftest import PHONE, screenshot
+
+
+def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
+    username = f"totp{uuid.uuid4().hex[:8]}"
+    page = new_context(viewport=PHONE).new_page()
+    flows.register(page, username)
+    page.goto("/account")
+    page.get_by_role("link", name="Turn on two-factor sign-in").click()
+    page.wait_for_url("**/account/two-factor")
+
+    key = page.get_by_label("Key").input_value()
+    scanned = flows.decode_qr(page.get_by_role("img", name="QR code to add SecureShare to your authenticator app").screenshot())
+    assert scanned.startswith("otpauth://totp/SecureShare:") and f"secret={key}" in scanned
+    screenshot(page, "two-factor-setup")
+
+    totp = pyotp.TOTP(key)
+    page.get_by_label("Code from your authenticator app").fill(totp.now())
+    page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    codes = page.locator("#recovery-codes li")
+    expect(codes).to_have_count(10)
+    screenshot(page, "two-factor-recovery-codes")
+
+    flows.sign_out(page)
+    page.goto("/login")
+    page.get_by_label("Username or email").fill(username)
+    page.get_by_label("Password", exact=True).fill(flows.ACCOUNT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/login/code")
+    # The enrolment spent this time step's code: an app shows the next one within 30 s, one step ahead is accepted.
+    page.get_by_label("Code from your authenticator app, or a recovery code").fill(totp.at(time.time() + 30))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard")
+
+    page.goto("/account/sessions")
+    expect(page.get_by_text("This device")).to_be_visible()
+    screenshot(page, "sessions")
