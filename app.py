@@ -2018,7 +2018,7 @@ def _register_commands(app: Flask) -> None:
         """Expire due secrets, delete records past retention, erase them on disk (run it every minute; any host may)."""
         now = _now()
         report = vault.purge(db.session, app.policy, now)
-        click.echo(f"Expired {report.expired}, purged {report.purged}, ended {_end_stale_sessions(now)} stale sessions.")
+        click.echo(f"Expired {report.expired}, purged {report.purged}. Ended {_end_stale_sessions(now)} stale sessions.")
 
     keys = AppGroup("keys", help="Server keys: what each still protects, and moving labels to the newest.")
 
