@@ -34,12 +34,15 @@ def assert_nowhere(app, log_text, *needles: str) -> None:
 
 def test_canary_never_reaches_the_database_wal_or_logs(app, logged_in_client, recipient, log_text):
     unique_id = create_secret(logged_in_client, title="Title-CANARY-7a", max_views="2")
+    ciphertext = load_secret(app, unique_id).ciphertext
+    assert ciphertext in stored_bytes(app)  # the scan finds what is there
     assert_nowhere(app, log_text, CANARY, "Title-CANARY-7a", SECRET_PASSWORD, unique_id)
     assert CANARY in unlock(recipient, unique_id).text
     assert_nowhere(app, log_text, CANARY, "Title-CANARY-7a", SECRET_PASSWORD, unique_id)
     unlock(recipient, unique_id)
     assert load_secret(app, unique_id).status == "used_up"
     assert_nowhere(app, log_text, CANARY, "Title-CANARY-7a", SECRET_PASSWORD, unique_id)
+    assert ciphertext not in stored_bytes(app)  # sealed is not enough: once used up, the sealed bytes go too
 
 
 def test_row_stores_crypto_fields_and_no_password_hash(app, logged_in_client):

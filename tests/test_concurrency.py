@@ -35,6 +35,7 @@ def test_twenty_parallel_unlocks_of_a_one_view_secret_reveal_once(app, logged_in
     assert {status for status, _ in responses} <= {200, 410, 429}
     secret = load_secret(app, unique_id)
     assert (secret.view_count, secret.status) == (1, "used_up")
+    assert secret.failed_attempts == 0  # right passwords that lost the race are no wrong tries
 
 
 def test_twenty_parallel_wrong_guesses_never_pass_the_attempt_limit(app, logged_in_client):
@@ -46,3 +47,4 @@ def test_twenty_parallel_wrong_guesses_never_pass_the_attempt_limit(app, logged_
     secret = load_secret(app, unique_id)
     assert secret.failed_attempts == 5
     assert secret.status == "destroyed"
+

@@ -1,10 +1,12 @@
 """The core rules again on PostgreSQL (DATABASE_URL=postgresql+psycopg://…): the tests imported below are
 collected here a second time, with this module's `app` on the server named by POSTGRES_URL."""
 
+from datetime import timedelta
+
 import pytest
 
 from app import create_app, db
-from tests.helpers import make_config, service_url
+from tests.helpers import AuthActions, create_secret, load_secret, make_config, service_url, unlock
 from tests.test_accounts import test_duplicate_username_or_email_in_any_case  # noqa: F401 - run again here
 from tests.test_concurrency import (  # noqa: F401 - run again here
     test_twenty_parallel_unlocks_of_a_one_view_secret_reveal_once,
@@ -34,3 +36,37 @@ def app(tmp_path, clock):
 def test_runs_on_postgresql(app):
     with app.app_context():
         assert db.engine.dialect.name == "postgresql"
+
+
+@pytest.fixture
+def new_york_app(tmp_path, clock):
+    """PostgreSQL whose sessions speak New York time: stored and shown times must still be UTC."""
+    options = {"hide_parameters": True, "connect_args": {"options": "-c timezone=America/New_York"}}
+    url = service_url("POSTGRES_URL", "PostgreSQL")
+    application = create_app(make_config(tmp_path, clock, SQLALCHEMY_DATABASE_URI=url, SQLALCHEMY_ENGINE_OPTIONS=options))
+    with application.app_context():
+        db.drop_all()
+        db.create_all()
+        assert db.session.execute(db.text("SHOW timezone")).scalar() == "America/New_York"
+    yield application
+    with application.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+def test_times_are_utc_whatever_the_session_time_zone(new_york_app, clock):
+    owner = new_york_app.test_client()
+    AuthActions(owner).register()
+    unique_id = create_secret(owner, expiration="1h")
+    secret = load_secret(new_york_app, unique_id)
+    assert secret.expires_at.utcoffset() == timedelta(0)
+    assert secret.expires_at == clock() + timedelta(hours=1)
+    assert "2026-11-28 13:00 UTC" in owner.get(f"/secrets/{unique_id}").text
+    assert owner.get(f"/api/secrets/{unique_id}").json["secret"]["expires_at"] == "2026-11-28T13:00:00+00:00"
+    recipient = new_york_app.test_client()
+    clock.advance(minutes=59, seconds=59)
+    assert unlock(recipient, unique_id).status_code == 200
+    clock.advance(seconds=1)
+    assert unlock(recipient, unique_id).status_code == 410
+    result = new_york_app.test_cli_runner().invoke(args=["purge"])
+    assert "Expired 1" in result.output

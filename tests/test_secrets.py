@@ -181,11 +181,12 @@ def test_edit_settings_without_touching_the_content(app, logged_in_client, clock
 def test_edit_keep_expiry_leaves_it(app, logged_in_client):
     unique_id = create_secret(logged_in_client)
     before = load_secret(app, unique_id).expires_at
-    post_form(
+    response = post_form(
         logged_in_client,
         f"/secrets/{unique_id}/edit",
         {"title": "t", "blur_level": "10", "expiration": "keep", "custom_unit": "hours"},
     )
+    assert response.status_code == 302
     assert load_secret(app, unique_id).expires_at == before
 
 
