@@ -61,6 +61,9 @@ def test_every_page(new_context, theme, viewport):
     visit(owner, shot("delete"), f"{secret_path}/delete")
     visit(owner, shot("card"), f"{secret_path}/card")
     visit(owner, shot("account"), "/account")
+    visit(owner, shot("account-sessions"), "/account/sessions")
+    visit(owner, shot("account-tokens"), "/account/tokens")
+    visit(owner, shot("account-two-factor"), "/account/two-factor")
 
     recipient = new_context(viewport=viewport, color_scheme=theme).new_page()
     visit(recipient, shot("view"), link)

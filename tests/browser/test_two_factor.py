@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from tests.browser import flows
 from tests.browser.conftest import PHONE, screenshot
+from tests.browser.test_pages import assert_accessible
 
 
 def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
@@ -28,6 +29,7 @@ def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     codes = page.locator("#recovery-codes li")
     expect(codes).to_have_count(10)
+    assert_accessible(page, "two-factor-recovery-codes")
     screenshot(page, "two-factor-recovery-codes")
 
     flows.sign_out(page)
@@ -36,6 +38,7 @@ def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
     page.get_by_label("Password", exact=True).fill(flows.ACCOUNT_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/login/code")
+    assert_accessible(page, "login-code")
     # The enrolment spent this time step's code: an app shows the next one within 30 s, one step ahead is accepted.
     page.get_by_label("Code from your authenticator app, or a recovery code").fill(totp.at(time.time() + 30))
     page.get_by_role("button", name="Sign in").click()
