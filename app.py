@@ -1828,7 +1828,7 @@ def _error_schema() -> dict:
         "tries_left": {"type": "integer", "minimum": 0, "description": "wrong_password: tries before the secret is destroyed."},
     }
     error = {"type": "object", "properties": details, "required": ["code", "reason", "message"]}
-    return _envelope(False, error=error)
+    return {**_envelope(False, error=error), "description": "Every refused call answers this, with the HTTP status as `code`."}
 
 
 def _envelope(success: bool, **properties) -> dict:
@@ -2014,10 +2014,7 @@ def _openapi_document() -> dict:
         "info": {
             "title": "SecureShare API",
             "version": "1",
-            "description": (
-                "Create, list, change and delete your secrets, and open one with its password. Every answer is JSON: "
-                '{"success": true, …} or {"success": false, "error": {"code", "reason", "message", "fields"?}}.'
-            ),
+            "description": "Create, list, change and delete your secrets, and open one with its password.",
         },
         "servers": [{"url": current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")}],
         "paths": paths,
