@@ -1448,8 +1448,8 @@ def _field_rule(field) -> dict:
 def _form_schema(form_class: type[FlaskForm], only: tuple[str, ...], all_optional: bool = False, **extra: dict) -> dict:
     """Return the JSON Schema of a request that carries `only` these fields of `form_class`, plus `extra` ones.
 
-    The form stays the one place where a field's rules live. A field the form requires is required here unless it
-    has a default (or `all_optional`, for a partial update, which keeps no defaults); an optional one accepts null.
+    The form stays the one place where a field's rules live. A field the form requires is required here (unless
+    `all_optional`, for a partial update, which has no defaults either); an optional one also accepts null.
     """
     form = form_class(formdata=None, meta={"csrf": False})
     properties, required = {}, []
@@ -1462,7 +1462,8 @@ def _form_schema(form_class: type[FlaskForm], only: tuple[str, ...], all_optiona
             rule["type"] = [rule["type"], "null"]
             if "enum" in rule:
                 rule["enum"].append(None)
-        elif "default" not in rule:
+        else:
+            rule.pop("default", None)  # the page pre-fills it; a request must send it
             required += [] if all_optional else [name]
             if rule["type"] == "string":
                 rule["minLength"] = max(rule.get("minLength", 0), 1)
@@ -1539,7 +1540,7 @@ def _rule_problem(value, rule: dict) -> str | None:
 
 
 def _validated(values: dict, schema: dict, what: str) -> dict:
-    """Check `values` against `schema`; return them with the declared defaults filled in.
+    """Check `values` against `schema` and return them.
 
     :raise ApiError: 422 naming the fields the schema does not declare; 400 naming each field that is missing or wrong.
     """
@@ -1553,13 +1554,12 @@ def _validated(values: dict, schema: dict, what: str) -> dict:
             errors[name] = [problem]
     if errors:
         raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=errors)
-    defaults = {name: rule["default"] for name, rule in schema["properties"].items() if "default" in rule}
-    return {**defaults, **values}
+    return values
 
 
 def _typed_query(schema: dict) -> dict:
-    """Return the query string's values, whole numbers as ints where the schema declares an integer."""
-    values = {}
+    """Return the query string's values over the declared defaults, whole numbers as ints where the schema says integer."""
+    values = {name: rule["default"] for name, rule in schema["properties"].items() if "default" in rule}
     for name, items in request.args.lists():
         rule = schema["properties"].get(name, {})
         value = items[-1]
