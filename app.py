@@ -351,6 +351,15 @@ class ApiExpiryMixin:
         if field.data is not None and self.expiration.raw_data:
             raise ValidationError("Send either expires_in or expiration, not both.")
 
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # A left-out custom amount skips its own check (Optional() ends the chain), which the page's form also
+        # misses: ask for it here so lifetime() always has a number.
+        if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
+            self.custom_amount.errors.append("Enter how long it should last.")
+            return False
+        return valid
+
     def lifetime(self) -> timedelta | None:
         if self.expires_in.data is not None:
             return timedelta(seconds=self.expires_in.data)

@@ -170,6 +170,13 @@ def test_a_value_of_the_wrong_type_or_range_is_400_naming_the_field(app, script,
     assert list(response.json["error"]["fields"]) == [field]
 
 
+def test_a_custom_expiry_without_its_amount_is_400_not_a_crash(app, script):
+    before = database_snapshot(app)
+    response = script.post("/api/secrets", json={**API_SECRET, "expiration": "custom", "custom_unit": "days"})
+    assert_refused(app, before, response, 400, "invalid_fields")
+    assert list(response.json["error"]["fields"]) == ["custom_amount"]
+
+
 def test_unknown_fields_are_422_naming_them(app, script):
     before = database_snapshot(app)
     response = script.post("/api/secrets", json={**API_SECRET, "owner_id": 2, "status": "active"})
