@@ -1,10 +1,11 @@
-"""cli.py, run as a subprocess against the app served by gunicorn on 127.0.0.1.
+"""cli.py, and the README's curl examples, run as subprocesses against the app served by gunicorn on 127.0.0.1.
 
 Each run gets a new session (no controlling terminal), so cli.py reads the password from the first line of
 standard input, as documented; the token and server come from the environment or the config file only.
 """
 
 import base64
+import json
 import os
 import re
 import secrets
@@ -190,3 +191,18 @@ def test_wrong_token_is_a_refusal(server, home):
     result = run_cli("list", env=env, home=home)
     assert result.returncode == 1
     assert "Sign in or send an API token" in result.stderr
+
+
+def test_readme_curl_examples_work(server, token, home):
+    """The README's curl block, run as written, with only the address and the token put in."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"With `make run` going.*?```sh\n(.*?)```", readme, re.DOTALL).group(1)
+    script = block.replace("http://127.0.0.1:5000", server["url"]).replace("ss_paste-your-token-here", token)
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    command = ["bash", "-euo", "pipefail", "-c", script]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    listed, unlocked, deleted = (json.loads(line) for line in result.stdout.splitlines() if line.strip())
+    assert listed["secrets"][0]["title"] == "Deploy key"  # newest first
+    assert unlocked["secret"]["content"] == "hunter2"
+    assert deleted["secret"]["status"] == "deleted"
