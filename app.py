@@ -1487,12 +1487,12 @@ def _expires_in_rule() -> dict:
         "type": ["integer", "null"],
         "minimum": int(settings["SECRET_MIN_EXPIRY"].total_seconds()),
         "maximum": int(settings["SECRET_MAX_EXPIRY"].total_seconds()),
-        "description": "Seconds until it expires: the simple way to set an expiry (instead of `expiration`).",
+        "description": "Seconds until it expires: the simple way to set an expiry (instead of expiration).",
     }
 
 
 def _create_body() -> dict:
-    """POST /api/secrets: the create form's names (`confirm` optional), plus `expires_in`."""
+    """POST /api/secrets: the create form's names (confirm optional), plus expires_in."""
     fields = ("title", "content", "password", "confirm", "expiration", "custom_amount", "custom_unit", "blur_level", "max_views")
     schema = _form_schema(ApiCreateSecretForm, fields, expires_in=_expires_in_rule())
     # The form checks an amount against its unit; this bound only keeps it a number that can be multiplied safely.
@@ -1513,11 +1513,12 @@ def _unlock_body() -> dict:
 
 
 def _page_query(**extra: dict) -> dict:
+    per_page = current_app.config["SECRETS_PER_PAGE"]
     properties = {
         "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1, "description": "Past the last page: empty."},
-        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": current_app.config["SECRETS_PER_PAGE"]},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": per_page, "description": "Per page."},
         **extra,
-    }  # fmt: skip
+    }
     return {"type": "object", "properties": properties, "required": [], "additionalProperties": False}
 
 
@@ -1716,7 +1717,7 @@ def api_get_secret(unique_id: str):
 @api_auth_required
 @api_operation("Change a secret's settings", responses={200: "Secret", 410: "Gone"}, body=_edit_body)
 def api_edit_secret(unique_id: str, body: dict):
-    """Change the title, blur, expiry (`expires_in`) or views of an active secret, as its edit page does."""
+    """Change the title, blur, expiry (expires_in) or views of an active secret, as its edit page does."""
     secret = get_active_owned_secret(unique_id, g.api_user)
     current = {"title": _open_title(secret), "blur_level": secret.blur_level, "max_views": secret.max_views}
     form = _api_form(ApiEditSecretForm, {**current, **body})
@@ -1837,7 +1838,7 @@ def _error_schema() -> dict:
         "tries_left": {"type": "integer", "minimum": 0, "description": "wrong_password: tries before the secret is destroyed."},
     }
     error = {"type": "object", "properties": details, "required": ["code", "reason", "message"]}
-    return {**_envelope(False, error=error), "description": "Every refused call answers this, with the HTTP status as `code`."}
+    return {**_envelope(False, error=error), "description": "Every refused call answers this, with the HTTP status as code."}
 
 
 def _envelope(success: bool, **properties) -> dict:
@@ -1864,7 +1865,7 @@ def _openapi_schemas() -> dict:
             "failed_attempts": {"type": "integer"},
             "blur_level": {"type": "integer"},
             "url": {**nullable_link, "description": "The share link; null once the secret has ended."},
-            "link": {**nullable_link, "deprecated": True, "description": "The same as `url`."},
+            "link": {**nullable_link, "deprecated": True, "description": "The same as url."},
             "qr_png_url": {**nullable_link, "description": "The QR code as PNG (sign-in needed); null once ended."},
             "qr_svg_url": {**nullable_link, "description": "The QR code as SVG (sign-in needed); null once ended."},
         },
@@ -1933,17 +1934,17 @@ def _openapi_responses() -> dict:
         "QrPng": {"description": "The QR code of the share link.", "content": {"image/png": any_body}},
         "QrSvg": {"description": "The QR code of the share link.", "content": {"image/svg+xml": any_body}},
         "BadRequest": _json_response(
-            "invalid_fields (with `fields`), invalid_json, token_in_query (a token in the URL), or bad_request "
+            "invalid_fields (with fields), invalid_json, token_in_query (a token in the URL), or bad_request "
             "(a malformed query, or a missing CSRF header on a cookie session).",
             "Error",
         ),
         "Unauthorized": _json_response("unauthorized: no valid token or session.", "Error"),
-        "WrongPassword": _json_response("wrong_password, with `tries_left`.", "Error"),
+        "WrongPassword": _json_response("wrong_password, with tries_left.", "Error"),
         "NotFound": _json_response("not_found: no such secret, or not yours.", "Error"),
         "Gone": _json_response("gone: expired, used up or deleted; destroyed: too many wrong passwords.", "Error"),
         "TooLarge": _json_response("too_large: the body or the query is over the limit.", "Error"),
         "UnsupportedMediaType": _json_response("unsupported_media_type: the body must be application/json.", "Error"),
-        "UnknownFields": _json_response("unknown_fields: names this request does not accept (listed in `fields`).", "Error"),
+        "UnknownFields": _json_response("unknown_fields: names this request does not accept (listed in fields).", "Error"),
         "RateLimited": _json_response("rate_limited, or attempts_in_flight on an unlock.", "Error", retry_after),
         "Busy": _json_response(
             "busy: too many unlocks at once (with Retry-After); unavailable: the secret's server key is not loaded.",
