@@ -2211,7 +2211,7 @@ def _enforce_session_lifetime():
         session.clear()
         flash("You were signed out to keep your account safe. Please sign in again.", "info")
         if _wants_json():
-            return jsonify(success=False, error={"code": 401, "message": "Session expired."}), 401
+            return _error_response(401, "Session expired. Sign in again.")
         back = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("web.login", next=back))
     session["seen_at"] = now

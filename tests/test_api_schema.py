@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -30,6 +32,7 @@ CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
 ]
@@ -57,9 +60,20 @@ def api_world():
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_matches_its_document(case, api_world):
     share_id = (case.path_parameters or {}).get("unique_id")
     if share_id and ord(share_id[0]) % 2:
         case.path_parameters["unique_id"] = api_world["secret_id"]
     case.call_and_validate(headers=bearer(api_world["token"]), checks=CHECKS)
+
+
+# The same document, with data it forbids (wrong types, out-of-range values, missing or unknown fields): refused.
+negative_schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+negative_schema.config.generation.update(modes=[GenerationMode.NEGATIVE])
+
+
+@negative_schema.parametrize()
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_api_refuses_what_its_document_forbids(case, api_world):
+    case.call_and_validate(headers=bearer(api_world["token"]), checks=[not_a_server_error, negative_data_rejection])
