@@ -5,13 +5,14 @@ import hashlib
 import hmac
 import io
 import ipaddress
+import json
 import logging
 import os
 import posixpath
 import re
 import secrets
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
@@ -69,7 +70,20 @@ from zxcvbn import zxcvbn
 
 import vault
 from config import CONFIGS, INSTANCE_DIR
-from schema import ApiToken, Base, RecoveryCode, Secret, SecretStatus, User, UserSession, new_token, token_digest, utcnow
+from schema import (
+    AccessEvent,
+    AccessOutcome,
+    ApiToken,
+    Base,
+    RecoveryCode,
+    Secret,
+    SecretStatus,
+    User,
+    UserSession,
+    new_token,
+    token_digest,
+    utcnow,
+)
 
 # --- constants ---------------------------------------------------------------------------------------------
 
@@ -148,6 +162,20 @@ ERROR_TEXT = {
     500: ("Something went wrong on our side", "Nothing you did caused this. Please try again in a moment."),
     503: ("SecureShare is busy", "Too many secrets are being unlocked right now. Try again in a few seconds."),
 }
+# The API names every error with a stable `reason` besides its status, so a script can tell causes apart.
+ERROR_REASONS = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    410: "gone", 413: "too_large", 415: "unsupported_media_type", 422: "unknown_fields", 429: "rate_limited",
+    500: "server_error", 503: "busy",
+}  # fmt: skip
+GONE_MESSAGE = "This secret is no longer available: it expired, was viewed as often as allowed, or was deleted."
+BUSY_RETRY_AFTER_SECONDS = 5
+# JSON bodies: brackets are counted before parsing, so a deeply nested body is a 400, never a recursion error.
+MAX_JSON_DEPTH = 8
+JSON_TOKEN_RE = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+QUERY_TOKEN_NAMES = {"token", "access_token", "api_key"}
+MAX_PAGE = 100_000
+MAX_PER_PAGE = 100
 
 # --- extensions and blueprints --------------------------------------------------------------------------------
 
@@ -383,6 +411,39 @@ class EditSecretForm(SecretSettingsForm):
 
 class UnlockForm(FlaskForm):
     password = PasswordField("Password", validators=[InputRequired("Enter the password you were given."), Length(max=128)])
+
+
+class ApiExpiryMixin:
+    """`expires_in`, in seconds: the API's simple way to set an expiry (its bounds are checked by the API schema)."""
+
+    expires_in = IntegerField("Expires in (seconds)", validators=[Optional()])
+
+    def validate_expires_in(self, field) -> None:
+        if field.data is not None and self.expiration.raw_data:
+            raise ValidationError("Send either expires_in or expiration, not both.")
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # A left-out custom amount skips its own check (Optional() ends the chain), which the page's form also
+        # misses: ask for it here so lifetime() always has a number.
+        if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
+            self.custom_amount.errors.append("Enter how long it should last.")
+            return False
+        return valid
+
+    def lifetime(self) -> timedelta | None:
+        if self.expires_in.data is not None:
+            return timedelta(seconds=self.expires_in.data)
+        return super().lifetime()
+
+
+class ApiCreateSecretForm(ApiExpiryMixin, CreateSecretForm):
+    # A script types nothing, so the confirmation is optional; when it is sent it must match.
+    confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])
+
+
+class ApiEditSecretForm(ApiExpiryMixin, EditSecretForm):
+    """The edit form's settings; the API never replaces the content or the password."""
 
 
 # --- private helpers: time, users, passwords --------------------------------------------------------------------
@@ -886,10 +947,15 @@ def _expire_owned_due(owner_id: int) -> None:
         current_app.logger.exception("could not expire due secrets; the purge will")
 
 
-def _share_link(secret: Secret) -> str:
-    """Return the full link to the secret: PUBLIC_BASE_URL when set, else this (trusted) host."""
+def _public_url(endpoint: str, **values) -> str:
+    """Return the full URL of `endpoint`: on PUBLIC_BASE_URL when set, else on this (trusted) host."""
     base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
-    return base + url_for("web.view_secret", unique_id=secret.unique_id)
+    return base + url_for(endpoint, **values)
+
+
+def _share_link(secret: Secret) -> str:
+    """Return the full link to the secret, the one its QR code holds."""
+    return _public_url("web.view_secret", unique_id=secret.unique_id)
 
 
 def _make_qr(secret: Secret) -> segno.QRCode:
@@ -919,12 +985,12 @@ def get_owned_secret_or_404(unique_id: str, owner: User | None = None) -> Secret
     return secret
 
 
-def get_active_owned_secret(unique_id: str) -> Secret:
-    """Return the current user's secret while it can still be unlocked.
+def get_active_owned_secret(unique_id: str, owner: User | None = None) -> Secret:
+    """Return the secret of `owner` (by default the signed-in user) while it can still be unlocked.
 
     :raise 404: as get_owned_secret_or_404; :raise 410: when it has ended or a key it needs was removed.
     """
-    secret = get_owned_secret_or_404(unique_id)
+    secret = get_owned_secret_or_404(unique_id, owner)
     if not secret.is_available(_now()) or _is_unavailable(secret):
         abort(410)
     return secret
@@ -1001,18 +1067,40 @@ def _json_strings(value):
             yield from _json_strings(item)
 
 
+def _json_nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """Tell whether the brackets of a JSON text nest deeper than `limit` (strings are skipped whole; no recursion)."""
+    depth = 0
+    for token in JSON_TOKEN_RE.finditer(raw):
+        if token.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token.group() in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def _refuse_json_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json_body() -> dict:
     """Return the request's JSON object.
 
-    :raise 400: when the body is not a JSON object, is nested too deeply, or holds a NUL byte or a lone surrogate.
+    :raise ApiError: 415 unless the body is declared application/json; 400 when it is not a JSON object in UTF-8,
+        nests deeper than MAX_JSON_DEPTH, or holds a NUL byte or a lone surrogate.
     """
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as JSON, with Content-Type: application/json.")
+    raw = request.get_data(cache=True)
+    if _json_nests_deeper_than(raw, MAX_JSON_DEPTH):
+        raise ApiError(400, "invalid_json", f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
     try:
-        body = request.get_json(silent=True)
-        clean = isinstance(body, dict) and all(_text_is_clean(value) for value in _json_strings(body))
-    except RecursionError:  # nesting deeper than Python's stack: no one sends that in good faith
-        clean = False
-    if not clean:
-        abort(400, "Send a JSON object in UTF-8.")
+        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_json_constant)
+    except ValueError:  # also invalid UTF-8, and integers too long to convert
+        body = None
+    if not isinstance(body, dict) or not all(_text_is_clean(value) for value in _json_strings(body)):
+        raise ApiError(400, "invalid_json", "Send a JSON object in UTF-8.")
     return body
 
 
@@ -1020,10 +1108,26 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _error_response(code: int, message: str | None = None, headers=None) -> Response:
+class ApiError(Exception):
+    """A refused API request, answered as the error envelope: status, a stable `reason`, words, and details."""
+
+    def __init__(self, status: int, reason: str, message: str, headers: dict | None = None, **details):
+        super().__init__(message)
+        self.status, self.reason, self.message, self.headers, self.details = status, reason, message, headers or {}, details
+
+
+def _api_error_response(error: ApiError) -> Response:
+    details = {"code": error.status, "reason": error.reason, "message": error.message, **error.details}
+    response = jsonify(success=False, error=details)
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    return response
+
+
+def _error_response(code: int, message: str | None = None, headers=None, reason: str | None = None) -> Response:
     title, text_ = ERROR_TEXT.get(code, ERROR_TEXT[500])
     if _wants_json():
-        response = jsonify(error={"code": code, "message": message or text_})
+        response = _api_error_response(ApiError(code, reason or ERROR_REASONS.get(code, "server_error"), message or text_))
     else:
         response = Response(
             render_template("error.html", code=code, title=title, message=message or text_, request_id=g.get("request_id"))
@@ -1555,6 +1659,18 @@ def secret_card(unique_id: str):
     return render_template("secret_card.html", secret=secret)
 
 
+def _qr_png_response(secret: Secret) -> Response:
+    """The secret's QR code as PNG, from static/qrcodes (drawn again if the file is missing)."""
+    return _send_qr(_qr_file(secret).read_bytes(), "image/png", "png")
+
+
+def _qr_svg_response(secret: Secret) -> Response:
+    """The secret's QR code as SVG, drawn on request."""
+    buffer = io.BytesIO()
+    _make_qr(secret).save(buffer, kind="svg", scale=8, border=4, xmldecl=False)
+    return _send_qr(buffer.getvalue(), "image/svg+xml", "svg")
+
+
 def _send_qr(data: bytes, mimetype: str, extension: str) -> Response:
     """Send a QR image; ?download=1 makes it a download."""
     return send_file(
@@ -1570,27 +1686,32 @@ def _send_qr(data: bytes, mimetype: str, extension: str) -> Response:
 @login_required
 def secret_qr_png(unique_id: str):
     """The QR code as PNG, from static/qrcodes (drawn again if the file is missing)."""
-    secret = get_active_owned_secret(unique_id)
-    return _send_qr(_qr_file(secret).read_bytes(), "image/png", "png")
+    return _qr_png_response(get_active_owned_secret(unique_id))
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.svg")
 @login_required
 def secret_qr_svg(unique_id: str):
     """The QR code as SVG, drawn on request."""
-    secret = get_active_owned_secret(unique_id)
-    buffer = io.BytesIO()
-    _make_qr(secret).save(buffer, kind="svg", scale=8, border=4, xmldecl=False)
-    return _send_qr(buffer.getvalue(), "image/svg+xml", "svg")
+    return _qr_svg_response(get_active_owned_secret(unique_id))
 
 
 def _unlock_limits_key() -> str:
     return "unlock:" + _digest(request.view_args["unique_id"])
 
 
+# One budget per address and one per secret for unlocking, shared by the page and the API: two doors, one lock.
+unlock_ip_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_UNLOCK_IP"], scope="unlock-ip", methods=["POST"]
+)
+unlock_secret_limit = limiter.shared_limit(
+    lambda: current_app.config["RATELIMIT_UNLOCK_SECRET"], scope="unlock-secret", key_func=_unlock_limits_key, methods=["POST"]
+)
+
+
 @web.route("/view/<secret_id:unique_id>", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_UNLOCK_IP"], methods=["POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_UNLOCK_SECRET"], methods=["POST"], key_func=_unlock_limits_key)
+@unlock_ip_limit
+@unlock_secret_limit
 def view_secret(unique_id: str):
     """GET (and HEAD) shows only the password form and writes nothing; POST unlocks."""
     secret = db.first_or_404(Secret.by_share_id(unique_id))
@@ -1671,12 +1792,13 @@ def api_auth_required(view):
     def wrapped(*args, **kwargs):
         user = _api_user()
         if user is None:
-            return jsonify(success=False, error={"code": 401, "message": "Sign in or send an API token."}), 401
+            raise ApiError(401, "unauthorized", "Sign in or send an API token.")
         if _bearer_token() is None and request.method not in {"GET", "HEAD"}:
             csrf.protect()  # a cookie is ambient, a bearer token is not
         g.api_user = user
         return view(*args, **kwargs)
 
+    wrapped.requires_auth = True  # read by the OpenAPI document
     return wrapped
 
 
@@ -1688,44 +1810,261 @@ def _api_limit_key() -> str:
     return f"api:user:{user.id}" if user is not None else "api:network:" + _client_network()
 
 
-@api.get("/auth/check")
-def auth_check():
-    """Tell a script whether its session or token is signed in."""
-    user = _api_user()
-    if user is None:
-        return jsonify(success=False), 401
-    return jsonify(success=True, user={"id": user.id, "username": user.username, "email": user.email})
+@api.before_request
+def _refuse_token_in_query():
+    """A token in a URL lands in logs, proxies and histories: refuse it before anything reads it."""
+    if QUERY_TOKEN_NAMES & {name.lower() for name in request.args}:
+        raise ApiError(400, "token_in_query", "Send the token in the Authorization header, never in the URL.")
+
+
+# --- API: strict input, one declared schema per request, also published in the OpenAPI document -------------------
+
+JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "null": type(None)}
+TYPE_WORDS = {"string": "a string", "integer": "a whole number", "boolean": "true or false", "null": "null"}
+
+
+def _field_rule(field) -> dict:
+    """Describe one WTForms field as JSON Schema: type, choices, range and length, taken from its validators."""
+    rule = {"type": "integer" if isinstance(field, IntegerField) else "string", "description": field.label.text}
+    if isinstance(field, SelectField):
+        rule["enum"] = [choice.value for choice in field.choices]
+    for validator in field.validators:
+        if isinstance(validator, NumberRange):
+            rule.update({"minimum": validator.min, "maximum": validator.max})
+        elif isinstance(validator, Length):
+            rule["minLength"] = max(validator.min, 0)
+            if validator.max != -1:
+                rule["maxLength"] = validator.max
+    if field.default is not None:
+        rule["default"] = field.default
+    return rule
+
+
+def _form_schema(form_class: type[FlaskForm], only: tuple[str, ...], all_optional: bool = False, **extra: dict) -> dict:
+    """Return the JSON Schema of a request that carries `only` these fields of `form_class`, plus `extra` ones.
+
+    The form stays the one place where a field's rules live. A field the form requires is required here (unless
+    `all_optional`, for a partial update, which has no defaults either); an optional one also accepts null.
+    """
+    form = form_class(formdata=None, meta={"csrf": False})
+    properties, required = {}, []
+    for name in only:
+        field = form[name]
+        rule = _field_rule(field)
+        if all_optional:
+            rule.pop("default", None)
+        if not any(isinstance(v, InputRequired | DataRequired) for v in field.validators):
+            rule["type"] = [rule["type"], "null"]
+            if "enum" in rule:
+                rule["enum"].append(None)
+        else:
+            rule.pop("default", None)  # the page pre-fills it; a request must send it
+            required += [] if all_optional else [name]
+            if rule["type"] == "string":
+                rule["minLength"] = max(rule.get("minLength", 0), 1)
+        properties[name] = rule
+    properties.update(extra)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _expires_in_rule() -> dict:
+    settings = current_app.config
+    return {
+        "type": ["integer", "null"],
+        "minimum": int(settings["SECRET_MIN_EXPIRY"].total_seconds()),
+        "maximum": int(settings["SECRET_MAX_EXPIRY"].total_seconds()),
+        "description": "Seconds until it expires: the simple way to set an expiry (instead of expiration).",
+    }
+
+
+def _create_body() -> dict:
+    """POST /api/secrets: the create form's names (confirm optional), plus expires_in."""
+    fields = ("title", "content", "password", "confirm", "expiration", "custom_amount", "custom_unit", "blur_level", "max_views")
+    schema = _form_schema(ApiCreateSecretForm, fields, expires_in=_expires_in_rule())
+    # The form checks an amount against its unit; this bound only keeps it a number that can be multiplied safely.
+    most = int(current_app.config["SECRET_MAX_EXPIRY"].total_seconds() // 60)
+    schema["properties"]["custom_amount"].update(minimum=1, maximum=most)
+    schema["properties"]["content"]["description"] += f" (up to {current_app.config['SECRET_MAX_CONTENT_BYTES']} bytes of UTF-8)"
+    return schema
+
+
+def _edit_body() -> dict:
+    """PATCH /api/secrets/<id>: any of the settings; max_views null means unlimited."""
+    return _form_schema(ApiEditSecretForm, ("title", "blur_level", "max_views"), all_optional=True, expires_in=_expires_in_rule())
+
+
+def _unlock_body() -> dict:
+    """POST /api/secrets/<id>/unlock: the password the recipient was given."""
+    return _form_schema(UnlockForm, ("password",))
+
+
+def _page_query(**extra: dict) -> dict:
+    per_page = current_app.config["SECRETS_PER_PAGE"]
+    properties = {
+        "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1, "description": "Past the last page: empty."},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": per_page, "description": "Per page."},
+        **extra,
+    }
+    return {"type": "object", "properties": properties, "required": [], "additionalProperties": False}
+
+
+def _list_query() -> dict:
+    """GET /api/secrets: a page of the caller's secrets, optionally of one status."""
+    statuses = [status.value for status in SecretStatus]
+    return _page_query(status={"type": "string", "enum": statuses, "description": "Only secrets in this state."})
+
+
+def _no_query() -> dict:
+    return {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+
+
+def _rule_problem(value, rule: dict) -> str | None:
+    """Return what is wrong with `value` under `rule` (type, enum, minimum/maximum, min/maxLength), or None."""
+    types = rule["type"] if isinstance(rule["type"], list) else [rule["type"]]
+    # Exact types: true is not 1, and 1.0 or "1" is not an integer.
+    if not any(type(value) is JSON_TYPES[name] for name in types):
+        return f"Must be {' or '.join(TYPE_WORDS[name] for name in types)}."
+    if value is None:
+        return None
+    if "enum" in rule and value not in rule["enum"]:
+        return "Must be one of: " + ", ".join(str(choice) for choice in rule["enum"] if choice is not None) + "."
+    if isinstance(value, int) and not rule.get("minimum", value) <= value <= rule.get("maximum", value):
+        return f"Must be from {rule.get('minimum', 'any')} to {rule.get('maximum', 'any')}."
+    if isinstance(value, str) and not rule.get("minLength", 0) <= len(value) <= rule.get("maxLength", len(value)):
+        return "Must not be empty." if not value else f"Use at most {rule['maxLength']} characters."
+    return None
+
+
+def _validated(values: dict, schema: dict, what: str) -> dict:
+    """Check `values` against `schema` and return them.
+
+    :raise ApiError: 422 naming the fields the schema does not declare; 400 naming each field that is missing or wrong.
+    """
+    unknown = sorted(name[:64] for name in set(values) - set(schema["properties"]))
+    if unknown:
+        fields = {name: ["This is not one of the accepted names."] for name in unknown}
+        raise ApiError(422, "unknown_fields", f"Unknown {what}: {', '.join(unknown)}.", fields=fields)
+    errors = {name: ["This field is required."] for name in schema["required"] if name not in values}
+    for name, value in values.items():
+        if problem := _rule_problem(value, schema["properties"][name]):
+            errors[name] = [problem]
+    if errors:
+        raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=errors)
+    return values
+
+
+def _typed_query(schema: dict) -> dict:
+    """Return the query string's values over the declared defaults, whole numbers as ints where the schema says integer."""
+    values = {name: rule["default"] for name, rule in schema["properties"].items() if "default" in rule}
+    for name, items in request.args.lists():
+        rule = schema["properties"].get(name, {})
+        value = items[-1]
+        if rule.get("type") == "integer" and re.fullmatch(r"[0-9]{1,18}", value):
+            value = int(value)
+        values[name] = value
+    return values
+
+
+def api_operation(summary: str, responses: dict[int, str], body=None, query=_no_query):
+    """Declare an API operation beside its route: its OpenAPI description, and the schemas its input must pass.
+
+    `body` and `query` are functions returning JSON Schema: the view gets the checked values as `body` / `query`
+    arguments, and the OpenAPI document publishes the very same schemas.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            checked = _validated(_typed_query(query()), query(), "query parameters")
+            if query is not _no_query:
+                kwargs["query"] = checked
+            if body is not None:
+                kwargs["body"] = _validated(_json_body(), body(), "fields")
+            return view(*args, **kwargs)
+
+        wrapped.openapi = {"summary": summary, "responses": responses, "body": body, "query": query}
+        return wrapped
+
+    return decorate
+
+
+def _api_form(form_class: type[FlaskForm], values: dict) -> FlaskForm:
+    """Run checked JSON values through the page's form, so the API validates exactly as the pages do.
+
+    :raise ApiError: 400 naming the fields the form refuses.
+    """
+    fields = MultiDict({name: str(value) for name, value in values.items() if value is not None})
+    form = form_class(formdata=fields, meta={"csrf": False})
+    if not form.validate():
+        raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=form.errors)
+    return form
+
+
+# --- API: JSON shapes ------------------------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
 def _secret_json(secret: Secret) -> dict:
     unavailable = _is_unavailable(secret)
     active = secret.status == SecretStatus.ACTIVE and not unavailable
+    link = _share_link(secret) if active else None
     return {
         "id": secret.unique_id,
         "title": _title_of(secret),
         "unavailable": UNAVAILABLE_TITLE if unavailable else None,
         "status": secret.status,
-        "created_at": secret.created_at.isoformat(),
-        "expires_at": secret.expires_at.isoformat(),
+        "created_at": _iso(secret.created_at),
+        "expires_at": _iso(secret.expires_at),
         "max_views": secret.max_views,
         "view_count": secret.view_count,
         "failed_attempts": secret.failed_attempts,
         "blur_level": secret.blur_level,
-        "link": _share_link(secret) if active else None,
+        "url": link,
+        "link": link,
+        "qr_png_url": _public_url("api.api_secret_qr_png", unique_id=secret.unique_id) if active else None,
+        "qr_svg_url": _public_url("api.api_secret_qr_svg", unique_id=secret.unique_id) if active else None,
     }
 
 
-def _form_from_json(form_class: type[FlaskForm]) -> FlaskForm:
-    """Build a form from the JSON body, so the API validates exactly as the pages do.
+def _event_json(access: AccessEvent) -> dict:
+    return {"at": _iso(access.at), "outcome": access.outcome, "user_agent": access.user_agent, "ip_prefix": access.ip_prefix}
 
-    :raise 400: when a value is not a string or a whole number (1.0, true, [1] are refused, never guessed at).
-    """
-    body = _json_body()
-    wrong = sorted(key for key, value in body.items() if value is not None and not _is_plain_value(value))
-    if wrong:
-        abort(400, f"Send {', '.join(wrong)} as a string or a whole number.")
-    fields = {key: str(value) for key, value in body.items() if value is not None}
-    return form_class(formdata=MultiDict(fields), meta={"csrf": False})
+
+def _paginate(statement, query: dict):
+    return db.paginate(statement, page=query["page"], per_page=query["per_page"], max_per_page=MAX_PER_PAGE, error_out=False)
+
+
+def _page_json(page) -> dict:
+    return {"page": page.page, "per_page": page.per_page, "pages": page.pages, "total": page.total}
+
+
+# --- API: routes ---------------------------------------------------------------------------------------------------
+
+
+@api.get("/openapi.json")
+@api_operation("This document", responses={200: "OpenApiDocument"})
+def openapi_document():
+    """The OpenAPI 3.1 description of every API route, built from the routes' own declarations."""
+    return jsonify(_openapi_document())
+
+
+@api.get("/docs")
+@api_operation("This API, as a page to read", responses={200: "DocsPage"})
+def docs():
+    """The API reference, rendered from the OpenAPI document by our own template."""
+    return render_template("api_docs.html", spec=_openapi_document())
+
+
+@api.get("/auth/check")
+@api_auth_required
+@api_operation("Check the token or session", responses={200: "AuthCheck"})
+def auth_check():
+    """Tell a script whether its session or token is signed in, and as whom."""
+    user = g.api_user
+    return jsonify(success=True, user={"id": user.id, "username": user.username, "email": user.email})
 
 
 def _is_plain_value(value) -> bool:
@@ -1734,38 +2073,63 @@ def _is_plain_value(value) -> bool:
 
 @api.get("/secrets")
 @api_auth_required
-def api_list_secrets():
-    """The caller's secrets, newest first, 20 a page (?page=, ?status=)."""
+@api_operation("List your secrets", responses={200: "SecretPage"}, query=_list_query)
+def api_list_secrets(query: dict):
+    """The caller's secrets, newest first; never their content."""
     _expire_owned_due(g.api_user.id)
-    query = db.select(Secret).where(Secret.owner_id == g.api_user.id).order_by(Secret.id.desc())
-    if (status := request.args.get("status")) in {s.value for s in SecretStatus}:
-        query = query.where(Secret.status == status)
-    page = db.paginate(query, page=_page_number(), per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
-    return jsonify(success=True, secrets=[_secret_json(secret) for secret in page.items], page=page.page, pages=page.pages)
+    statement = db.select(Secret).where(Secret.owner_id == g.api_user.id).order_by(Secret.id.desc())
+    if query.get("status"):
+        statement = statement.where(Secret.status == query["status"])
+    page = _paginate(statement, query)
+    return jsonify(success=True, secrets=[_secret_json(secret) for secret in page.items], **_page_json(page))
 
 
 @api.post("/secrets")
 @api_auth_required
 @create_limit
-def api_create_secret():
-    """Create a secret from JSON with the form's field names; answer 201 with its link."""
-    form = _form_from_json(CreateSecretForm)
-    if not form.validate():
-        return jsonify(success=False, error={"code": 400, "message": "Some fields need fixing.", "fields": form.errors}), 400
-    secret = _create_secret(form, g.api_user)
-    return jsonify(success=True, secret=_secret_json(secret)), 201
+@api_operation("Create a secret", responses={201: "SecretCreated", 503: "Busy"}, body=_create_body)
+def api_create_secret(body: dict):
+    """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location."""
+    secret = _create_secret(_api_form(ApiCreateSecretForm, body), g.api_user)
+    location = url_for("api.api_get_secret", unique_id=secret.unique_id)
+    return jsonify(success=True, secret=_secret_json(secret)), 201, {"Location": location}
 
 
 @api.get("/secrets/<secret_id:unique_id>")
 @api_auth_required
+@api_operation("Read a secret's state", responses={200: "Secret"})
 def api_get_secret(unique_id: str):
     """One of the caller's secrets: its state and link, never its content."""
     _expire_owned_due(g.api_user.id)
     return jsonify(success=True, secret=_secret_json(get_owned_secret_or_404(unique_id, g.api_user)))
 
 
+@api.patch("/secrets/<secret_id:unique_id>")
+@api_auth_required
+@api_operation("Change a secret's settings", responses={200: "Secret", 410: "Gone"}, body=_edit_body)
+def api_edit_secret(unique_id: str, body: dict):
+    """Change the title, blur, expiry (expires_in) or views of an active secret, as its edit page does."""
+    secret = get_active_owned_secret(unique_id, g.api_user)
+    current = {"title": _title_of(secret), "blur_level": secret.blur_level, "max_views": secret.max_views}
+    form = _api_form(ApiEditSecretForm, {**current, **body})
+    clock = current_app.config["CLOCK"]
+    match vault.edit(db.session, _keys(), _policy(), unique_id, g.api_user.id, _changes(form), clock, _visitor()):
+        case vault.Saved(saved):
+            current_app.logger.info("secret %s edited by API", saved.id)
+            return jsonify(success=True, secret=_secret_json(get_owned_secret_or_404(unique_id, g.api_user)))
+        case vault.ViewsTaken(view_count):
+            fields = {"max_views": [f"It has been viewed {view_count} times: choose more, or null for unlimited."]}
+        case vault.ExpiryTooLate(latest):
+            longest = _duration_text(_policy().max_lifetime)
+            fields = {"expires_in": [f"A secret lasts at most {longest} from its creation: until {_iso(latest)}."]}
+        case _:
+            raise ApiError(410, "gone", GONE_MESSAGE)
+    raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=fields)
+
+
 @api.delete("/secrets/<secret_id:unique_id>")
 @api_auth_required
+@api_operation("Delete a secret", responses={200: "SecretDeleted"})
 def api_delete_secret(unique_id: str):
     """Delete one of the caller's secrets: its content is erased at once; an ended record is removed."""
     secret = get_owned_secret_or_404(unique_id, g.api_user)
@@ -1779,9 +2143,299 @@ def api_delete_secret(unique_id: str):
             abort(404)
 
 
+@api.get("/secrets/<secret_id:unique_id>/events")
+@api_auth_required
+@api_operation("List a secret's access events", responses={200: "EventPage"}, query=_page_query)
+def api_secret_events(unique_id: str, query: dict):
+    """Who tried to open the secret, newest first: time, outcome, browser and network (never the full address)."""
+    secret = get_owned_secret_or_404(unique_id, g.api_user)
+    statement = db.select(AccessEvent).where(AccessEvent.secret_id == secret.id).order_by(AccessEvent.id.desc())
+    page = _paginate(statement, query)
+    return jsonify(success=True, events=[_event_json(access) for access in page.items], **_page_json(page))
+
+
+@api.get("/secrets/<secret_id:unique_id>/qr.png")
+@api_auth_required
+@api_operation("The share link's QR code, PNG", responses={200: "QrPng", 410: "Gone"})
+def api_secret_qr_png(unique_id: str):
+    """The QR code of an active secret's link, as PNG."""
+    return _qr_png_response(get_active_owned_secret(unique_id, g.api_user))
+
+
+@api.get("/secrets/<secret_id:unique_id>/qr.svg")
+@api_auth_required
+@api_operation("The share link's QR code, SVG", responses={200: "QrSvg", 410: "Gone"})
+def api_secret_qr_svg(unique_id: str):
+    """The QR code of an active secret's link, as SVG."""
+    return _qr_svg_response(get_active_owned_secret(unique_id, g.api_user))
+
+
+@api.post("/secrets/<secret_id:unique_id>/unlock")
+@unlock_ip_limit
+@unlock_secret_limit
+@api_operation(
+    "Open a secret with its password",
+    responses={200: "Unlocked", 403: "WrongPassword", 410: "Gone", 503: "Busy"},
+    body=_unlock_body,
+)
+def api_unlock_secret(unique_id: str, body: dict):
+    """The recipient's door, no sign-in: counts a view, spends tries, destroys and wipes exactly as the page does."""
+    return _api_unlock(unique_id, body["password"])
+
+
+def _api_unlock(unique_id: str, password: str):
+    """Unlock through the vault and answer its outcome: the one place where the API unlocks.
+
+    Unlocked 200; wrong password 403 with tries_left; gone, destroyed or its key removed 410; every try left still
+    in flight 429; busy 503 with Retry-After.
+    """
+    clock = current_app.config["CLOCK"]
+    match vault.unlock(db.session, _keys(), _policy(), unique_id, password, clock, _visitor()):
+        case vault.Unlocked(content, secret):
+            current_app.logger.info("secret %s unlocked through the API", secret.id)
+            unlocked = {"title": _title_of(secret), "content": content, "view_count": secret.view_count}
+            unlocked |= {"max_views": secret.max_views, "expires_at": _iso(secret.expires_at)}
+            return jsonify(success=True, secret=unlocked)
+        case vault.WrongPassword(left):
+            message = f"That password isn't right. {left} {'try' if left == 1 else 'tries'} left before the secret is destroyed."
+            raise ApiError(403, "wrong_password", message, tries_left=left)
+        case vault.Destroyed():
+            raise ApiError(410, "destroyed", DESTROYED_MESSAGE)
+        case vault.Busy(retry_after):
+            message = "Too many secrets are being unlocked right now. Try again shortly."
+            raise ApiError(503, "busy", message, {"Retry-After": str(retry_after)})
+        case vault.TriesInFlight():
+            raise ApiError(429, "attempts_in_flight", "Other tries on this secret are still running. Try again shortly.")
+        case vault.Gone() | vault.KeyRetired():
+            raise ApiError(410, "gone", GONE_MESSAGE)
+
+
 # API calls are limited per token, per signed-in user, or per network for strangers; CSRF is checked in api_auth_required.
 limiter.limit(lambda: current_app.config["RATELIMIT_API"], key_func=_api_limit_key)(api)
 csrf.exempt(api)
+
+
+# --- API: the OpenAPI document ---------------------------------------------------------------------------------------
+
+
+def _error_schema() -> dict:
+    reasons = sorted({*ERROR_REASONS.values(), "invalid_json", "invalid_fields", "token_in_query", "wrong_password",
+                      "destroyed", "attempts_in_flight", "unavailable"})  # fmt: skip
+    details = {
+        "code": {"type": "integer", "description": "The HTTP status."},
+        "reason": {"type": "string", "enum": reasons, "description": "What went wrong, for scripts."},
+        "message": {"type": "string", "description": "What went wrong, for people."},
+        "fields": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "Per field: what to fix (invalid_fields), or the names not accepted (unknown_fields).",
+        },
+        "tries_left": {"type": "integer", "minimum": 0, "description": "wrong_password: tries before the secret is destroyed."},
+    }
+    error = {"type": "object", "properties": details, "required": ["code", "reason", "message"]}
+    return {**_envelope(False, error=error), "description": "Every refused call answers this, with the HTTP status as code."}
+
+
+def _envelope(success: bool, **properties) -> dict:
+    return {
+        "type": "object",
+        "properties": {"success": {"const": success}, **properties},
+        "required": ["success", *properties],
+    }
+
+
+def _openapi_schemas() -> dict:
+    moment = {"type": "string", "format": "date-time"}
+    nullable_link = {"type": ["string", "null"], "format": "uri"}
+    secret = {
+        "type": "object",
+        "properties": {
+            "id": {
+                "type": ["string", "null"],
+                "pattern": f"^{SECRET_ID_RE}$",
+                "description": "The share id (part of the link); null when the server key that sealed it was removed.",
+            },
+            "title": {"type": "string"},
+            "unavailable": {"type": ["string", "null"], "description": "Why the secret cannot be opened, or null."},
+            "status": {"type": "string", "enum": [status.value for status in SecretStatus]},
+            "created_at": moment,
+            "expires_at": moment,
+            "max_views": {"type": ["integer", "null"], "description": "null: unlimited until it expires."},
+            "view_count": {"type": "integer"},
+            "failed_attempts": {"type": "integer"},
+            "blur_level": {"type": "integer"},
+            "url": {**nullable_link, "description": "The share link; null once the secret has ended."},
+            "link": {**nullable_link, "deprecated": True, "description": "The same as url."},
+            "qr_png_url": {**nullable_link, "description": "The QR code as PNG (sign-in needed); null once ended."},
+            "qr_svg_url": {**nullable_link, "description": "The QR code as SVG (sign-in needed); null once ended."},
+        },
+    }
+    secret["required"] = list(secret["properties"])
+    event = {
+        "type": "object",
+        "properties": {
+            "at": moment,
+            "outcome": {"type": "string", "enum": [outcome.value for outcome in AccessOutcome]},
+            "user_agent": {"type": "string"},
+            "ip_prefix": {"type": "string", "description": "The network (/24 or /48), never the full address."},
+        },
+        "required": ["at", "outcome", "user_agent", "ip_prefix"],
+    }
+    paging = {name: {"type": "integer", "minimum": 0} for name in ("page", "per_page", "pages", "total")}
+    unlocked = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "content": {"type": "string"},
+            "view_count": {"type": "integer"},
+            "max_views": {"type": ["integer", "null"]},
+            "expires_at": moment,
+        },
+        "required": ["title", "content", "view_count", "max_views", "expires_at"],
+    }
+    user = {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}, "username": {"type": "string"}, "email": {"type": "string"}},
+        "required": ["id", "username", "email"],
+    }
+    return {
+        "Secret": secret,
+        "Event": event,
+        "Error": _error_schema(),
+        "SecretEnvelope": _envelope(True, secret={"$ref": "#/components/schemas/Secret"}),
+        "DeletedEnvelope": _envelope(True, secret={"oneOf": [{"$ref": "#/components/schemas/Secret"}, {"type": "null"}]}),
+        "SecretPage": _envelope(True, secrets={"type": "array", "items": {"$ref": "#/components/schemas/Secret"}}, **paging),
+        "EventPage": _envelope(True, events={"type": "array", "items": {"$ref": "#/components/schemas/Event"}}, **paging),
+        "Unlocked": _envelope(True, secret=unlocked),
+        "AuthCheck": _envelope(True, user=user),
+    }
+
+
+def _json_response(description: str, schema: str, headers: dict | None = None) -> dict:
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    response = {"description": description, "content": content}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _openapi_responses() -> dict:
+    retry_after = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
+    location = {"Location": {"description": "The new secret's API address.", "required": True, "schema": {"type": "string"}}}
+    any_body = {"schema": {}}
+    return {
+        "Secret": _json_response("The secret's state (never its content).", "SecretEnvelope"),
+        "SecretCreated": _json_response("Created.", "SecretEnvelope", location),
+        "SecretDeleted": _json_response(
+            "An active secret is deleted and erased (its record stays until the purge); an ended record is removed "
+            "(secret is null).",
+            "DeletedEnvelope",
+        ),
+        "SecretPage": _json_response("A page of secrets, newest first; past the last page it is empty.", "SecretPage"),
+        "EventPage": _json_response("A page of access events, newest first.", "EventPage"),
+        "Unlocked": _json_response("The right password: the content, and one view counted.", "Unlocked"),
+        "AuthCheck": _json_response("The caller is signed in.", "AuthCheck"),
+        "OpenApiDocument": {"description": "This document.", "content": {"application/json": {"schema": {"type": "object"}}}},
+        "DocsPage": {"description": "The API reference as a web page.", "content": {"text/html": any_body}},
+        "QrPng": {"description": "The QR code of the share link.", "content": {"image/png": any_body}},
+        "QrSvg": {"description": "The QR code of the share link.", "content": {"image/svg+xml": any_body}},
+        "BadRequest": _json_response(
+            "invalid_fields (with fields), invalid_json, token_in_query (a token in the URL), or bad_request "
+            "(a malformed query, or a missing CSRF header on a cookie session).",
+            "Error",
+        ),
+        "Unauthorized": _json_response("unauthorized: no valid token or session.", "Error"),
+        "WrongPassword": _json_response("wrong_password, with tries_left.", "Error"),
+        "NotFound": _json_response("not_found: no such secret, or not yours.", "Error"),
+        "Gone": _json_response("gone: expired, used up or deleted; destroyed: too many wrong passwords.", "Error"),
+        "TooLarge": _json_response("too_large: the body or the query is over the limit.", "Error"),
+        "UnsupportedMediaType": _json_response("unsupported_media_type: the body must be application/json.", "Error"),
+        "UnknownFields": _json_response("unknown_fields: names this request does not accept (listed in fields).", "Error"),
+        "RateLimited": _json_response("rate_limited, or attempts_in_flight on an unlock.", "Error", retry_after),
+        "Busy": _json_response(
+            "busy: too many unlocks at once (with Retry-After); unavailable: the secret's server key is not loaded.",
+            "Error",
+            retry_after,
+        ),
+    }
+
+
+def _openapi_operation(endpoint: str, view, rule, method: str) -> dict:
+    declared = view.openapi
+    auth = getattr(view, "requires_auth", False)
+    responses = {400: "BadRequest", 413: "TooLarge", 422: "UnknownFields", 429: "RateLimited", **declared["responses"]}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{SECRET_ID_RE}$"}}
+        for name in sorted(rule.arguments)
+    ]
+    if rule.arguments:
+        responses[404] = "NotFound"
+    query = declared["query"]()
+    parameters += [
+        {"name": name, "in": "query", "required": False, "schema": rule_} for name, rule_ in query["properties"].items()
+    ]
+    operation = {
+        "operationId": endpoint.removeprefix("api."),
+        "summary": declared["summary"],
+        "description": (view.__doc__ or "").strip(),
+        "parameters": parameters,
+    }
+    if declared["body"]:
+        body = declared["body"]()
+        operation["requestBody"] = {
+            "required": True,
+            "description": (declared["body"].__doc__ or "").strip(),
+            "content": {"application/json": {"schema": body}},
+        }
+        responses[415] = "UnsupportedMediaType"
+    if auth:
+        responses[401] = "Unauthorized"
+        cookie = {"cookieAuth": []} if method == "GET" else {"cookieAuth": [], "csrfToken": []}
+        operation["security"] = [{"bearerAuth": []}, cookie]
+    else:
+        operation["security"] = []
+    operation["responses"] = {
+        str(status): {"$ref": f"#/components/responses/{name}"} for status, name in sorted(responses.items())
+    }
+    return operation
+
+
+def _openapi_document() -> dict:
+    """Describe every API route from its own declaration (`api_operation`), with the shared shapes."""
+    paths: dict[str, dict] = {}
+    for rule in current_app.url_map.iter_rules():
+        view = current_app.view_functions[rule.endpoint]
+        if not hasattr(view, "openapi") or not rule.endpoint.startswith("api."):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _openapi_operation(rule.endpoint, view, rule, method)
+    schemes = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API token from the Account page."},
+        "cookieAuth": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": current_app.config["SESSION_COOKIE_NAME"],
+            "description": "A signed-in browser session.",
+        },
+        "csrfToken": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-CSRFToken",
+            "description": "With a session, anything but GET also needs the page's CSRF token (its csrf-token meta tag).",
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SecureShare API",
+            "version": "1",
+            "description": "Create, list, change and delete your secrets, and open one with its password.",
+        },
+        "servers": [{"url": current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")}],
+        "paths": paths,
+        "components": {"schemas": _openapi_schemas(), "responses": _openapi_responses(), "securitySchemes": schemes},
+    }
 
 
 # --- error handlers -----------------------------------------------------------------------------------------------------
@@ -1970,7 +2624,7 @@ def _enforce_session_lifetime():
     after_this_request(_forget_remember_cookie)
     flash("You were signed out to keep your account safe. Please sign in again.", "info")
     if _wants_json():
-        return jsonify(success=False, error={"code": 401, "message": "Session expired."}), 401
+        return _error_response(401, "Session expired. Sign in again.")
     back = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for("web.login", next=back))
 
@@ -1991,6 +2645,7 @@ def _register_handlers(app: Flask) -> None:
     app.before_request(_before_request)
     app.after_request(_set_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(ApiError, _api_error_response)
     app.register_error_handler(Exception, _handle_unexpected_error)
     app.context_processor(_template_context)
 

@@ -187,7 +187,8 @@ def test_delete_account_removes_everything_it_owns(app, client, auth):
 def test_auth_check_both_ways(client, auth):
     response = client.get("/api/auth/check")
     assert response.status_code == 401
-    assert response.json == {"success": False}
+    assert response.json["success"] is False
+    assert response.json["error"]["reason"] == "unauthorized"
     auth.register()
     body = client.get("/api/auth/check").json
     assert body["success"] is True

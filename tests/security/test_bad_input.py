@@ -171,3 +171,134 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut(app, logged_in_client):
     )
     assert response.status_code == 413
     assert database_snapshot(app) == before
+# --- the JSON API: strict input, never a 500, nothing changed --------------------------------------------------------
+
+API_SECRET = {"title": "Deploy key", "content": "s3cret", "password": "open-sesame-42", "expiration": "1h", "blur_level": 10}
+
+
+@pytest.fixture
+def script(app, logged_in_client):
+    """A client with alice's API token, for calls that must be refused."""
+    from tests.test_api import issue_token
+
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {issue_token(logged_in_client)}"
+    return client
+
+
+def assert_refused(app, before, response, status: int, reason: str):
+    assert response.status_code == status, response.text
+    assert response.json["success"] is False
+    assert response.json["error"]["reason"] == reason
+    assert database_snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_views", 1.0),
+        ("max_views", True),
+        ("max_views", "1"),
+        ("blur_level", "10"),
+        ("blur_level", 10.5),
+        ("blur_level", False),
+        ("blur_level", None),
+        ("title", 5),
+        ("title", ["a"]),
+        ("password", None),
+        ("expires_in", "3600"),
+        ("custom_amount", 10**400),
+        ("expiration", "forever"),
+    ],
+)
+def test_a_value_of_the_wrong_type_or_range_is_400_naming_the_field(app, script, field, value):
+    before = database_snapshot(app)
+    body = {**API_SECRET, field: value}
+    if field in {"custom_amount", "expires_in"}:
+        body.pop("expiration")
+    response = script.post("/api/secrets", json=body)
+    assert_refused(app, before, response, 400, "invalid_fields")
+    assert list(response.json["error"]["fields"]) == [field]
+
+
+def test_a_custom_expiry_without_its_amount_is_400_not_a_crash(app, script):
+    before = database_snapshot(app)
+    response = script.post("/api/secrets", json={**API_SECRET, "expiration": "custom", "custom_unit": "days"})
+    assert_refused(app, before, response, 400, "invalid_fields")
+    assert list(response.json["error"]["fields"]) == ["custom_amount"]
+
+
+def test_unknown_fields_are_422_naming_them(app, script):
+    before = database_snapshot(app)
+    response = script.post("/api/secrets", json={**API_SECRET, "owner_id": 2, "status": "active"})
+    assert_refused(app, before, response, 422, "unknown_fields")
+    assert set(response.json["error"]["fields"]) == {"owner_id", "status"}
+    assert "owner_id" in response.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=X", None]
+)
+def test_a_body_that_is_not_declared_json_is_415(app, script, content_type):
+    before = database_snapshot(app)
+    response = script.post("/api/secrets", data=b'{"title": "x"}', content_type=content_type)
+    assert_refused(app, before, response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,  # Flask's own parser raised RecursionError on this: a 500
+        b'{"title": ' + b"[" * 20 + b"]" * 20 + b"}",
+        b'{"title": "' + b"[" * 100 + b'"}',  # brackets inside a string are text, not nesting
+        b'{"max_views": NaN}',
+        b'{"max_views": ' + b"9" * 5000 + b"}",  # beyond Python's int-from-text limit
+        b"\xff\xfe{}",
+        b"",
+    ],
+)
+def test_bad_or_too_deep_json_is_400(app, script, body):
+    before = database_snapshot(app)
+    response = script.post("/api/secrets", data=body, content_type="application/json")
+    if body.startswith(b'{"title": "['):
+        assert_refused(app, before, response, 400, "invalid_fields")  # parsed fine; only the form's rules refuse it
+    else:
+        assert_refused(app, before, response, 400, "invalid_json")
+
+
+def test_deep_json_on_the_unauthenticated_unlock_is_400(app, client):
+    response = client.post("/api/secrets/" + "A" * 22 + "/unlock", data=b"{" * 50_000, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"]["reason"] == "invalid_json"
+
+
+@pytest.mark.parametrize("password", [1234, None, True, ["x"], "", "p" * 129])
+def test_unlock_password_must_be_a_string_of_the_forms_length(app, world, password):
+    before = database_snapshot(app)
+    response = world.mallory.post(f"/api/secrets/{world.secret_id}/unlock", json={"password": password})
+    assert_refused(app, before, response, 400, "invalid_fields")
+    assert list(response.json["error"]["fields"]) == ["password"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "reason"),
+    [
+        ("page=0", 400, "invalid_fields"),
+        ("page=-1", 400, "invalid_fields"),
+        ("page=abc", 400, "invalid_fields"),
+        ("page=1.5", 400, "invalid_fields"),
+        ("page=" + "9" * 30, 400, "invalid_fields"),
+        ("per_page=101", 400, "invalid_fields"),
+        ("status=everything", 400, "invalid_fields"),
+        ("sort=title", 422, "unknown_fields"),
+    ],
+)
+def test_query_parameters_are_typed_too(app, script, query, status, reason):
+    before = database_snapshot(app)
+    assert_refused(app, before, script.get(f"/api/secrets?{query}"), status, reason)
+
+
+def test_a_page_beyond_the_last_is_empty_not_an_error(script):
+    response = script.get("/api/secrets?page=100000&per_page=100")
+    assert response.status_code == 200
+    assert response.json["secrets"] == []

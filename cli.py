@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""SecureShare from the command line: share, open, list and delete secrets through the JSON API.
+
+Standard library only (segno, when installed, draws the QR code for `share --qr`).
+
+    cli.py share [--file PATH] [--title T] [--expires 24h] [--max-views N] [--blur N] [--qr]
+    cli.py open URL
+    cli.py list [--status STATUS]
+    cli.py delete ID_OR_URL
+
+The server address and API token come from SECURESHARE_URL and SECURESHARE_TOKEN, or from the config file
+($XDG_CONFIG_HOME or ~/.config)/secureshare/config with `url = …` and `token = …` lines, which must be private to
+you (mode 0600). Never from arguments: those show in `ps` and shell history. `open` needs neither: the link says
+where the secret is, and opening it needs only its password.
+
+Passwords are asked on the terminal without echo (twice for `share`). Without a terminal (a pipe, a CI job), the
+password is the first line of standard input, read once; `share` then reads the secret from --file or from the rest
+of standard input.
+
+Exit status: 0 done, 1 the server refused (wrong password, gone, not found...), 2 bad usage or configuration,
+3 the server could not be reached.
+"""
+
+import argparse
+import getpass
+import ipaddress
+import json
+import os
+import re
+import stat
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+TIMEOUT_SECONDS = 60
+SHARE_LINK_RE = re.compile(r"/view/([A-Za-z0-9_-]{22,43})/?")  # the path of a share link
+SHARE_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,43}")
+DURATION_RE = re.compile(r"([0-9]+)([smhd]?)")
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class CliError(Exception):
+    """A failure to report in one line, with the exit status it ends the program with."""
+
+    def __init__(self, message: str, status: int = EXIT_REFUSED):
+        super().__init__(message)
+        self.status = status
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "secureshare" / "config"
+
+
+def _read_config_file(path: Path) -> dict[str, str]:
+    """Read `key = value` lines from the config file, which must be yours and private (it holds a token)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return {}
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO) or info.st_uid != os.getuid():
+        raise CliError(f"{path} must be yours and private: run chmod 600 {path}", EXIT_USAGE)
+    settings = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, separator, value = line.partition("=")
+        if separator and not key.strip().startswith("#"):
+            settings[key.strip().lower()] = value.strip()
+    return settings
+
+
+def _require_safe_origin(url: str, what: str) -> str:
+    """Return `url` without a trailing slash; refuse plain http except to this machine (tokens and passwords ride along)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise CliError(f"{what} must be an http(s) address, got {url!r}", EXIT_USAGE)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise CliError(f"{what} must use https (plain http is allowed only to this machine)", EXIT_USAGE)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_settings() -> tuple[str, str]:
+    """Return (server address, token) from the environment, else from the config file."""
+    stored = _read_config_file(config_path())
+    url = os.environ.get("SECURESHARE_URL") or stored.get("url")
+    token = os.environ.get("SECURESHARE_TOKEN") or stored.get("token")
+    if not url or not token:
+        raise CliError(
+            f"set SECURESHARE_URL and SECURESHARE_TOKEN, or write url = … and token = … into {config_path()} (mode 0600); "
+            "the token comes from your Account page",
+            EXIT_USAGE,
+        )
+    return _require_safe_origin(url, "SECURESHARE_URL"), token
+
+
+# --- HTTP -------------------------------------------------------------------------------------------------------
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would carry the token or the password to another address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise CliError(f"the server answered with a redirect to {newurl}; check SECURESHARE_URL or the link")
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def call(method: str, url: str, token: str | None = None, body: dict | None = None) -> dict:
+    """Call the API and return its JSON answer.
+
+    :raise CliError: with the server's own words when it refuses, or EXIT_UNREACHABLE when it cannot be reached.
+    """
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) origins only
+    try:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as refusal:
+        raise CliError(_refusal_text(refusal)) from None
+    except (urllib.error.URLError, OSError) as failure:
+        reason = getattr(failure, "reason", failure)
+        raise CliError(f"cannot reach {urlsplit(url).netloc}: {reason}", EXIT_UNREACHABLE) from None
+
+
+def _refusal_text(refusal: urllib.error.HTTPError) -> str:
+    try:
+        error = json.load(refusal)["error"]
+    except (ValueError, KeyError, TypeError):
+        return f"the server answered {refusal.code}"
+    fields = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in (error.get("fields") or {}).items())
+    return error["message"] + (f" ({fields})" if fields else "")
+
+
+# --- input ------------------------------------------------------------------------------------------------------
+
+
+def _has_terminal() -> bool:
+    """Tell whether a terminal can be asked (getpass talks to it directly, even when stdin is a pipe)."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def ask_password(prompt: str, confirm: bool = False) -> str:
+    """Ask for a password without echo; without a terminal, take the first line of standard input."""
+    if not _has_terminal():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Repeat it: ") != password:
+            raise CliError("the passwords don't match", EXIT_USAGE)
+    if not password:
+        raise CliError("no password given", EXIT_USAGE)
+    return password
+
+
+def read_secret(path: str | None) -> str:
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as failure:
+            raise CliError(f"cannot read {path}: {failure}", EXIT_USAGE) from None
+    if sys.stdin.isatty():
+        print("Type or paste the secret, then press Ctrl-D:", file=sys.stderr)
+    return sys.stdin.read()
+
+
+def seconds(text: str) -> int:
+    """Parse a duration: 3600, 90m, 24h, 7d."""
+    match = DURATION_RE.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError("use a number of seconds, or a number with s, m, h or d (e.g. 90m, 24h, 7d)")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2)]
+
+
+def share_id(text: str) -> str:
+    """Return the share id of a share link, or `text` itself when it is one."""
+    if match := SHARE_LINK_RE.fullmatch(urlsplit(text).path):
+        return match.group(1)
+    if SHARE_ID_RE.fullmatch(text):
+        return text
+    raise CliError("that is neither a share link (…/view/<id>) nor a share id", EXIT_USAGE)
+
+
+# --- commands ---------------------------------------------------------------------------------------------------
+
+
+def command_share(args) -> None:
+    server, token = server_settings()
+    password = ask_password("Password for this secret: ", confirm=True)
+    content = read_secret(args.file)
+    if not content.strip():
+        raise CliError("the secret is empty", EXIT_USAGE)
+    body = {"title": args.title, "content": content, "password": password, "blur_level": args.blur}
+    if args.expires is not None:
+        body["expires_in"] = args.expires
+    if args.max_views is not None:
+        body["max_views"] = args.max_views
+    secret = call("POST", f"{server}/api/secrets", token, body)["secret"]
+    print(secret["url"])
+    if args.qr:
+        print_qr(secret["url"])
+    print(f"Expires {secret['expires_at']}. Send the password another way: a call, a chat, in person.", file=sys.stderr)
+
+
+def print_qr(link: str) -> None:
+    try:
+        import segno
+    except ImportError:
+        raise CliError("--qr needs segno (pip install segno)", EXIT_USAGE) from None
+    segno.make(link, error="m", micro=False).terminal(out=sys.stdout, compact=True)
+
+
+def command_open(args) -> None:
+    origin = _require_safe_origin(args.url, "the link")
+    unique_id = share_id(args.url)
+    password = ask_password("Password: ")
+    # No token here: the link's host may be anyone's, and opening a secret needs only its password.
+    secret = call("POST", f"{origin}/api/secrets/{quote(unique_id)}/unlock", body={"password": password})["secret"]
+    sys.stdout.write(secret["content"])
+    if sys.stdout.isatty() and not secret["content"].endswith("\n"):
+        sys.stdout.write("\n")
+    views = f"{secret['view_count']} of {secret['max_views']}" if secret["max_views"] else f"{secret['view_count']}"
+    print(f"{secret['title']}: view {views}, expires {secret['expires_at']}", file=sys.stderr)
+
+
+def command_list(args) -> None:
+    server, token = server_settings()
+    page, rows = 1, []
+    while True:
+        query = f"?page={page}&per_page=100" + (f"&status={quote(args.status)}" if args.status else "")
+        answer = call("GET", f"{server}/api/secrets{query}", token)
+        rows += answer["secrets"]
+        if page >= answer["pages"]:
+            break
+        page += 1
+    if not rows:
+        print("No secrets yet.", file=sys.stderr)
+        return
+    print(f"{'ID':<24} {'STATUS':<10} {'VIEWS':<9} {'EXPIRES':<26} TITLE")
+    for secret in rows:
+        views = f"{secret['view_count']}/{secret['max_views'] or '∞'}"
+        print(f"{secret['id']:<24} {secret['status']:<10} {views:<9} {secret['expires_at']:<26} {secret['title']}")
+
+
+def command_delete(args) -> None:
+    server, token = server_settings()
+    secret = call("DELETE", f"{server}/api/secrets/{quote(share_id(args.secret))}", token)["secret"]
+    print(f"Deleted {secret['id']} ({secret['title']}): its link no longer works.", file=sys.stderr)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="cli.py",
+        description="Share secrets by link through a SecureShare server.",
+        epilog="Server and token: SECURESHARE_URL and SECURESHARE_TOKEN, or the config file (mode 0600). "
+        "Without a terminal, the password is the first line of standard input.",
+    )
+    commands = main.add_subparsers(dest="command", required=True)
+    share = commands.add_parser("share", help="create a secret and print its link")
+    share.add_argument("--file", help="read the secret from this file (default: standard input)")
+    share.add_argument("--title", default="Shared from the command line", help="a title only you will see")
+    share.add_argument("--expires", type=seconds, help="how long it lasts: seconds, or 90m, 24h, 7d (default 24h)")
+    share.add_argument("--max-views", type=int, help="burn after this many views (default: unlimited)")
+    share.add_argument("--blur", type=int, default=10, help="blur on the recipient's page, 0-20 px (default 10)")
+    share.add_argument("--qr", action="store_true", help="also print the link as a QR code")
+    share.set_defaults(run=command_share)
+    open_ = commands.add_parser("open", help="open a secret from its link and print its content")
+    open_.add_argument("url", help="the share link")
+    open_.set_defaults(run=command_open)
+    list_ = commands.add_parser("list", help="list your secrets")
+    list_.add_argument("--status", choices=["active", "expired", "used_up", "destroyed", "deleted"])
+    list_.set_defaults(run=command_list)
+    delete = commands.add_parser("delete", help="delete a secret (its content is erased at once)")
+    delete.add_argument("secret", help="the share id or link")
+    delete.set_defaults(run=command_delete)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except CliError as error:
+        print(f"cli.py: {error}", file=sys.stderr)
+        return error.status
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
