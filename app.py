@@ -2189,6 +2189,7 @@ def _api_unlock(unique_id: str, password: str):
     Unlocked 200; wrong password 403 with tries_left; gone, destroyed or its key removed 410; every try left still
     in flight 429; busy 503 with Retry-After.
     """
+    db.first_or_404(Secret.by_share_id(unique_id))  # an id that never existed is a 404, as on the page
     clock = current_app.config["CLOCK"]
     match vault.unlock(db.session, _keys(), _policy(), unique_id, password, clock, _visitor()):
         case vault.Unlocked(content, secret):

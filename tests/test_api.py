@@ -303,24 +303,6 @@ def test_unlock_of_an_expired_or_unknown_secret(app, api, clock):
     assert (unknown.status_code, unknown.json["error"]["reason"]) == (404, "not_found")
 
 
-def test_unlock_when_every_derivation_slot_is_taken_is_503_with_retry_after(app, api):
-    unique_id = create(api)["id"]
-    app.config["KDF_WAIT_SECONDS"] = 0
-    slots = app.extensions["secureshare"]["kdf_slots"]
-    taken = 0
-    while slots.acquire(blocking=False):
-        taken += 1
-    try:
-        response = api_unlock(app.test_client(), unique_id)
-    finally:
-        for _ in range(taken):
-            slots.release()
-    assert response.status_code == 503
-    assert response.json["error"]["reason"] == "busy"
-    assert int(response.headers["Retry-After"]) > 0
-    assert load_secret(app, unique_id).view_count == 0
-
-
 def test_events_list_who_tried_newest_first(app, api):
     unique_id = create(api)["id"]
     recipient = app.test_client()

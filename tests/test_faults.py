@@ -3,6 +3,7 @@
 import pytest
 
 from tests.helpers import SECRET_CONTENT, create_secret, load_secret, unlock
+from tests.test_api import api, api_unlock, create, token  # noqa: F401 - fixtures for the API door
 
 
 def hold_every_derivation_slot(app):
@@ -25,3 +26,13 @@ def test_a_busy_derivation_answers_503_and_spends_nothing(app, logged_in_client,
     secret = load_secret(app, unique_id)
     assert (secret.status, secret.failed_attempts, secret.tries_in_flight, secret.view_count) == ("active", 0, 0, 0)
     assert SECRET_CONTENT in unlock(recipient, unique_id).text
+
+
+def test_a_busy_derivation_answers_the_api_503_and_spends_nothing(app, api):
+    unique_id = create(api)["id"]
+    with hold_every_derivation_slot(app):
+        response = api_unlock(app.test_client(), unique_id)
+    assert (response.status_code, response.json["error"]["reason"]) == (503, "busy")
+    assert int(response.headers["Retry-After"]) > 0
+    secret = load_secret(app, unique_id)
+    assert (secret.status, secret.failed_attempts, secret.tries_in_flight, secret.view_count) == ("active", 0, 0, 0)

@@ -183,6 +183,7 @@ def script(app, logged_in_client):
 
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {issue_token(logged_in_client)}"
+    assert client.get("/api/auth/check").status_code == 200  # first use noted now, so refusals change nothing
     return client
 
 
