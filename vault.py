@@ -25,6 +25,7 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import ObjectDeletedError
 
 from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, UTCDateTime, new_token, new_unique_id, share_id_digest
 
@@ -425,7 +426,10 @@ def _find(session: Session, share_id: str, owner_id: int | None = None) -> Secre
 
 def _refused(session: Session, policy: Policy, secret: Secret, now: datetime) -> Gone | TriesInFlight:
     """Say why a try could not be reserved, erasing the secret if its time is up."""
-    session.refresh(secret)
+    try:
+        session.refresh(secret)
+    except ObjectDeletedError:  # purged meanwhile by another host
+        return Gone()
     if secret.status == SecretStatus.ACTIVE and secret.is_expired(now):
         _end(session, policy, SecretStatus.EXPIRED, now, Secret.id == secret.id, Secret.expires_at <= now)
     return TriesInFlight() if secret.is_available(now) and secret.views_left() != 0 else Gone()

@@ -51,7 +51,6 @@ def test_xss_in_username_and_email_is_refused_and_not_reflected(app, payload):
 def test_template_injection_stays_text(app, world):
     unique_id = create_secret(world.alice, title="{{7*7}} {% print 7*7 %}", content="{{ config.SECRET_KEY }} ${7*7}")
     unlocked = unlock(app.test_client(), unique_id).get_data(as_text=True)
-    assert "{{7*7}} {% print 7*7 %}" in unlocked
     assert "{{ config.SECRET_KEY }} ${7*7}" in unlocked
     assert app.secret_key not in unlocked
     detail = world.alice.get(f"/secrets/{unique_id}").get_data(as_text=True)
@@ -79,5 +78,6 @@ def test_sql_injection_in_paths_and_queries_is_harmless(app, world, payload):
     before = database_snapshot(app)
     for path in (f"/view/{payload}", f"/secrets/{payload}", f"/api/secrets/{payload}"):
         assert world.alice.get(path).status_code == 404
-    assert world.alice.get(f"/dashboard?status={payload}&page={payload}").status_code == 200
+    assert world.alice.get(f"/dashboard?status={payload}").status_code == 200
+    assert world.alice.get(f"/dashboard?page={payload}").status_code == 400  # refused, never read as page 1
     assert database_snapshot(app) == before
