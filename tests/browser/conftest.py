@@ -3,12 +3,13 @@
 import base64
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Keep Chromium quiet and on loopback (see shared/BROWSER.md).
@@ -47,18 +48,12 @@ def _require_chromium() -> None:
     pytest.skip("no /usr/bin/chromium on this machine")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """Serve the app with gunicorn on 127.0.0.1 for the whole browser session; yield its base URL."""
     _require_chromium()
     run_dir = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SECURESHARE_TEST_DIR": str(run_dir),

@@ -4,7 +4,6 @@ database files or the QR folder; no stack trace, debugger or version banner reac
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import db
 from schema import User
-from tests.helpers import AuthActions, create_secret, csrf_token, post_form, unlock
+from tests.helpers import AuthActions, create_secret, csrf_token, free_port, post_form, unlock
 from tests.test_api import NEW_SECRET, issue_token
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,12 +79,6 @@ def test_500_shows_no_trace_and_gives_a_reference(app, client):
     assert response.status_code == 500
     assert "ZeroDivisionError" not in page and "Traceback" not in page and "Werkzeug" not in page
     assert response.headers["X-Request-ID"] in page
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fetch(url: str):
