@@ -142,6 +142,8 @@ class ProductionSite:
     http_url: str  # nginx's plain-http server, which only redirects
     certificate: Path
     database_url: str
+    redis_url: str
+    ratelimit_prefix: str
     access_log: Path
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -152,6 +154,7 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     """Start gunicorn and nginx; return the site and a function that stops both."""
     gunicorn_port, https_port, http_port = free_port(), free_port(), free_port()
     public_url = f"https://localhost:{https_port}"
+    ratelimit_prefix = f"test-{secrets.token_hex(4)}"  # Redis outlives test runs
     env = {
         **os.environ,
         "APP_CONFIG": "production",
@@ -159,7 +162,7 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
         "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
         "DATABASE_URL": database_url,
         "RATELIMIT_STORAGE_URI": redis_url,
-        "RATELIMIT_KEY_PREFIX": f"test-{secrets.token_hex(4)}",  # Redis outlives test runs
+        "RATELIMIT_KEY_PREFIX": ratelimit_prefix,
         "RATELIMIT_UNLOCK_IP": RACE_UNLOCK_LIMIT,
         "RATELIMIT_UNLOCK_SECRET": RACE_UNLOCK_LIMIT,
         "PROXY_COUNT": "1",
@@ -173,8 +176,8 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     subprocess.run([bin_dir / "flask", "--app", "app", "init-db"], cwd=REPO, env=env, check=True, capture_output=True)
     certificate, key = make_certificate(run)
     access_log = run / "secureshare-access.log"
-    site = run / "secureshare.conf"
-    site.write_text(
+    site_conf = run / "secureshare.conf"
+    site_conf.write_text(
         render_nginx_example(
             {
                 "SERVER_NAME": "localhost",
@@ -190,7 +193,7 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     )
     main = run / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach this run's folder, which is 0700
-    main.write_text(NGINX_MAIN.format(user=user, run=run, site=site))
+    main.write_text(NGINX_MAIN.format(user=user, run=run, site=site_conf))
     app_server = WatchedProcess(
         [bin_dir / "gunicorn", "--bind", f"127.0.0.1:{gunicorn_port}", "--workers", str(WORKERS), "--threads", "4", "app:app"],
         "Booting worker",
@@ -210,7 +213,10 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
         proxy.stop()
         app_server.stop()
 
-    return ProductionSite(public_url, f"http://localhost:{http_port}", certificate, database_url, access_log), stop
+    site = ProductionSite(
+        public_url, f"http://localhost:{http_port}", certificate, database_url, redis_url, ratelimit_prefix, access_log
+    )
+    return site, stop
 
 
 class Answer(NamedTuple):

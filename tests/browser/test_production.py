@@ -6,9 +6,11 @@ import uuid
 
 import pytest
 from playwright.sync_api import expect
+from redis import Redis
 
 from tests.browser import flows
 from tests.browser.conftest import PHONE, ContextMaker, screenshot
+from tests.browser.production import HttpsVisitor
 
 
 @pytest.fixture
@@ -85,9 +87,16 @@ def test_plain_http_is_redirected_to_https(production_site, https_context):
     assert page.url == production_site.url + "/login?next=/dashboard"
 
 
-def test_probes_answer_through_nginx(production_site):
-    from tests.browser.production import HttpsVisitor
+def test_rate_limits_are_counted_in_redis(production_site):
+    """Shared by the 4 workers (and by several hosts): the budget of the address nginx saw lives in Redis."""
+    visitor = HttpsVisitor(production_site)
+    visitor.get("/login")
+    assert visitor.post("/login", {"login": f"nobody{uuid.uuid4().hex[:8]}", "password": "a guess"}).status == 400
+    keys = Redis.from_url(production_site.redis_url).keys(f"*/{production_site.ratelimit_prefix}/127.0.0.1/web.login/*")
+    assert keys
 
+
+def test_probes_answer_through_nginx(production_site):
     visitor = HttpsVisitor(production_site)
     for path in ("/healthz", "/readyz"):
         answer = visitor.get(path)
