@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from functools import wraps
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import click
@@ -127,6 +128,8 @@ HOST_RE = re.compile(
     r"\.?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 )
 MAX_PROXY_COUNT = 5
+# Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
+PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
 # Ids in paths are share links: they never reach a log line.
 ID_IN_PATH_RE = re.compile(r"((?:/|%2F)(?:view|secrets|api(?:/|%2F)secrets)(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE)
 
@@ -1325,10 +1328,6 @@ def security_txt():
     return Response("\n".join(lines) + "\n", mimetype="text/plain")
 
 
-# Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
-PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
-
-
 @web.get("/healthz")
 @limiter.exempt
 def healthz():
@@ -1537,7 +1536,7 @@ def _configure_keys(app: Flask) -> dict[str, bytes]:
     return _parse_encryption_keys(settings["ENCRYPTION_KEYS"])
 
 
-def _refuse_to_start(what_to_fix: str) -> None:
+def _refuse_to_start(what_to_fix: str) -> NoReturn:
     raise SystemExit(f"SecureShare will not start: {what_to_fix}")
 
 
@@ -1546,7 +1545,7 @@ def _check_public_base_url(value: str | None) -> None:
     if not value:
         return
     parts = urlsplit(value)
-    extra = parts.path or parts.query or parts.fragment
+    extra = parts.path or parts.query or parts.fragment or parts.netloc.startswith(".")
     if parts.scheme not in {"http", "https"} or not HOST_RE.fullmatch(parts.netloc) or extra:
         _refuse_to_start("PUBLIC_BASE_URL must be the site's address with scheme and host, like https://secrets.example.org.")
 

@@ -23,6 +23,7 @@ START = "SecureShare will not start: "
         ("PUBLIC_BASE_URL", "https://secrets.example.org/share", "PUBLIC_BASE_URL must be"),
         ("PUBLIC_BASE_URL", "https://secrets.example.org?x=1", "PUBLIC_BASE_URL must be"),
         ("PUBLIC_BASE_URL", "https://user@secrets.example.org", "PUBLIC_BASE_URL must be"),
+        ("PUBLIC_BASE_URL", "https://.example.org", "PUBLIC_BASE_URL must be"),
         ("TRUSTED_HOSTS", ["https://secrets.example.org"], "TRUSTED_HOSTS must list host names"),
         ("TRUSTED_HOSTS", ["secrets.example.org", "bad host"], "not 'bad host'"),
         ("TRUSTED_HOSTS", ["secrets.example.org/"], "TRUSTED_HOSTS must list host names"),
