@@ -146,12 +146,15 @@ class ContextMaker:
     """Makes browser contexts (desktop by default) on one site, whose pages are watched for console errors and CSP
     violations; closes them all at the end."""
 
-    def __init__(self, browser, base_url: str, console: ConsoleWatch, **defaults):
+    def __init__(self, browser, base_url: str, console: ConsoleWatch, timeout_ms: int | None = None, **defaults):
         self.browser, self.base_url, self.console, self.defaults = browser, base_url, console, defaults
+        self.timeout_ms = timeout_ms
         self.contexts = []
 
     def __call__(self, viewport=DESKTOP, **options):
         context = self.browser.new_context(base_url=self.base_url, viewport=viewport, **self.defaults, **options)
+        if self.timeout_ms:
+            context.set_default_timeout(self.timeout_ms)
         context.add_init_script(CSP_REPORTER)
         context.on("page", self.console.attach)
         self.contexts.append(context)

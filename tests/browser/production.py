@@ -4,6 +4,7 @@ limits on Redis, behind nginx terminating TLS with the repository's own deploy/n
 
 import base64
 import datetime
+import http.client
 import http.cookiejar
 import ipaddress
 import os
@@ -194,8 +195,9 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     main = run / "nginx.conf"
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach this run's folder, which is 0700
     main.write_text(NGINX_MAIN.format(user=user, run=run, site=site_conf))
+    gunicorn = [bin_dir / "gunicorn", "--bind", f"127.0.0.1:{gunicorn_port}", "--workers", str(WORKERS), "--threads", "4"]
     app_server = WatchedProcess(
-        [bin_dir / "gunicorn", "--bind", f"127.0.0.1:{gunicorn_port}", "--workers", str(WORKERS), "--threads", "4", "app:app"],
+        [*gunicorn, "--graceful-timeout", "5", "app:app"],
         "Booting worker",
         cwd=REPO,
         env=env,
@@ -216,7 +218,21 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     site = ProductionSite(
         public_url, f"http://localhost:{http_port}", certificate, database_url, redis_url, ratelimit_prefix, access_log
     )
+    if not (_app_is_ready(gunicorn_port) and HttpsVisitor(site).get("/readyz").status == 200):
+        stop()
+        raise RuntimeError("the site is not ready:\n" + "\n".join(app_server.lines[-30:]))
     return site, stop
+
+
+def _app_is_ready(port: int) -> bool:
+    """Ask gunicorn itself first: "Booting worker" comes before a worker has imported the app, which on a busy
+    machine takes longer than nginx waits for an answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=START_TIMEOUT * 2)
+    try:
+        connection.request("GET", "/readyz", headers={"Host": "localhost", "X-Forwarded-Proto": "https"})
+        return connection.getresponse().status == 200
+    finally:
+        connection.close()
 
 
 class Answer(NamedTuple):

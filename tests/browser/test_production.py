@@ -15,8 +15,11 @@ from tests.browser.production import HttpsVisitor
 
 @pytest.fixture
 def https_context(browser, production_site, console):
-    """Browser contexts on the production site; the throwaway certificate is not in Chromium's trust store."""
-    maker = ContextMaker(browser, production_site.url, console, ignore_https_errors=True)
+    """Browser contexts on the production site; the throwaway certificate is not in Chromium's trust store.
+
+    Production hashing costs (64 MiB per sign-in) on 4 workers: pages get a minute, not 30 s, on a busy machine.
+    """
+    maker = ContextMaker(browser, production_site.url, console, timeout_ms=60_000, ignore_https_errors=True)
     yield maker
     maker.close()
 
