@@ -83,7 +83,7 @@ def test_500_shows_no_trace_and_gives_a_reference(app, client):
 
 def fetch(url: str):
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - loopback only; a worker may still be importing the app
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()
