@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from functools import wraps
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import click
@@ -49,7 +50,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import event, func, or_
+from sqlalchemy import event, func, or_, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError, ServiceUnavailable
@@ -128,7 +129,8 @@ CONTENT_SECURITY_POLICY = (
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Share links never leave the site in a Referer; our own pages keep Origin, which the CSRF check reads.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "X-Frame-Options": "DENY",
@@ -144,6 +146,16 @@ UNTRUSTED_HOST_PAGE = (
     "<h1>This address isn't served here</h1><p>Check the link you were given.</p></html>"
 )
 HSTS_VALUE = "max-age=63072000; includeSubDomains"
+# Sec-Fetch-Site values of a request our own pages made ("none": typed or bookmarked by the person).
+OWN_FETCH_SITES = {"same-origin", "none"}
+EXPIRED_FORM_MESSAGE = "This form has expired or came from elsewhere. Reload the page and try again."
+CROSS_SITE_MESSAGE = "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
+HOST_RE = re.compile(
+    r"\.?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
+)
+MAX_PROXY_COUNT = 5
+# Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
+PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
 # Ids in paths are share links: they never reach a log line.
 ID_IN_PATH_RE = re.compile(r"((?:/|%2F)(?:view|secrets|api(?:/|%2F)secrets)(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE)
 
@@ -179,9 +191,27 @@ MAX_PER_PAGE = 100
 
 # --- extensions and blueprints --------------------------------------------------------------------------------
 
+class CrossSiteRequest(CSRFError):
+    """An unsafe request that a browser says came from another site."""
+
+
+class SameOriginCSRFProtect(CSRFProtect):
+    """Flask-WTF's token check, then our own same-origin check in place of its Referer check.
+
+    With Referrer-Policy same-origin a form post carries no Referer to demand, but browsers send Sec-Fetch-Site
+    (and Origin), which say where the request came from; SECURITY.md explains the choice.
+    """
+
+    def protect(self, apply_exemptions=False):
+        super().protect(apply_exemptions)
+        if g.get("csrf_valid") and (reason := _cross_site_reason()):  # set only where a token was checked
+            current_app.logger.info("refused a cross-site request: %s", reason)
+            raise CrossSiteRequest()
+
+
 db = SQLAlchemy(metadata=Base.metadata)
 login_manager = LoginManager()
-csrf = CSRFProtect()
+csrf = SameOriginCSRFProtect()
 limiter = Limiter(key_func=lambda: _client_network())  # one address, or one IPv6 /64: see _client_network
 web = Blueprint("web", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -1104,6 +1134,29 @@ def _json_body() -> dict:
     return body
 
 
+def _own_origins() -> set[str]:
+    """Return this site's origins: the request's scheme and host (as ProxyFix sees them) and PUBLIC_BASE_URL's."""
+    origins = {f"{request.scheme}://{request.host}".lower()}
+    if public := current_app.config["PUBLIC_BASE_URL"]:
+        origins.add(public.lower())
+    return origins
+
+
+def _cross_site_reason() -> str | None:
+    """Tell why an unsafe request did not come from our own pages, or None when it did (or no header says).
+
+    Sec-Fetch-Site is set by the browser and cannot be forged by a page, so it decides when present; else Origin
+    must be ours ("null" never is); with neither (old browsers, scripts) the CSRF token alone decides.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return None if fetch_site in OWN_FETCH_SITES else f"Sec-Fetch-Site {fetch_site}"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in _own_origins():
+        return "foreign Origin"
+    return None
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
@@ -1745,6 +1798,26 @@ def security_txt():
         lines.append(f"Policy: {current_app.config['SECURITY_POLICY_URL']}")
     lines.append("Preferred-Languages: en")
     return Response("\n".join(lines) + "\n", mimetype="text/plain")
+
+
+@web.get("/healthz")
+@limiter.exempt
+def healthz():
+    """Liveness: the process answers; the database is not touched."""
+    return jsonify(status="ok")
+
+
+@web.get("/readyz")
+@limiter.exempt
+def readyz():
+    """Readiness: the database answers `SELECT 1`; 503 (never a 500) when it does not."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.warning("readiness check: the database is unreachable")
+        return jsonify(status="unavailable"), 503
+    return jsonify(status="ok")
 
 
 # --- API -------------------------------------------------------------------------------------------------------------
@@ -2447,7 +2520,7 @@ def _handle_http_error(error: HTTPException):
         # An untrusted Host: no URL can be built for it, so answer without the page template.
         return Response(UNTRUSTED_HOST_PAGE, status=400, mimetype="text/html")
     if isinstance(error, CSRFError):
-        return _error_response(400, "This form has expired or came from elsewhere. Reload the page and try again.")
+        return _error_response(400, CROSS_SITE_MESSAGE if isinstance(error, CrossSiteRequest) else EXPIRED_FORM_MESSAGE)
     headers = error.get_headers() if error.code in {405, 429, 503} else None
     # Our own abort() messages are written for people; Werkzeug's stock texts and the limiter's rates are not shown.
     custom = error.description != type(error).description and not isinstance(error, RateLimitExceeded)
@@ -2511,6 +2584,58 @@ def _policy_from(settings: dict) -> vault.Policy:
         purge_batch=settings["PURGE_BATCH_SIZE"],
         qr_dir=Path(settings["QR_DIR"]),
     )
+
+
+def _refuse_to_start(what_to_fix: str) -> NoReturn:
+    raise SystemExit(f"SecureShare will not start: {what_to_fix}")
+
+
+def _check_public_base_url(value: str | None) -> None:
+    """Refuse a PUBLIC_BASE_URL that is not scheme://host[:port]: every link would be built on it."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    extra = parts.path or parts.query or parts.fragment or parts.netloc.startswith(".")
+    if parts.scheme not in {"http", "https"} or not HOST_RE.fullmatch(parts.netloc) or extra:
+        _refuse_to_start("PUBLIC_BASE_URL must be the site's address with scheme and host, like https://secrets.example.org.")
+
+
+def _check_trusted_hosts(hosts: list[str] | None) -> None:
+    for host in hosts or []:
+        if not HOST_RE.fullmatch(host):
+            _refuse_to_start(f"TRUSTED_HOSTS must list host names like secrets.example.org (or host:port), not {host!r}.")
+
+
+def _proxy_count(value) -> int:
+    """Return PROXY_COUNT as a number of hops, refusing anything but 0 to MAX_PROXY_COUNT."""
+    written = str(value).strip()
+    if not written.isascii() or not written.isdigit() or int(written) > MAX_PROXY_COUNT:
+        _refuse_to_start(f"PROXY_COUNT must be how many reverse proxies stand in front, 0 to {MAX_PROXY_COUNT}.")
+    return int(written)
+
+
+def _check_settings(app: Flask) -> None:
+    """Refuse settings that would make every request fail or trust the wrong header, with one line saying why."""
+    settings = app.config
+    _check_public_base_url(settings["PUBLIC_BASE_URL"])
+    _check_trusted_hosts(settings["TRUSTED_HOSTS"])
+    settings["PROXY_COUNT"] = _proxy_count(settings["PROXY_COUNT"])
+
+
+def _configure_proxy(app: Flask) -> None:
+    """Trust exactly PROXY_COUNT hops of X-Forwarded-For/-Proto/-Host, so a client cannot forge them."""
+    if hops := app.config["PROXY_COUNT"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def _warn_about_per_process_limits(app: Flask) -> None:
+    # Not refused: one worker on one host is a valid deployment, and the 5-try limit per secret lives in the
+    # database; but with several workers or hosts every budget would multiply (SECURITY.md).
+    if app.config["WARN_PER_PROCESS_LIMITS"] and app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        app.logger.warning(
+            "rate limits are counted per process (memory://): set RATELIMIT_STORAGE_URI=redis://... "
+            "when running several workers or hosts"
+        )
 
 
 def _configure_hosts(app: Flask) -> None:
@@ -2602,8 +2727,8 @@ def _before_request():
     if request.endpoint == "static":
         _refuse_qr_folder(request.view_args["filename"])
         return None  # static files need none of the rest
-    if request.routing_exception is not None:
-        return None  # a routing error is answered as it is
+    if request.endpoint in PROBE_ENDPOINTS or request.routing_exception is not None:
+        return None  # probes need none of this; a routing error is answered as it is
     _reject_malformed_input()
     return _enforce_session_lifetime()
 
@@ -2707,13 +2832,13 @@ def create_app(config_class=None) -> Flask:
     app = SecureShare(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config_class)
     app.config.setdefault("CLOCK", utcnow)
+    _check_settings(app)  # first: nothing is generated or written for settings that cannot work
     app.keys = _configure_keys(app)
     app.policy = _policy_from(app.config)
     _configure_hosts(app)
     _configure_logging(app)
-    if app.config["PROXY_COUNT"]:
-        hops = app.config["PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    _warn_about_per_process_limits(app)
+    _configure_proxy(app)
     app.url_map.converters["secret_id"] = SecretIdConverter
     _register_handlers(app)  # first: bad input is refused before CSRF or rate limits read the form
     _register_extensions(app)

@@ -37,7 +37,8 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
     PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL") or "").rstrip("/") or None
     TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS")
-    PROXY_COUNT = _env_int("PROXY_COUNT", 0)
+    # Kept as written: create_app checks it and refuses to start with a clear line, not a traceback here.
+    PROXY_COUNT = os.environ.get("PROXY_COUNT") or "0"
 
     LOG_FILE = BASE_DIR / "logs" / "app.log"
     QR_DIR = BASE_DIR / "static" / "qrcodes"
@@ -51,6 +52,9 @@ class Config:
     # CSRF tokens live as long as the session, whose idle and absolute limits the server enforces; an hourly
     # expiry would only turn a slow recipient's unlock into an error page.
     WTF_CSRF_TIME_LIMIT = None
+    # Flask-WTF's strict mode demands a same-origin Referer over https, which our Referrer-Policy may withhold;
+    # app.py checks Sec-Fetch-Site and Origin instead (SECURITY.md, "CSRF and the referrer").
+    WTF_CSRF_SSL_STRICT = False
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True
@@ -94,18 +98,22 @@ class Config:
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
     RATELIMIT_HEADERS_ENABLED = True
-    RATELIMIT_KEY_PREFIX = "secureshare"
+    # Several deployments (or test runs) can share one Redis under different prefixes.
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or "secureshare"
     RATELIMIT_LOGIN = "10 per minute; 30 per hour; 100 per day"
     RATELIMIT_REGISTER = "5 per hour"
     RATELIMIT_CREATE = "30 per hour"
-    RATELIMIT_UNLOCK_IP = "20 per minute; 100 per hour"
-    RATELIMIT_UNLOCK_SECRET = "10 per minute"  # noqa: S105 - a rate, not a password
+    # Settable so a load or race test can reach the database guard behind them; the 5-try limit per secret
+    # is enforced by the database whatever these say.
+    RATELIMIT_UNLOCK_IP = os.environ.get("RATELIMIT_UNLOCK_IP") or "20 per minute; 100 per hour"
+    RATELIMIT_UNLOCK_SECRET = os.environ.get("RATELIMIT_UNLOCK_SECRET") or "10 per minute"
     RATELIMIT_API = "120 per minute"
 
     SECURITY_CONTACT = os.environ.get("SECURITY_CONTACT") or "mailto:security@example.org"
     SECURITY_POLICY_URL = os.environ.get("SECURITY_POLICY_URL") or None
 
     HSTS = False
+    WARN_PER_PROCESS_LIMITS = False
     REQUIRE_KEYS = False
     REQUIRE_HOSTS = False
 
@@ -148,6 +156,7 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_NAME = "__Host-remember_token"
     DEVICE_COOKIE_NAME = "__Host-device"
     HSTS = True
+    WARN_PER_PROCESS_LIMITS = True
 
 
 CONFIGS = {

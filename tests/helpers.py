@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 from datetime import datetime, timedelta
 
 import pytest
@@ -62,8 +63,11 @@ class AuthActions:
         return post_form(self.client, "/logout", {}, token_page="/dashboard")
 
 
-def make_config(tmp_path, clock, **overrides):
-    """Return a testing config class for one test: its own database file, log file, QR folder and clock."""
+CHEAP_HASHING = ("PASSWORD_HASH_MEMORY_KIB", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_PARALLELISM", "KDF_MEMORY_KIB")
+
+
+def make_config(tmp_path, clock, base=TestingConfig, **overrides):
+    """Return a config class (testing by default) for one test: its own database file, log file, QR folder and clock."""
     settings = {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'secureshare.db'}",
         "LOG_FILE": tmp_path / "logs" / "app.log",
@@ -71,7 +75,7 @@ def make_config(tmp_path, clock, **overrides):
         "CLOCK": clock,
         **overrides,
     }
-    return type("PerTestConfig", (TestingConfig,), settings)
+    return type("PerTestConfig", (base,), settings)
 
 
 SECRET_PASSWORD = "open-sesame-42"
@@ -135,3 +139,27 @@ def service_url(variable: str, service: str) -> str:
             pytest.fail(f"{variable} is required here")
         pytest.skip(f"set {variable} to run against a real {service}")
     return url
+
+
+def production_config(tmp_path, clock, **overrides):
+    """Return the production settings for one test, with its own files and keys and the cheapest hashing."""
+    import base64
+
+    from config import ProductionConfig
+
+    settings = {
+        "SECRET_KEY": os.urandom(32).hex(),
+        "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+        "TRUSTED_HOSTS": ["localhost"],
+        "RATELIMIT_ENABLED": False,
+        **{name: getattr(TestingConfig, name) for name in CHEAP_HASHING},
+        **overrides,
+    }
+    return make_config(tmp_path, clock, **settings, base=ProductionConfig)
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

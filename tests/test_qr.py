@@ -9,7 +9,8 @@ import segno
 import zxingcpp
 from PIL import Image
 
-from tests.helpers import create_secret, load_secret
+from app import create_app
+from tests.helpers import create_secret, load_secret, make_config
 
 
 def decode(png: bytes) -> str:
@@ -60,6 +61,30 @@ def test_missing_file_is_regenerated(app, logged_in_client):
     response = logged_in_client.get(f"/secrets/{unique_id}/qr.png")
     assert decode(response.data) == f"http://localhost/view/{unique_id}"
     assert file.exists()
+
+
+def test_another_host_without_the_file_draws_it_from_the_database(app, logged_in_client, tmp_path, clock):
+    """Several app hosts share the database and keys, not static/qrcodes: a host that never wrote the file writes it."""
+    unique_id = create_secret(logged_in_client)
+    other_host = create_app(
+        make_config(
+            tmp_path / "other-host",
+            clock,
+            SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+            SECRET_KEY=app.config["SECRET_KEY"],
+            ENCRYPTION_KEYS=app.config["ENCRYPTION_KEYS"],
+        )
+    )
+    same_browser = other_host.test_client()
+    same_browser.set_cookie("session", logged_in_client.get_cookie("session").value)
+    filename = load_secret(app, unique_id).qr_filename
+    assert not (other_host.config["QR_DIR"] / filename).exists()
+
+    assert f"/view/{unique_id}" in same_browser.get(f"/secrets/{unique_id}").text
+    response = same_browser.get(f"/secrets/{unique_id}/qr.png")
+    assert response.status_code == 200
+    assert decode(response.data) == f"http://localhost/view/{unique_id}"
+    assert (other_host.config["QR_DIR"] / filename).exists()
 
 
 def test_svg_download(logged_in_client):

@@ -3,12 +3,14 @@
 import base64
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.browser.production import NGINX, start_production_site
+from tests.helpers import free_port, service_url
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Keep Chromium quiet and on loopback (see shared/BROWSER.md).
@@ -47,18 +49,12 @@ def _require_chromium() -> None:
     pytest.skip("no /usr/bin/chromium on this machine")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """Serve the app with gunicorn on 127.0.0.1 for the whole browser session; yield its base URL."""
     _require_chromium()
     run_dir = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SECURESHARE_TEST_DIR": str(run_dir),
@@ -92,8 +88,23 @@ def live_server(tmp_path_factory):
     server.communicate(timeout=10)
 
 
+@pytest.fixture(scope="package")
+def production_site(tmp_path_factory):
+    """The production path (see production.py), started once for the production suites of this package."""
+    database_url = service_url("POSTGRES_URL", "PostgreSQL")
+    redis_url = service_url("REDIS_URL", "Redis")
+    if not NGINX.exists():
+        if os.environ.get("SECURESHARE_REQUIRE_SERVICES"):
+            pytest.fail("/usr/sbin/nginx is required here (apt-get install -y nginx)")
+        pytest.skip("no /usr/sbin/nginx on this machine")
+    site, stop = start_production_site(tmp_path_factory.mktemp("production"), database_url, redis_url)
+    yield site
+    stop()
+
+
 @pytest.fixture(scope="session")
-def browser(live_server):
+def browser():
+    _require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -131,21 +142,34 @@ def console():
     assert watch.problems == [], watch.problems
 
 
-@pytest.fixture
-def new_context(browser, live_server, console):
-    """Make browser contexts (desktop by default) whose pages are watched for console errors and CSP violations."""
-    contexts = []
+class ContextMaker:
+    """Makes browser contexts (desktop by default) on one site, whose pages are watched for console errors and CSP
+    violations; closes them all at the end."""
 
-    def make(viewport=DESKTOP, **options):
-        context = browser.new_context(base_url=live_server, viewport=viewport, **options)
+    def __init__(self, browser, base_url: str, console: ConsoleWatch, timeout_ms: int | None = None, **defaults):
+        self.browser, self.base_url, self.console, self.defaults = browser, base_url, console, defaults
+        self.timeout_ms = timeout_ms
+        self.contexts = []
+
+    def __call__(self, viewport=DESKTOP, **options):
+        context = self.browser.new_context(base_url=self.base_url, viewport=viewport, **self.defaults, **options)
+        if self.timeout_ms:
+            context.set_default_timeout(self.timeout_ms)
         context.add_init_script(CSP_REPORTER)
-        context.on("page", console.attach)
-        contexts.append(context)
+        context.on("page", self.console.attach)
+        self.contexts.append(context)
         return context
 
-    yield make
-    for context in contexts:
-        context.close()
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def new_context(browser, live_server, console):
+    maker = ContextMaker(browser, live_server, console)
+    yield maker
+    maker.close()
 
 
 @pytest.fixture

@@ -25,10 +25,12 @@ def sign_out(page) -> None:
     page.wait_for_url("**/login?signed_out=1")
 
 
-def sign_in(page, username: str) -> None:
+def sign_in(page, username: str, remember: bool = False) -> None:
     page.goto("/login")
     page.get_by_label("Username or email").fill(username)
     page.get_by_label("Password", exact=True).fill(ACCOUNT_PASSWORD)
+    if remember:
+        page.get_by_label("Keep me signed in for 14 days").check()
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/dashboard")
 

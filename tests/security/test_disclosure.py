@@ -4,7 +4,6 @@ database files or the QR folder; no stack trace, debugger or version banner reac
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -16,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import db
 from schema import Secret, User, share_id_digest
-from tests.helpers import AuthActions, create_secret, csrf_token, post_form, unlock
+from tests.helpers import AuthActions, create_secret, csrf_token, free_port, post_form, unlock
 from tests.test_api import NEW_SECRET, issue_token
 from tests.test_qr import decode
 
@@ -97,15 +96,9 @@ def test_500_shows_no_trace_and_gives_a_reference(app, client):
     assert response.headers["X-Request-ID"] in page
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def fetch(url: str):
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - loopback only; a worker may still be importing the app
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()

@@ -23,7 +23,7 @@ def test_every_route_sends_the_headers(world):
         headers = response.headers
         assert headers["Content-Security-Policy"] == EXPECTED_CSP
         assert headers["X-Content-Type-Options"] == "nosniff"
-        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["Referrer-Policy"] == "same-origin"
         assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
         assert "camera=()" in headers["Permissions-Policy"]
         assert "Access-Control-Allow-Origin" not in headers

@@ -1,0 +1,106 @@
+"""The production path in a real browser: Chromium over https through nginx (deploy/nginx.conf) to gunicorn with 4
+workers in production settings, on PostgreSQL with rate limits on Redis. Before the same-origin CSRF check replaced
+Flask-WTF's Referer check, the very first form here (register) was refused with a 400."""
+
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+from redis import Redis
+
+from tests.browser import flows
+from tests.browser.conftest import PHONE, ContextMaker, screenshot
+from tests.browser.production import HttpsVisitor
+
+
+@pytest.fixture
+def https_context(browser, production_site, console):
+    """Browser contexts on the production site; the throwaway certificate is not in Chromium's trust store.
+
+    Production hashing costs (64 MiB per sign-in) on 4 workers: pages get a minute, not 30 s, on a busy machine.
+    """
+    maker = ContextMaker(browser, production_site.url, console, timeout_ms=60_000, ignore_https_errors=True)
+    yield maker
+    maker.close()
+
+
+class RefusedPosts:
+    """Every POST a page sends that is answered with 4xx or 5xx: none is expected on the journey."""
+
+    def __init__(self):
+        self.answers: list[str] = []
+
+    def watch(self, page) -> None:
+        page.on("response", self._record)
+
+    def _record(self, response) -> None:
+        if response.request.method == "POST" and response.status >= 400:
+            self.answers.append(f"{response.status} {response.url}")
+
+
+def assert_host_only_secure(cookies: list[dict]) -> None:
+    assert cookies, "expected cookies"
+    for cookie in cookies:
+        assert cookie["name"].startswith("__Host-"), cookie["name"]
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["path"] == "/", cookie["name"]
+
+
+def test_whole_journey_over_https(production_site, https_context):
+    refused = RefusedPosts()
+    username = f"prod{uuid.uuid4().hex[:8]}"
+    owner_context = https_context()
+    owner = owner_context.new_page()
+    refused.watch(owner)
+    flows.register(owner, username)
+    flows.sign_out(owner)
+    flows.sign_in(owner, username, remember=True)
+    assert {cookie["name"] for cookie in owner_context.cookies()} == {"__Host-session", "__Host-remember_token"}
+    assert_host_only_secure(owner_context.cookies())
+
+    flows.create_secret(owner, "Server room door", max_views="1")
+    expect(owner.get_by_text("Your secret is ready to share.")).to_be_visible()
+    unique_id = owner.url.rsplit("/", 1)[1]
+    link = flows.decode_qr(owner.locator("img.qr").screenshot())
+    assert link == f"{production_site.url}/view/{unique_id}"
+    assert link == owner.locator("#share-link").input_value()
+
+    phone = https_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    recipient = phone.new_page()
+    refused.watch(recipient)
+    recipient.goto(link)
+    recipient.get_by_label("Password", exact=True).fill(flows.SECRET_PASSWORD)
+    recipient.get_by_role("button", name="Unlock").click()
+    expect(recipient.get_by_role("heading", name="Server room door")).to_be_visible()
+    recipient.get_by_role("button", name="Reveal").click()
+    expect(recipient.locator("[data-secret-content]")).to_have_text(flows.SECRET_TEXT)
+    assert recipient.locator("[data-secret-content]").evaluate("node => getComputedStyle(node).filter") == "none"
+    assert_host_only_secure(phone.cookies())
+    screenshot(recipient, "production-revealed")
+
+    flows.sign_out(owner)
+    assert refused.answers == []
+    log = production_site.access_log.read_text()
+    assert "POST /view/[id]" in log and "GET /secrets/[id]" in log
+    assert unique_id not in log
+
+
+def test_plain_http_is_redirected_to_https(production_site, https_context):
+    page = https_context().new_page()
+    page.goto(production_site.http_url + "/login?next=/dashboard")
+    assert page.url == production_site.url + "/login?next=/dashboard"
+
+
+def test_rate_limits_are_counted_in_redis(production_site):
+    """Shared by the 4 workers (and by several hosts): the budget of the address nginx saw lives in Redis."""
+    visitor = HttpsVisitor(production_site)
+    visitor.get("/login")
+    assert visitor.post("/login", {"login": f"nobody{uuid.uuid4().hex[:8]}", "password": "a guess"}).status == 400
+    keys = Redis.from_url(production_site.redis_url).keys(f"*/{production_site.ratelimit_prefix}/127.0.0.1/web.login/*")
+    assert keys
+
+
+def test_probes_answer_through_nginx(production_site):
+    visitor = HttpsVisitor(production_site)
+    for path in ("/healthz", "/readyz"):
+        answer = visitor.get(path)
+        assert (answer.status, answer.body.strip()) == (200, '{"status":"ok"}')
