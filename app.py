@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import click
+import flask_migrate
 import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -54,7 +55,7 @@ from flask_login import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy import event, func, text
+from sqlalchemy import event, func, inspect, text
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -72,7 +73,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
 from zxcvbn import zxcvbn
 
-from config import CONFIGS, INSTANCE_DIR
+from config import BASE_DIR, CONFIGS, INSTANCE_DIR
 from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, db, new_token, new_unique_id, share_id_digest, utcnow
 
 # --- constants ---------------------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 SECRET_ID_RE = r"[A-Za-z0-9_-]{22,43}"  # noqa: S105 - a pattern, not a password
 KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 FORMAT_VERSION = 1
+FIRST_REVISION = "0001"  # migrations/versions/0001_initial_schema.py: the schema init-db made before migrations
 KDF_FLOOR_MEMORY_KIB = 19456
 KDF_FLOOR_ITERATIONS = 2
 MIN_PASSWORD_SCORE = 3
@@ -141,6 +143,8 @@ ERROR_TEXT = {
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+# Batch mode: SQLite alters a table by copying it, so later revisions can change columns on either database.
+migrate = flask_migrate.Migrate(directory=str(BASE_DIR / "migrations"), render_as_batch=True)
 web = Blueprint("web", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -1506,6 +1510,7 @@ def _configure_logging(app: Flask) -> None:
 
 def _register_extensions(app: Flask, keys: dict[str, bytes]) -> None:
     db.init_app(app)
+    migrate.init_app(app, db)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
@@ -1606,11 +1611,20 @@ def _template_context() -> dict:
     }
 
 
+def _predates_migrations() -> bool:
+    """Tell whether the database was made by init-db before migrations existed: tables, but no alembic_version."""
+    tables = set(inspect(db.engine).get_table_names())
+    return "user" in tables and "alembic_version" not in tables
+
+
 def _register_commands(app: Flask) -> None:
     @app.cli.command("init-db")
     def init_db():
-        """Create the database tables (safe to run again)."""
-        db.create_all()
+        """Bring the database up to the newest schema by running the migrations (safe to run again)."""
+        if _predates_migrations():
+            flask_migrate.stamp(revision=FIRST_REVISION)
+            click.echo(f"Found tables made before migrations: recorded them as revision {FIRST_REVISION}, data kept.")
+        flask_migrate.upgrade()
         click.echo("Database ready.")
 
     @app.cli.command("purge")
