@@ -45,10 +45,8 @@ def _drop_everything(engine: sa.Engine) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_app(request, tmp_path, clock):
     """The app on an empty database of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrated.db'}"
-    else:
-        url = service_url("POSTGRES_URL", "PostgreSQL")
+    on_postgresql = request.param == "postgresql"
+    url = service_url("POSTGRES_URL", "PostgreSQL") if on_postgresql else f"sqlite:///{tmp_path / 'migrated.db'}"
     application = create_app(make_config(tmp_path, clock, SQLALCHEMY_DATABASE_URI=url))
     with application.app_context():
         _drop_everything(db.engine)
