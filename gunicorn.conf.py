@@ -3,9 +3,10 @@
 Loaded by gunicorn's master process before any worker, so it must not import the app.
 """
 
+import logging
 import os
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from gunicorn.glogging import Logger
 
@@ -31,20 +32,35 @@ errorlog = "-"
 control_socket_disable = True
 
 # A share id in a path is a working link: the segment after these prefixes is never logged.
-SHARE_ID_SEGMENT_RE = re.compile(r"(/(?:view|secrets|api/secrets)/)[^/]+", re.IGNORECASE)
+SHARE_ID_SEGMENT_RE = re.compile(r"(/(?:view|secrets|api/secrets)/)[^/\s'\"?#]+", re.IGNORECASE)
 
 
-def redact_path(path: str) -> str:
-    """Return `path` (as the app routes it, decoded) with share ids replaced, percent-encoded again for the log."""
-    return quote(SHARE_ID_SEGMENT_RE.sub(r"\1[id]", path), safe="/[]-._~")
+def redact(text: str) -> str:
+    """Return `text` with every share id that follows /view/, /secrets/ or /api/secrets/ replaced."""
+    return SHARE_ID_SEGMENT_RE.sub(r"\1[id]", text)
+
+
+class _RedactShareIds(logging.Filter):
+    """For gunicorn's own messages that quote a request ("Error handling request GET /view/...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
 
 
 class RedactingLogger(Logger):
-    """Access log lines without links: share ids cut from the path; query string (`next=`) and referrer dropped."""
+    """Log lines without links: share ids cut from paths; the query string (`next=`) and referrer dropped."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        if not any(isinstance(known, _RedactShareIds) for known in self.error_log.filters):  # setup runs again on HUP
+            self.error_log.addFilter(_RedactShareIds())
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        path = redact_path(environ.get("PATH_INFO", ""))
+        # The path as the app routes it (decoded); a request gunicorn refused has only the raw one.
+        path = environ.get("PATH_INFO") or unquote(environ.get("RAW_URI", "").partition("?")[0])
+        path = quote(redact(path), safe="/[]-._~")  # encoded again: no control characters reach the log
         query = "?[query]" if environ.get("QUERY_STRING") else ""
         atoms.update(
             {
