@@ -8,7 +8,11 @@ import os
 import re
 from urllib.parse import quote, unquote
 
+from dotenv import load_dotenv
 from gunicorn.glogging import Logger
+
+# The settings below may sit in .env like the app's own (config.py reads it too, but only in the workers).
+load_dotenv()
 
 # The container sets 0.0.0.0:8000; on a host, nginx in front reaches the app on loopback.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")

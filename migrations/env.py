@@ -7,6 +7,8 @@ import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 
+from schema import UTCDateTime
+
 # Any fixed number: the PostgreSQL advisory lock that lets one migration run at a time.
 MIGRATION_LOCK_KEY = 0x5EC5_4A4E
 
@@ -22,7 +24,7 @@ target_metadata = migrate_settings.db.metadata
 
 def render_item(type_, obj, autogen_context):
     """Write schema.UTCDateTime into revisions as the column type it stores, so revisions never import schema."""
-    if type_ == "type" and type(obj).__name__ == "UTCDateTime":
+    if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
 

@@ -114,8 +114,13 @@ def test_the_check_sees_a_schema_that_differs_from_the_models(empty_app):
     assert len(_differences(empty_app)) + len(_missing_expression_indexes(empty_app)) == 2
 
 
-def test_downgrade_to_base_then_upgrade_again(empty_app):
+def test_downgrade_then_upgrade_again(empty_app):
+    # One step back and forth: on SQLite a batch step that rebuilds a table drops its functional indexes.
     _run(empty_app, "db", "upgrade")
+    _run(empty_app, "db", "downgrade")
+    _run(empty_app, "db", "upgrade")
+    _assert_schema_is_the_models(empty_app)
+
     _run(empty_app, "db", "downgrade", "base")
     with empty_app.app_context():
         assert sa.inspect(db.engine).get_table_names() == ["alembic_version"]
