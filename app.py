@@ -56,6 +56,7 @@ from flask_login import (
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import event, func, inspect, text
+from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -1621,10 +1622,13 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("init-db")
     def init_db():
         """Bring the database up to the newest schema by running the migrations (safe to run again)."""
-        if _predates_migrations():
-            flask_migrate.stamp(revision=FIRST_REVISION)
-            click.echo(f"Found tables made before migrations: recorded them as revision {FIRST_REVISION}, data kept.")
-        flask_migrate.upgrade()
+        try:
+            if _predates_migrations():
+                flask_migrate.stamp(revision=FIRST_REVISION)
+                click.echo(f"Found tables made before migrations: recorded them as revision {FIRST_REVISION}, data kept.")
+            flask_migrate.upgrade()
+        except OperationalError as error:  # unreachable, wrong credentials: the driver's words, never the URL
+            raise click.ClickException(f"The database could not be migrated: {error.orig}") from None
         click.echo("Database ready.")
 
     @app.cli.command("purge")

@@ -172,6 +172,8 @@ def test_entrypoint_exits_non_zero_without_starting_gunicorn_when_migrations_fai
         timeout=BOOT_LIMIT_SECONDS,
     )
     assert result.returncode != 0
+    assert "Error: The database could not be migrated: " in result.stderr  # one line from init-db, no traceback
+    assert "Traceback" not in result.stderr
     assert "database migrations failed, not starting gunicorn" in result.stderr
     assert "gunicorn" not in result.stdout and "Listening at" not in result.stderr
 
