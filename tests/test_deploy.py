@@ -184,6 +184,7 @@ def test_container_healthcheck_passes_against_the_entrypoint(postgres):
     port = _free_port()
     env = _entrypoint_env(_url(postgres), port)
     with _serving(["deploy/entrypoint.sh"], env):
+        assert _get(port, "/login").status == 200  # the worker has loaded the app
         check = subprocess.run([BIN / "python", "deploy/healthcheck.py"], cwd=REPO, env=env, timeout=30, check=False)
     assert check.returncode == 0
 
