@@ -14,15 +14,24 @@ from gunicorn.glogging import Logger
 # The settings below may sit in .env like the app's own (config.py reads it too, but only in the workers).
 load_dotenv()
 
+
+def _env_count(name: str, default: int) -> int:
+    """Return a positive whole number from the environment, or refuse to start saying which variable is wrong."""
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"gunicorn.conf.py: {name} must be a whole number of 1 or more, not {value!r}.")
+    return int(value)
+
+
 # The container sets 0.0.0.0:8000; on a host, nginx in front reaches the app on loopback.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # Each unlock derives a key with 64 MiB of memory (at most KDF_MAX_CONCURRENT at once per worker): size workers to RAM.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+workers = _env_count("WEB_CONCURRENCY", 2)
+threads = _env_count("GUNICORN_THREADS", 4)
 # An unlock waits at most 10 s for a derivation slot, so a worker silent for this long is stuck.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _env_count("GUNICORN_TIMEOUT", 30)
 # On SIGTERM, requests in flight get this long to finish.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+graceful_timeout = _env_count("GUNICORN_GRACEFUL_TIMEOUT", 20)
 keepalive = 5
 
 # Take X-Forwarded-Proto only from the one proxy in front: nginx on this host by default. In a container, set
