@@ -90,7 +90,7 @@ def free_port() -> int:
 
 def fetch(url: str):
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback; the worker may still be loading the app
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()
