@@ -1,19 +1,28 @@
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_CONFIG=production
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_CONFIG=production GUNICORN_BIND=0.0.0.0:8000
 WORKDIR /app
 
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY app.py schema.py config.py ./
+COPY app.py schema.py config.py gunicorn.conf.py ./
 COPY templates ./templates
-COPY static ./static
+# Not static/qrcodes: on a developer's checkout it may hold QR codes of real share links.
+COPY static/favicon.svg ./static/
+COPY static/css ./static/css
+COPY static/js ./static/js
+COPY migrations ./migrations
+COPY deploy/entrypoint.sh deploy/healthcheck.py ./deploy/
 RUN mkdir -p instance logs static/qrcodes \
-    && useradd --system --uid 10001 secureshare \
-    && chown -R secureshare instance logs static/qrcodes
-USER secureshare
+    && groupadd --system --gid 10001 secureshare \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin secureshare \
+    && chown -R 10001:10001 instance logs static/qrcodes
+# Numeric, so a runtime that refuses root (runAsNonRoot) can tell it is not.
+USER 10001:10001
 
 EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python", "/app/deploy/healthcheck.py"]
 # SECRET_KEY, ENCRYPTION_KEYS and PUBLIC_BASE_URL (or TRUSTED_HOSTS), and usually DATABASE_URL, come from the environment.
-CMD ["sh", "-c", "flask --app app init-db && exec gunicorn --bind 0.0.0.0:8000 --workers 2 --threads 4 app:app"]
+# The entrypoint runs the migrations, then replaces itself with gunicorn (PID 1, so `docker stop` is graceful).
+ENTRYPOINT ["/app/deploy/entrypoint.sh"]

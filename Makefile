@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APP_FILES := app.py schema.py config.py
+APP_FILES := app.py schema.py config.py gunicorn.conf.py deploy/healthcheck.py migrations
 
 .PHONY: run test lint bench purge clean
 
@@ -13,6 +13,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# init-db runs the migrations (flask db upgrade), adopting a database made before them.
 run: $(STAMP)
 	$(BIN)/flask --app app init-db
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
@@ -20,6 +21,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/bandit --quiet --severity-level medium --confidence-level medium -r $(APP_FILES)
+	$(BIN)/hadolint Dockerfile
 
 test: lint
 	$(BIN)/pytest

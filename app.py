@@ -20,6 +20,7 @@ from typing import NoReturn
 from urllib.parse import parse_qsl, urlsplit
 
 import click
+import flask_migrate
 import pyotp
 import segno
 from argon2 import PasswordHasher
@@ -50,8 +51,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import event, func, or_, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import event, func, inspect, or_, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -70,7 +71,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Leng
 from zxcvbn import zxcvbn
 
 import vault
-from config import CONFIGS, INSTANCE_DIR
+from config import BASE_DIR, CONFIGS, INSTANCE_DIR
 from schema import (
     AccessEvent,
     AccessOutcome,
@@ -91,6 +92,7 @@ from schema import (
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 SECRET_ID_RE = r"[A-Za-z0-9_-]{22,43}"  # noqa: S105 - a pattern, not a password
 PAGE_RE = re.compile(r"[0-9]{1,6}")
+FIRST_REVISION = "0001"  # migrations/versions/0001_initial_schema.py: the schema init-db made before migrations
 MIN_PASSWORD_SCORE = 3
 ZXCVBN_MAX_LENGTH = 72
 
@@ -213,6 +215,8 @@ db = SQLAlchemy(metadata=Base.metadata)
 login_manager = LoginManager()
 csrf = SameOriginCSRFProtect()
 limiter = Limiter(key_func=lambda: _client_network())  # one address, or one IPv6 /64: see _client_network
+# Batch mode: SQLite alters a table by copying it, so later revisions can change columns on either database.
+migrate = flask_migrate.Migrate(directory=str(BASE_DIR / "migrations"), render_as_batch=True)
 web = Blueprint("web", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -2686,6 +2690,7 @@ def _configure_logging(app: Flask) -> None:
 
 def _register_extensions(app: Flask) -> None:
     db.init_app(app)
+    migrate.init_app(app, db)
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
@@ -2787,11 +2792,23 @@ def _template_context() -> dict:
     }
 
 
+def _predates_migrations() -> bool:
+    """Tell whether the database was made by init-db before migrations existed: tables, but no alembic_version."""
+    tables = set(inspect(db.engine).get_table_names())
+    return "user" in tables and "alembic_version" not in tables
+
+
 def _register_commands(app: Flask) -> None:
     @app.cli.command("init-db")
     def init_db():
-        """Create the database tables (safe to run again)."""
-        db.create_all()
+        """Bring the database up to the newest schema by running the migrations (safe to run again)."""
+        try:
+            if _predates_migrations():
+                flask_migrate.stamp(revision=FIRST_REVISION)
+                click.echo(f"Found tables made before migrations: recorded them as revision {FIRST_REVISION}, data kept.")
+            flask_migrate.upgrade()
+        except OperationalError as error:  # unreachable, wrong credentials: the driver's words, never the URL
+            raise click.ClickException(f"The database could not be migrated: {error.orig}") from None
         click.echo("Database ready.")
 
     @app.cli.command("purge")

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.helpers import SECRET_CONTENT, create_secret, load_secret, unlock
-from tests.test_api import api, api_unlock, create, token  # noqa: F401 - fixtures for the API door
+from tests.test_api import api_unlock, bearer, create, issue_token
 
 
 def hold_every_derivation_slot(app):
@@ -28,8 +28,10 @@ def test_a_busy_derivation_answers_503_and_spends_nothing(app, logged_in_client,
     assert SECRET_CONTENT in unlock(recipient, unique_id).text
 
 
-def test_a_busy_derivation_answers_the_api_503_and_spends_nothing(app, api):
-    unique_id = create(api)["id"]
+def test_a_busy_derivation_answers_the_api_503_and_spends_nothing(app, logged_in_client):
+    script = app.test_client()
+    script.environ_base["HTTP_AUTHORIZATION"] = bearer(issue_token(logged_in_client))["Authorization"]
+    unique_id = create(script)["id"]
     with hold_every_derivation_slot(app):
         response = api_unlock(app.test_client(), unique_id)
     assert (response.status_code, response.json["error"]["reason"]) == (503, "busy")
