@@ -6,7 +6,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY app.py schema.py config.py gunicorn.conf.py ./
+COPY app.py vault.py schema.py config.py gunicorn.conf.py ./
 COPY templates ./templates
 # Not static/qrcodes: on a developer's checkout it may hold QR codes of real share links.
 COPY static/favicon.svg ./static/

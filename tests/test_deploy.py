@@ -17,7 +17,6 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from app import app as default_app
 from schema import new_unique_id
 from tests.helpers import service_url
 from tests.test_migrations import _drop_everything
@@ -153,8 +152,8 @@ def test_entrypoint_migrates_then_serves_and_stops_gracefully(postgres):
     port = _free_port()
     with _serving(["deploy/entrypoint.sh"], _entrypoint_env(_url(postgres), port)) as output:
         tables = set(sa.inspect(postgres).get_table_names())
-        assert {"user", "secret", "access_event", "alembic_version"} <= tables
-        assert _get(port, "/login").status == 200
+        assert {"user", "secret", "access_event", "user_session", "api_token", "alembic_version"} <= tables
+        assert _get(port, "/healthz").status == 200
 
     text = "".join(output)
     assert text.index("Database ready.") < text.index("Booting worker")
@@ -179,12 +178,10 @@ def test_entrypoint_exits_non_zero_without_starting_gunicorn_when_migrations_fai
 
 
 def test_container_healthcheck_passes_against_the_entrypoint(postgres):
-    if "/healthz" not in {rule.rule for rule in default_app.url_map.iter_rules()}:
-        pytest.skip("no /healthz route yet (issue 8, item 5)")
     port = _free_port()
     env = _entrypoint_env(_url(postgres), port)
     with _serving(["deploy/entrypoint.sh"], env):
-        assert _get(port, "/login").status == 200  # the worker has loaded the app
+        assert _get(port, "/readyz").status == 200  # the worker has loaded the app and reaches the database
         check = subprocess.run([BIN / "python", "deploy/healthcheck.py"], cwd=REPO, env=env, timeout=30, check=False)
     assert check.returncode == 0
 
