@@ -149,7 +149,7 @@ def _refusal_text(refusal: urllib.error.HTTPError) -> str:
     except (ValueError, KeyError, TypeError):
         return f"the server answered {refusal.code}"
     fields = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in (error.get("fields") or {}).items())
-    return error["message"] + (f" ({fields})" if fields else "")
+    return printable(error["message"] + (f" ({fields})" if fields else ""))
 
 
 # --- input ------------------------------------------------------------------------------------------------------
@@ -205,6 +205,11 @@ def share_id(text: str) -> str:
     raise CliError("that is neither a share link (…/view/<id>) nor a share id", EXIT_USAGE)
 
 
+def printable(text: str) -> str:
+    """Return `text` with control characters shown as '?': a title must not drive the terminal (escape codes)."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
 # --- commands ---------------------------------------------------------------------------------------------------
 
 
@@ -244,7 +249,7 @@ def command_open(args) -> None:
     if sys.stdout.isatty() and not secret["content"].endswith("\n"):
         sys.stdout.write("\n")
     views = f"{secret['view_count']} of {secret['max_views']}" if secret["max_views"] else f"{secret['view_count']}"
-    print(f"{secret['title']}: view {views}, expires {secret['expires_at']}", file=sys.stderr)
+    print(f"{printable(secret['title'])}: view {views}, expires {secret['expires_at']}", file=sys.stderr)
 
 
 def command_list(args) -> None:
@@ -263,13 +268,13 @@ def command_list(args) -> None:
     print(f"{'ID':<24} {'STATUS':<10} {'VIEWS':<9} {'EXPIRES':<26} TITLE")
     for secret in rows:
         views = f"{secret['view_count']}/{secret['max_views'] or '∞'}"
-        print(f"{secret['id']:<24} {secret['status']:<10} {views:<9} {secret['expires_at']:<26} {secret['title']}")
+        print(f"{secret['id']:<24} {secret['status']:<10} {views:<9} {secret['expires_at']:<26} {printable(secret['title'])}")
 
 
 def command_delete(args) -> None:
     server, token = server_settings()
     secret = call("DELETE", f"{server}/api/secrets/{quote(share_id(args.secret))}", token)["secret"]
-    print(f"Deleted {secret['id']} ({secret['title']}): its link no longer works.", file=sys.stderr)
+    print(f"Deleted {secret['id']} ({printable(secret['title'])}): its link no longer works.", file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -143,6 +143,13 @@ def test_share_from_a_file_with_a_qr_code_then_list_and_delete(cli, tmp_path):
     assert unique_id not in cli("list", "--status", "active").stdout
 
 
+def test_titles_cannot_send_escape_codes_to_the_terminal(cli):
+    link = share(cli, "--title", "Title \x1b]0;pwned\x07 here")
+    opened = cli("open", link, stdin=f"{SECRET_PASSWORD}\n")
+    assert opened.returncode == 0, opened.stderr
+    assert "\x1b" not in opened.stderr and "Title ?]0;pwned? here" in opened.stderr
+
+
 def test_delete_of_an_unknown_secret_is_a_refusal(cli):
     result = cli("delete", "A" * 22)
     assert result.returncode == 1
