@@ -393,11 +393,17 @@ class SecretSettingsForm(FlaskForm):
         "Maximum views", validators=[Optional(), NumberRange(min=1, max=100, message="Choose 1 to 100, or leave it blank.")]
     )
 
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # Optional() ends the custom amount's checks when it is left out: ask for it here, so lifetime() has a number.
+        if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
+            self.custom_amount.errors.append("Enter how long it should last.")
+            return False
+        return valid
+
     def validate_custom_amount(self, field) -> None:
-        if self.expiration.data != "custom":
-            return
-        if field.data is None:
-            raise ValidationError("Enter how long it should last.")
+        if self.expiration.data != "custom" or field.data is None:
+            return  # not wanted, not a number (already said), or left out (validate() says so)
         settings = current_app.config
         # Compare whole seconds as Python ints: a huge amount would overflow a float or a timedelta first.
         seconds = field.data * int(CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"]).total_seconds())
@@ -455,15 +461,6 @@ class ApiExpiryMixin:
     def validate_expires_in(self, field) -> None:
         if field.data is not None and self.expiration.raw_data:
             raise ValidationError("Send either expires_in or expiration, not both.")
-
-    def validate(self, extra_validators=None) -> bool:
-        valid = super().validate(extra_validators)
-        # A left-out custom amount skips its own check (Optional() ends the chain), which the page's form also
-        # misses: ask for it here so lifetime() always has a number.
-        if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
-            self.custom_amount.errors.append("Enter how long it should last.")
-            return False
-        return valid
 
     def lifetime(self) -> timedelta | None:
         if self.expires_in.data is not None:
@@ -2431,7 +2428,7 @@ def _openapi_responses() -> dict:
         "UnknownFields": _json_response("unknown_fields: names this request does not accept (listed in fields).", "Error"),
         "RateLimited": _json_response("rate_limited, or attempts_in_flight on an unlock.", "Error", retry_after),
         "Busy": _json_response(
-            "busy: too many unlocks at once (with Retry-After); unavailable: the secret's server key is not loaded.",
+            "busy: too many unlocks at once (with Retry-After).",
             "Error",
             retry_after,
         ),

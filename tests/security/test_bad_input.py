@@ -303,3 +303,11 @@ def test_a_page_beyond_the_last_is_empty_not_an_error(script):
     response = script.get("/api/secrets?page=100000&per_page=100")
     assert response.status_code == 200
     assert response.json["secrets"] == []
+
+
+def test_a_custom_expiry_left_out_on_the_page_is_a_field_error(app, logged_in_client):
+    before = database_snapshot(app)
+    response = post_form(logged_in_client, "/create", secret_form(expiration="custom", custom_amount=""))
+    assert response.status_code == 400
+    assert "Enter how long it should last." in response.text
+    assert database_snapshot(app) == before
