@@ -379,7 +379,7 @@ class SecretSettingsForm(FlaskForm):
     title = StringField(
         "Title",
         filters=[_strip],
-        validators=[DataRequired("Give it a title only you will see."), Length(max=100, message="Use at most 100 characters.")],
+        validators=[DataRequired("Give it a title, so you both know what it is."), Length(max=100, message="Use at most 100 characters.")],
     )
     expiration = SelectField("Expires after", choices=EXPIRATION_CHOICES, default="24h")
     custom_amount = IntegerField("Custom time", validators=[Optional()])
@@ -1779,7 +1779,7 @@ def view_secret(unique_id: str):
     match vault.unlock(db.session, _keys(), _policy(), unique_id, form.password.data, clock, _visitor()):
         case vault.Unlocked(content, secret):
             current_app.logger.info("secret %s unlocked", secret.id)
-            return render_template("view_secret.html", form=None, secret=secret, content=content)
+            return render_template("view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret))
         case vault.WrongPassword(left):
             current_app.logger.info("secret %s: wrong password", secret.id)
             form.password.errors.append(

@@ -143,7 +143,8 @@ def test_wrong_then_right_password(app, logged_in_client, recipient):
     assert SECRET_CONTENT not in wrong.text
     right = unlock(recipient, unique_id)
     assert right.status_code == 200
-    assert "Router" not in right.text  # the title is the owner's label, as the create form says
+    assert "Router" not in wrong.text  # the title shows only once the password is right, as the create form says
+    assert "titled <strong>Router</strong>" in right.text
     assert SECRET_CONTENT in right.text
     assert 'data-blur="12"' in right.text
     assert "Views: 1 of 3" in right.text

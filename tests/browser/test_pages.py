@@ -50,7 +50,7 @@ def test_every_page(new_context, theme, viewport):
     visit(owner, shot("dashboard-empty"), "/dashboard")
     visit(owner, shot("create"), "/create")
     owner.get_by_role("button", name="Create secret").click()
-    expect(owner.get_by_text("Give it a title only you will see.")).to_be_visible()
+    expect(owner.get_by_text("Give it a title, so you both know what it is.")).to_be_visible()
     visit(owner, shot("create-errors"))
     flows.create_secret(owner, "Office Wi-Fi", blur_steps=2, max_views="2")
     visit(owner, shot("secret-detail"))
