@@ -379,7 +379,10 @@ class SecretSettingsForm(FlaskForm):
     title = StringField(
         "Title",
         filters=[_strip],
-        validators=[DataRequired("Give it a title, so you both know what it is."), Length(max=100, message="Use at most 100 characters.")],
+        validators=[
+            DataRequired("Give it a title, so you both know what it is."),
+            Length(max=100, message="Use at most 100 characters."),
+        ],
     )
     expiration = SelectField("Expires after", choices=EXPIRATION_CHOICES, default="24h")
     custom_amount = IntegerField("Custom time", validators=[Optional()])
