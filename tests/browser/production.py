@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import create_engine, text
 
-from schema import db
+from schema import Base
 from tests.helpers import CSRF_META_RE, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def reset_database(url: str) -> None:
     """Drop this run's tables (and any migration record), so `init-db` prepares an empty database as in a deploy."""
     engine = create_engine(url)
     with engine.begin() as connection:
-        db.metadata.drop_all(connection)
+        Base.metadata.drop_all(connection)
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
 
