@@ -11,7 +11,7 @@ import secrets
 import sys
 import threading
 from datetime import datetime, timedelta
-from functools import wraps
+from functools import partial, wraps
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
@@ -54,6 +54,7 @@ from flask_login import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from itsdangerous import BadSignature, TimestampSigner
 from sqlalchemy import event, func, text
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError
@@ -117,6 +118,8 @@ UNTRUSTED_HOST_PAGE = (
     "<h1>This address isn't served here</h1><p>Check the link you were given.</p></html>"
 )
 HSTS_VALUE = "max-age=63072000; includeSubDomains"
+# The recipient's form stays usable this long; after that a reload gives a fresh one.
+UNLOCK_FORM_MAX_AGE = timedelta(hours=12)
 # Ids in paths are share links: they never reach a log line.
 ID_IN_PATH_RE = re.compile(r"((?:/|%2F)(?:view|secrets|api(?:/|%2F)secrets)(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE)
 
@@ -324,6 +327,11 @@ class EditSecretForm(SecretSettingsForm):
 
 
 class UnlockForm(FlaskForm):
+    """The recipient's password. Its CSRF token is not the session's: see _check_unlock_form."""
+
+    class Meta:
+        csrf = False
+
     password = PasswordField("Password", validators=[InputRequired("Enter the password you were given."), Length(max=128)])
 
 
@@ -792,6 +800,47 @@ def get_active_owned_secret(unique_id: str) -> Secret:
     return secret
 
 
+class _ClockSigner(TimestampSigner):
+    """A timestamp signer that reads the app's clock, so a form's age follows the same 'now' as everything else."""
+
+    def get_timestamp(self) -> int:
+        return int(_now().timestamp())
+
+
+def _unlock_form_signer(unique_id: str) -> TimestampSigner:
+    return _ClockSigner(current_app.secret_key, salt=f"secureshare unlock form|{share_id_digest(unique_id)}")
+
+
+def unlock_form_token() -> str:
+    """Return the CSRF token of the recipient's form on this page: signed and bound to the share id, no session.
+
+    An anonymous recipient has nothing to keep, so the page sets no cookie (nor does a link preview or a scanner).
+    """
+    return _unlock_form_signer(request.view_args["unique_id"]).sign("unlock").decode()
+
+
+def _check_unlock_form():
+    """Refuse an unlock POST whose form did not come from this secret's page, or that a browser says came from elsewhere.
+
+    The unlock spends no ambient authority (no cookie gives it anything; the password in the body does), so a token
+    bound to the share id and a cross-site check stand in for the session-bound token; CSRFProtect skips this view.
+    :raise CSRFError: as CSRFProtect would, so the answer is the same "form has expired" page.
+    """
+    if request.endpoint != "web.view_secret" or request.method != "POST":
+        return
+    if request.headers.get("Sec-Fetch-Site") in {"cross-site", "same-site"}:
+        raise CSRFError("The form came from another site.")
+    try:
+        _unlock_form_signer(request.view_args["unique_id"]).unsign(
+            request.form.get("csrf_token", ""), max_age=UNLOCK_FORM_MAX_AGE.total_seconds()
+        )
+    except BadSignature:
+        raise CSRFError("The unlock form is missing, stale or for another secret.") from None
+
+
+csrf.exempt("app.view_secret")  # checked by _check_unlock_form instead
+
+
 def _text_is_clean(value: str) -> bool:
     if "\x00" in value:
         return False
@@ -1055,8 +1104,10 @@ def dashboard():
         query = query.where(Secret.status == status)
     else:
         status = ""
-    page = db.paginate(query, per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
-    return render_template("dashboard.html", page=page, totals=_dashboard_totals(), status=status)
+    totals = _dashboard_totals()
+    page = db.paginate(query, per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False, count=False)
+    page.total = totals[status] if status else sum(totals.values())  # the totals already counted them, from an index
+    return render_template("dashboard.html", page=page, totals=totals, status=status)
 
 
 @web.route("/create", methods=["GET", "POST"])
@@ -1576,13 +1627,16 @@ def _enforce_session_lifetime():
     return None
 
 
-def _set_security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
-    if current_app.config["HSTS"]:
-        response.headers["Strict-Transport-Security"] = HSTS_VALUE
-    if request.endpoint != "static":
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+def _security_headers(app: Flask) -> dict[str, dict[str, str]]:
+    """Return the headers for static files and for every other response, computed once per app."""
+    static = dict(SECURITY_HEADERS)
+    if app.config["HSTS"]:
+        static["Strict-Transport-Security"] = HSTS_VALUE
+    return {"static": static, "page": {**static, "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}}
+
+
+def _set_security_headers(response: Response, headers: dict[str, dict[str, str]]) -> Response:
+    response.headers.update(headers["static" if request.endpoint == "static" else "page"])
     if g.get("request_id"):
         response.headers["X-Request-ID"] = g.request_id
     return response
@@ -1590,7 +1644,8 @@ def _set_security_headers(response: Response) -> Response:
 
 def _register_handlers(app: Flask) -> None:
     app.before_request(_before_request)
-    app.after_request(_set_security_headers)
+    app.before_request(_check_unlock_form)
+    app.after_request(partial(_set_security_headers, headers=_security_headers(app)))
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(Exception, _handle_unexpected_error)
     app.context_processor(_template_context)
@@ -1603,6 +1658,7 @@ def _template_context() -> dict:
         "title_of": _open_title,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
+        "unlock_form_token": unlock_form_token,
     }
 
 

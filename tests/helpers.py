@@ -8,7 +8,8 @@ import pytest
 
 from config import TestingConfig
 
-CSRF_META_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+# A signed-in page's meta tag, or the hidden field of the page's form (anonymous pages have no meta tag).
+CSRF_TOKEN_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "violet-harbor-trumpet-42"
 OTHER_PASSWORD = "quiet-lantern-meadow-77"
 
@@ -29,7 +30,9 @@ class FrozenClock:
 def csrf_token(client, path: str = "/login") -> str:
     """Return the CSRF token a real page hands this client."""
     page = client.get(path)
-    return CSRF_META_RE.search(page.get_data(as_text=True)).group(1)
+    match = CSRF_TOKEN_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1) or match.group(2)
 
 
 def post_form(client, path: str, data: dict, token_page: str | None = None, **kwargs):
@@ -102,7 +105,7 @@ def create_secret(client, **fields) -> str:
 
 def unlock(client, unique_id: str, password: str = SECRET_PASSWORD):
     """Submit the recipient's password form."""
-    return post_form(client, f"/view/{unique_id}", {"password": password}, token_page="/")
+    return post_form(client, f"/view/{unique_id}", {"password": password})
 
 
 def load_secret(app, unique_id: str):

@@ -60,7 +60,8 @@ class Snappass:
 
     def start(self) -> None:
         self.redis = Redis(self.run_dir / "redis.log")
-        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port), "SECRET_KEY": secrets.token_hex(32), "NO_SSL": "True"}
+        port = str(self.redis.port)
+        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": port, "SECRET_KEY": secrets.token_hex(32), "NO_SSL": "True"}
         # Its own folder as the working directory, so it never imports SecureShare's modules by accident.
         self.server = Gunicorn(self.gunicorn, "snappass.main:app", env, self.run_dir / "snappass.log", cwd=self.run_dir)
         self.preview_path = self._store_a_password()

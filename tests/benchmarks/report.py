@@ -42,18 +42,19 @@ def _targets(figures: dict, bare: dict, snappass: dict, sqlite: bool) -> list[tu
     if "view.rps" in figures:
         ratio_bare = figures["view.rps"] / bare["page.rps"]
         ratio_peer = figures["view.rps"] / snappass["page.rps"]
-        rows.append(("`GET /view/<id>` ≥ 0.6 × bare page", f"{ratio_bare:.2f} ×", _verdict(ratio_bare >= 0.6)))
-        rows.append(("`GET /view/<id>` ≥ snappass preview", f"{ratio_peer:.2f} ×", _verdict(ratio_peer >= 1)))
+        rows.append(("`GET /view/<id>` ≥ 0.6 x bare page", f"{ratio_bare:.2f} x", _verdict(ratio_bare >= 0.6)))
+        rows.append(("`GET /view/<id>` ≥ snappass preview", f"{ratio_peer:.2f} x", _verdict(ratio_peer >= 1)))
     if "unlock.p50" in figures:
         limit = figures["kdf"] + 10
         rows.append(("unlock p50 ≤ key derivation + 10 ms", f"{figures['unlock.p50']:.0f} ms vs {limit:.0f} ms",
                      _verdict(figures["unlock.p50"] <= limit)))  # fmt: skip
     if "dashboard_large.p95" in figures:
         ratio = figures["dashboard_large.p95"] / figures["dashboard_small.p95"]
-        rows.append(("dashboard p95, 100,000 ≤ 1.5 × 20 secrets", f"{ratio:.2f} ×", _verdict(ratio <= 1.5)))
+        rows.append(("dashboard p95, 100,000 ≤ 1.5 x 20 secrets", f"{ratio:.2f} x", _verdict(ratio <= 1.5)))
     if sqlite:
         rows.append(("purge of 100,000 ≤ 3 s (SQLite)", f"{figures['purge']:.2f} s", _verdict(figures["purge"] <= 3)))
-    rows.append(("peak worker RSS ≤ 120 MB at 4 concurrent unlocks", f"{figures['rss']:.0f} MiB", _verdict(figures["rss"] * 1.048576 <= 120)))
+    megabytes = figures["rss"] * 1.048576
+    rows.append(("peak worker RSS ≤ 120 MB at 4 concurrent unlocks", f"{megabytes:.0f} MB", _verdict(megabytes <= 120)))
     return rows
 
 
@@ -65,13 +66,13 @@ def _figure_table(medians: dict, labels: list[str]) -> list[str]:
         first = medians[labels[0]]
         compared = ""
         if name in {"landing", "view"} and f"{name}.rps" in first:
-            compared = f"{first[f'{name}.rps'] / bare['page.rps']:.2f} × bare page"
+            compared = f"{first[f'{name}.rps'] / bare['page.rps']:.2f} x bare page"
             if name == "view":
-                compared += f", {first['view.rps'] / snappass['page.rps']:.2f} × snappass preview"
+                compared += f", {first['view.rps'] / snappass['page.rps']:.2f} x snappass preview"
         if name in {"unlock", "api_unlock"} and f"{name}.p50" in first:
             compared = f"p50 = key derivation + {first[f'{name}.p50'] - first['kdf']:.0f} ms"
         if name == "dashboard_large" and "dashboard_large.p95" in first:
-            compared = f"p95 {first['dashboard_large.p95'] / first['dashboard_small.p95']:.2f} × the 20-secret dashboard"
+            compared = f"p95 {first['dashboard_large.p95'] / first['dashboard_small.p95']:.2f} x the 20-secret dashboard"
         lines.append(f"| {title} | " + " | ".join(cells) + f" | {compared} |")
     singles = [
         ("Key derivation alone (Argon2id, the shipped cost)", lambda f: f"{f['kdf']:.0f} ms"),
@@ -94,11 +95,12 @@ def _command_version(command: list[str]) -> str:
 
 
 def _machine() -> list[str]:
-    memory_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    memory_gib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:")) / 1024 / 1024
     commit = _command_version(["git", "rev-parse", "--short", "HEAD"])
     return [
         f"- When: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}",
-        f"- CPU: {os.cpu_count()} cores ({platform.processor() or platform.machine()}); memory {memory_kib / 1024 / 1024:.1f} GiB",
+        f"- CPU: {os.cpu_count()} cores ({platform.processor() or platform.machine()}); memory {memory_gib:.1f} GiB",
         f"- Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, PostgreSQL: {_postgres_version()}",
         f"- Load: {_command_version(['wrk', '--version']) if _has('wrk') else 'Python load generator (wrk not installed)'}",
     ]

@@ -1,6 +1,7 @@
 """SecureShare as a bench target: accounts and secrets made through the real routes, the rest seeded in bulk."""
 
 import base64
+import json
 import os
 import secrets
 import statistics
@@ -10,15 +11,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from app import create_app
+from schema import db, utcnow
 from tests.benchmarks import load, seed
 from tests.benchmarks.client import Browser
 from tests.benchmarks.servers import Gunicorn, rss_mib
 from tests.benchmarks.settings import bench_config
 
-from app import create_app
-from schema import db, utcnow
-
-SECRET_PASSWORD = "open-sesame-for-the-bench-42"  # noqa: S105 - the seeded secrets' password, printed nowhere
+SECRET_PASSWORD = "open-sesame-for-the-bench-42"
 FORM = "application/x-www-form-urlencoded"
 DASHBOARD_SMALL = 20
 DASHBOARD_LARGE = 100_000
@@ -77,7 +77,7 @@ class SecureShare:
     def _register(self, username: str) -> Browser:
         browser = Browser(self.server.url)
         fields = {"username": username, "email": f"{username}@example.org", "password": self.password, "confirm": self.password}
-        status, _, text, _ = browser.post_form("/register", fields)
+        status, _, _, _ = browser.post_form("/register", fields)
         if status != 302:
             raise SystemExit(f"bench: registering {username} answered {status}")
         return browser
@@ -85,8 +85,10 @@ class SecureShare:
     def make_accounts(self) -> None:
         """Make the accounts and the shared secret through the routes (the server must be running)."""
         small = self._register("benchsmall")
-        fields = {"title": "Office Wi-Fi", "content": "wifi: CANARY-bench-" + secrets.token_hex(8), "password": SECRET_PASSWORD,
-                  "confirm": SECRET_PASSWORD, "expiration": "7d", "custom_unit": "hours", "blur_level": "10", "max_views": ""}  # fmt: skip
+        fields = {
+            "title": "Office Wi-Fi", "content": "wifi: CANARY-bench-" + secrets.token_hex(8), "password": SECRET_PASSWORD,
+            "confirm": SECRET_PASSWORD, "expiration": "7d", "custom_unit": "hours", "blur_level": "10", "max_views": "",
+        }  # fmt: skip
         status, headers, _, _ = small.post_form("/create", fields)
         if status != 302:
             raise SystemExit(f"bench: creating a secret answered {status}")
@@ -126,17 +128,18 @@ class SecureShare:
         view = f"/view/{accounts.share_id}"
         unlock_body = f"csrf_token={accounts.recipient_token}&password={SECRET_PASSWORD}".encode()
         recipient_headers = {"Content-Type": FORM, **({"Cookie": accounts.recipient_cookie} if accounts.recipient_cookie else {})}
+        small, large = {"Cookie": accounts.small.cookie_header()}, {"Cookie": accounts.large.cookie_header()}
         found = {
             "landing": (load.Load("/"), 16),
             "view": (load.Load(view), 16),
             "unlock": (load.Load(view, "POST", unlock_body, recipient_headers), 2),
-            "create": (load.Load("/create", "POST", accounts.create_body, {"Content-Type": FORM, "Cookie": accounts.small.cookie_header()}), 2),
-            "dashboard_small": (load.Load("/dashboard", headers={"Cookie": accounts.small.cookie_header()}), 16),
-            "dashboard_large": (load.Load("/dashboard", headers={"Cookie": accounts.large.cookie_header()}), 16),
+            "create": (load.Load("/create", "POST", accounts.create_body, {"Content-Type": FORM, **small}), 2),
+            "dashboard_small": (load.Load("/dashboard", headers=small), 16),
+            "dashboard_large": (load.Load("/dashboard", headers=large), 16),
         }
-        if self.api_unlock_path:
-            path = self.api_unlock_path.replace(self.api_unlock_path[self.api_unlock_path.index("<"):self.api_unlock_path.index(">") + 1], accounts.share_id)
-            body = ('{"password": "%s"}' % SECRET_PASSWORD).encode()
+        if rule := self.api_unlock_path:
+            path = rule[: rule.index("<")] + accounts.share_id + rule[rule.index(">") + 1 :]
+            body = json.dumps({"password": SECRET_PASSWORD}).encode()
             found["api_unlock"] = (load.Load(path, "POST", body, {"Content-Type": "application/json"}), 2)
         return found
 

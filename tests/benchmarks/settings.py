@@ -7,8 +7,6 @@ Read from the environment the runner sets, so gunicorn's workers (serve.py) and 
 import os
 from pathlib import Path
 
-os.environ.setdefault("APP_CONFIG", "testing")  # the module-level `app` must not touch instance/ or logs/
-
 from config import DevelopmentConfig
 
 # Rate limits stay on (their cost is part of every request) but are set far above any load the bench makes.
