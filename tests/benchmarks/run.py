@@ -20,7 +20,10 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 PAGE_CONNECTIONS = 16
 
 
-def _record(figures: dict, name: str, stats: load.Stats) -> None:
+def _record(figures: dict, name: str, stats: load.Stats, notes: list[str]) -> None:
+    if not stats.requests:
+        notes.append(f"{name}: no request completed within a round's load; raise BENCH_SECONDS.")
+        return
     for field in ("rps", "p50", "p95", "p99"):
         figures.setdefault(f"{name}.{field}", []).append(getattr(stats, field))
     figures.setdefault(f"{name}.failures", []).append(stats.failures)
@@ -30,12 +33,14 @@ def _round_secureshare(target: SecureShare, figures: dict, notes: list[str]) -> 
     target.start()
     try:
         figures.setdefault("rss", []).append(target.peak_worker_rss(SECONDS))  # first: the workers are fresh
+        target.server.settle()
         for name, (request, connections) in target.loads().items():
             if name == "api_unlock" and (why := target.api_unlock_probe()):
                 notes.append(f"API unlock skipped: {why}.")
                 continue
-            _record(figures, name, load.run(target.server.url, request, SECONDS, connections))
-        _record(figures, "sign_in", target.sign_in(max(4, int(SECONDS * 2))))
+            _record(figures, name, load.run(target.server.url, request, SECONDS, connections), notes)
+            target.server.settle()
+        _record(figures, "sign_in", target.sign_in(max(4, int(SECONDS * 2))), notes)
     finally:
         target.stop()
     seconds, left = target.purge_seconds()
@@ -45,10 +50,10 @@ def _round_secureshare(target: SecureShare, figures: dict, notes: list[str]) -> 
     figures.setdefault("kdf", []).append(target.key_derivation_ms())
 
 
-def _round_peer(peer, figures: dict) -> None:
+def _round_peer(peer, figures: dict, notes: list[str]) -> None:
     peer.start()
     try:
-        _record(figures, "page", load.run(peer.server.url, peer.page(), SECONDS, PAGE_CONNECTIONS))
+        _record(figures, "page", load.run(peer.server.url, peer.page(), SECONDS, PAGE_CONNECTIONS), notes)
     finally:
         peer.stop()
 
@@ -79,7 +84,7 @@ def main() -> None:
         for target in targets:
             _round_secureshare(target, figures[target.label], notes)
         for name, peer in peers.items():
-            _round_peer(peer, figures[name])
+            _round_peer(peer, figures[name], notes)
         print(f"bench: round {number} done at {time.monotonic() - started:.0f} s", flush=True)
 
     medians = {label: _medians(values) for label, values in figures.items()}

@@ -43,18 +43,18 @@ class Gunicorn:
         with log.open("ab") as output:
             self.process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=output, stderr=output)
         _wait_for_port(self.port, self.process, log)
-        self._wait_for_workers()
-
-    def _wait_for_workers(self) -> None:
-        """Wait until both workers have booted and answered (the first request pays for imports otherwise)."""
         deadline = time.monotonic() + 60
         while len(self.worker_pids()) < WORKERS and time.monotonic() < deadline:
             time.sleep(0.1)
         for _ in range(WORKERS * 4):
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            connection.request("GET", "/")
-            connection.getresponse().read()
-            connection.close()
+            self.settle()  # both workers booted and warm: the first requests pay for imports otherwise
+
+    def settle(self) -> None:
+        """Return once the server has answered everything sent before (load generators leave requests in flight)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        connection.request("GET", "/")
+        connection.getresponse().read()
+        connection.close()
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
