@@ -103,9 +103,18 @@ def create_secret(client, **fields) -> str:
     return response.headers["Location"].rsplit("/", 1)[1]
 
 
+def recipient_form_token(app, unique_id: str) -> str:
+    """Return the token the secret's page hands out now, as a recipient holding the form has it (even once it ends)."""
+    from app import unlock_form_token
+
+    with app.test_request_context(f"/view/{unique_id}"):
+        return unlock_form_token()
+
+
 def unlock(client, unique_id: str, password: str = SECRET_PASSWORD):
     """Submit the recipient's password form."""
-    return post_form(client, f"/view/{unique_id}", {"password": password})
+    token = recipient_form_token(client.application, unique_id)
+    return client.post(f"/view/{unique_id}", data={"csrf_token": token, "password": password})
 
 
 def load_secret(app, unique_id: str):
