@@ -147,8 +147,8 @@ def render(medians: dict, labels: list[str], notes: list[str], profile: str, rou
         "## How it was measured", "",
         "- gunicorn, 2 sync workers, for every target; SecureShare with the shipped key-derivation and password-hash "
         "costs, HSTS on, rate limits on but set far above the load; SQLite in a temporary folder.",
-        "- wrk from a separate process on 127.0.0.1: 16 connections for pages; 2 (one per worker) for the requests "
-        "bound by a key derivation (unlock, create, API unlock), so their p50 is service time, not queueing; "
+        "- wrk from a separate process on 127.0.0.1: 16 connections for pages; 1 for the unlocks, so their p50 is "
+        "service time, not queueing; 2 (one per worker) for create; "
         "peak RSS is the busiest fresh worker's VmHWM after 4 concurrent unlocks.",
         "- Sign-in runs one at a time, each on a fresh browser. Purge, key derivation and database size are measured "
         "in process; 100,000 rows are seeded with bulk inserts of real sealed rows.", "",

@@ -123,7 +123,8 @@ class SecureShare:
     # --- loads ------------------------------------------------------------------------------------------------
 
     def loads(self) -> dict[str, tuple[load.Load, int]]:
-        """Return each measured request with its number of connections (2 for the KDF-bound ones: one per worker)."""
+        """Return each measured request with its number of connections: 16 for pages; for the unlocks 1, so their
+        latency is service time to hold against the key derivation alone; 2 (one per worker) for create."""
         accounts = self.accounts
         view = f"/view/{accounts.share_id}"
         unlock_body = f"csrf_token={accounts.recipient_token}&password={SECRET_PASSWORD}".encode()
@@ -132,7 +133,7 @@ class SecureShare:
         found = {
             "landing": (load.Load("/"), 16),
             "view": (load.Load(view), 16),
-            "unlock": (load.Load(view, "POST", unlock_body, recipient_headers), 2),
+            "unlock": (load.Load(view, "POST", unlock_body, recipient_headers), 1),
             "create": (load.Load("/create", "POST", accounts.create_body, {"Content-Type": FORM, **small}), 2),
             "dashboard_small": (load.Load("/dashboard", headers=small), 16),
             "dashboard_large": (load.Load("/dashboard", headers=large), 16),
@@ -140,7 +141,7 @@ class SecureShare:
         if rule := self.api_unlock_path:
             path = rule[: rule.index("<")] + accounts.share_id + rule[rule.index(">") + 1 :]
             body = json.dumps({"password": SECRET_PASSWORD}).encode()
-            found["api_unlock"] = (load.Load(path, "POST", body, {"Content-Type": "application/json"}), 2)
+            found["api_unlock"] = (load.Load(path, "POST", body, {"Content-Type": "application/json"}), 1)
         return found
 
     def api_unlock_probe(self) -> str | None:
