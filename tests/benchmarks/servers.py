@@ -38,8 +38,9 @@ class Gunicorn:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        command = [str(gunicorn), "--bind", f"127.0.0.1:{self.port}", "--workers", str(WORKERS),
-                   "--worker-class", "sync", "--timeout", "120", app_spec]  # fmt: skip
+        # No config file (not even the project's gunicorn.conf.py): every target runs with exactly these settings.
+        command = [str(gunicorn), "--config", "/dev/null", "--bind", f"127.0.0.1:{self.port}", "--workers", str(WORKERS),
+                   "--worker-class", "sync", "--threads", "1", "--timeout", "120", app_spec]  # fmt: skip
         with log.open("ab") as output:
             self.process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=output, stderr=output)
         _wait_for_port(self.port, self.process, log)
