@@ -26,8 +26,12 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# SecureShare beside a bare Flask page and snappass (tests/benchmarks/); BENCH_ROUNDS, BENCH_SECONDS shorten it.
 bench: $(STAMP)
-	$(BIN)/python tests/bench.py
+	command -v wrk >/dev/null || ( [ "$$(id -u)" = 0 ] && (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) ) \
+		|| echo "bench: wrk missing; the Python load generator stands in"
+	command -v redis-server >/dev/null || ( apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server) )
+	$(BIN)/python -m tests.benchmarks
 
 purge: $(STAMP)
 	$(BIN)/flask --app app purge

@@ -13,7 +13,7 @@ import re
 import secrets
 import sys
 from datetime import UTC, datetime, timedelta
-from functools import wraps
+from functools import partial, wraps
 from logging.handlers import WatchedFileHandler
 from pathlib import Path
 from typing import NoReturn
@@ -50,7 +50,7 @@ from flask_login import LoginManager, current_user, login_required, login_user, 
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer
 from sqlalchemy import event, func, inspect, or_, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.datastructures import MultiDict
@@ -83,6 +83,7 @@ from schema import (
     User,
     UserSession,
     new_token,
+    share_id_digest,
     token_digest,
     utcnow,
 )
@@ -158,6 +159,8 @@ HOST_RE = re.compile(
 MAX_PROXY_COUNT = 5
 # Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
 PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
+# The recipient's form stays usable this long; after that a reload gives a fresh one.
+UNLOCK_FORM_MAX_AGE = timedelta(hours=12)
 # Ids in paths are share links: they never reach a log line.
 ID_IN_PATH_RE = re.compile(r"((?:/|%2F)(?:view|secrets|api(?:/|%2F)secrets)(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE)
 
@@ -453,6 +456,11 @@ class EditSecretForm(SecretSettingsForm):
 
 
 class UnlockForm(FlaskForm):
+    """The recipient's password. Its CSRF token is not the session's: see _check_unlock_form."""
+
+    class Meta:
+        csrf = False
+
     password = PasswordField("Password", validators=[InputRequired("Enter the password you were given."), Length(max=128)])
 
 
@@ -1039,6 +1047,46 @@ def _page_number() -> int:
     if not PAGE_RE.fullmatch(raw) or int(raw) < 1:
         abort(400, "Ask for a page number from 1 to 999999.")
     return int(raw)
+class _ClockSigner(TimestampSigner):
+    """A timestamp signer that reads the app's clock, so a form's age follows the same 'now' as everything else."""
+
+    def get_timestamp(self) -> int:
+        return int(_now().timestamp())
+
+
+def _unlock_form_signer(unique_id: str) -> TimestampSigner:
+    return _ClockSigner(current_app.secret_key, salt=f"secureshare unlock form|{share_id_digest(unique_id)}")
+
+
+def unlock_form_token() -> str:
+    """Return the CSRF token of the recipient's form on this page: signed and bound to the share id, no session.
+
+    An anonymous recipient has nothing to keep, so the page sets no cookie (nor does a link preview or a scanner).
+    """
+    return _unlock_form_signer(request.view_args["unique_id"]).sign("unlock").decode()
+
+
+def _check_unlock_form():
+    """Refuse an unlock POST whose form did not come from this secret's page, or that a browser says came from elsewhere.
+
+    The unlock spends no ambient authority (no cookie gives it anything; the password in the body does), so a token
+    bound to the share id and a cross-site check stand in for the session-bound token; CSRFProtect skips this view.
+    :raise CSRFError: as CSRFProtect would, so the answer is the same page (CrossSiteRequest for another site).
+    """
+    if request.endpoint != "web.view_secret" or request.method != "POST":
+        return
+    if reason := _cross_site_reason():
+        current_app.logger.info("refused a cross-site unlock: %s", reason)
+        raise CrossSiteRequest()
+    try:
+        _unlock_form_signer(request.view_args["unique_id"]).unsign(
+            request.form.get("csrf_token", ""), max_age=UNLOCK_FORM_MAX_AGE.total_seconds()
+        )
+    except BadSignature:
+        raise CSRFError("The unlock form is missing, stale or for another secret.") from None
+
+
+csrf.exempt("app.view_secret")  # checked by _check_unlock_form instead
 
 
 def _text_is_clean(value: str) -> bool:
@@ -1587,8 +1635,12 @@ def dashboard():
         query = query.where(Secret.status == status)
     else:
         status = ""
-    page = db.paginate(query, page=_page_number(), per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False)
-    return render_template("dashboard.html", page=page, totals=_dashboard_totals(), status=status)
+    totals = _dashboard_totals()
+    page = db.paginate(
+        query, page=_page_number(), per_page=current_app.config["SECRETS_PER_PAGE"], error_out=False, count=False
+    )
+    page.total = totals[status] if status else sum(totals.values())  # the totals already counted them, from an index
+    return render_template("dashboard.html", page=page, totals=totals, status=status)
 
 
 @web.route("/create", methods=["GET", "POST"])
@@ -2760,13 +2812,16 @@ def _enforce_session_lifetime():
     return redirect(url_for("web.login", next=back))
 
 
-def _set_security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
-    if current_app.config["HSTS"]:
-        response.headers["Strict-Transport-Security"] = HSTS_VALUE
-    if request.endpoint != "static":
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+def _security_headers(app: Flask) -> dict[str, dict[str, str]]:
+    """Return the headers for static files and for every other response, computed once per app."""
+    static = dict(SECURITY_HEADERS)
+    if app.config["HSTS"]:
+        static["Strict-Transport-Security"] = HSTS_VALUE
+    return {"static": static, "page": {**static, "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}}
+
+
+def _set_security_headers(response: Response, headers: dict[str, dict[str, str]]) -> Response:
+    response.headers.update(headers["static" if request.endpoint == "static" else "page"])
     if g.get("request_id"):
         response.headers["X-Request-ID"] = g.request_id
     return response
@@ -2774,7 +2829,8 @@ def _set_security_headers(response: Response) -> Response:
 
 def _register_handlers(app: Flask) -> None:
     app.before_request(_before_request)
-    app.after_request(_set_security_headers)
+    app.before_request(_check_unlock_form)
+    app.after_request(partial(_set_security_headers, headers=_security_headers(app)))
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(ApiError, _api_error_response)
     app.register_error_handler(Exception, _handle_unexpected_error)
@@ -2789,6 +2845,7 @@ def _template_context() -> dict:
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
+        "unlock_form_token": unlock_form_token,
     }
 
 

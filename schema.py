@@ -198,7 +198,14 @@ class Secret(Base):
         back_populates="secret", cascade="all, delete-orphan", order_by="AccessEvent.id.desc()"
     )
 
-    __table_args__ = (Index("ix_secret_status_expires_at", "status", "expires_at"),)
+    __table_args__ = (
+        Index("ix_secret_status_expires_at", "status", "expires_at"),
+        # The dashboard: newest first, all or one status, and the per-status totals from the index alone.
+        Index("ix_secret_owner_id_id", "owner_id", "id"),
+        Index("ix_secret_owner_id_status_id", "owner_id", "status", "id"),
+        # The purge: ended records past retention, found by age without reading the live rows.
+        Index("ix_secret_updated_at_status", "updated_at", "status"),
+    )
 
     @classmethod
     def by_share_id(cls, unique_id: str):

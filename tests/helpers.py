@@ -9,7 +9,8 @@ import pytest
 
 from config import TestingConfig
 
-CSRF_META_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+# A signed-in page's meta tag, or the hidden field of the page's form (anonymous pages have no meta tag).
+CSRF_TOKEN_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "violet-harbor-trumpet-42"
 OTHER_PASSWORD = "quiet-lantern-meadow-77"
 
@@ -30,7 +31,9 @@ class FrozenClock:
 def csrf_token(client, path: str = "/login") -> str:
     """Return the CSRF token a real page hands this client."""
     page = client.get(path)
-    return CSRF_META_RE.search(page.get_data(as_text=True)).group(1)
+    match = CSRF_TOKEN_RE.search(page.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1) or match.group(2)
 
 
 def post_form(client, path: str, data: dict, token_page: str | None = None, **kwargs):
@@ -104,9 +107,18 @@ def create_secret(client, **fields) -> str:
     return response.headers["Location"].rsplit("/", 1)[1]
 
 
+def recipient_form_token(app, unique_id: str) -> str:
+    """Return the token the secret's page hands out now, as a recipient holding the form has it (even once it ends)."""
+    from app import unlock_form_token
+
+    with app.test_request_context(f"/view/{unique_id}"):
+        return unlock_form_token()
+
+
 def unlock(client, unique_id: str, password: str = SECRET_PASSWORD):
     """Submit the recipient's password form."""
-    return post_form(client, f"/view/{unique_id}", {"password": password}, token_page="/")
+    token = recipient_form_token(client.application, unique_id)
+    return client.post(f"/view/{unique_id}", data={"csrf_token": token, "password": password})
 
 
 def load_secret(app, unique_id: str):

@@ -10,7 +10,7 @@ PARALLEL = 20
 def race(app, unique_id: str, password: str) -> list:
     """Send PARALLEL unlock POSTs at the same moment, each from its own browser; return the responses."""
     clients = [app.test_client() for _ in range(PARALLEL)]
-    tokens = [csrf_token(client, "/") for client in clients]
+    tokens = [csrf_token(client, f"/view/{unique_id}") for client in clients]
     barrier = threading.Barrier(PARALLEL)
     responses = [None] * PARALLEL
 

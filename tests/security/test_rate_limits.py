@@ -77,7 +77,7 @@ def test_unlock_is_limited_per_secret_across_addresses(app, logged_in_client):
     for number in range(4):
         guesser = app.test_client()
         guesser.environ_base["REMOTE_ADDR"] = f"198.51.100.{number}"
-        statuses += hammer(guesser, f"/view/{unique_id}", {"password": "wrong-guess"}, 1, token_page="/")
+        statuses += hammer(guesser, f"/view/{unique_id}", {"password": "wrong-guess"}, 1, token_page=f"/view/{unique_id}")
     assert statuses == [403, 403, 403, 429]
 
 
@@ -85,7 +85,8 @@ def test_unlock_is_limited_per_address_across_secrets(app, logged_in_client):
     app.config["RATELIMIT_UNLOCK_IP"] = "3 per minute"
     ids = [create_secret(logged_in_client) for _ in range(4)]
     guesser = app.test_client()
-    statuses = [hammer(guesser, f"/view/{unique_id}", {"password": "wrong-guess"}, 1, token_page="/")[0] for unique_id in ids]
+    paths = [f"/view/{unique_id}" for unique_id in ids]
+    statuses = [hammer(guesser, path, {"password": "wrong-guess"}, 1, token_page=path)[0] for path in paths]
     assert statuses == [403, 403, 403, 429]
 
 
