@@ -5,7 +5,6 @@ Revises: 0002
 Create Date: 2026-11-28 18:16:49.131755
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
