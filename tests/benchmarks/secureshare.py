@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from app import create_app
-from schema import db, utcnow
+from app import create_app, db
+from schema import utcnow
 from tests.benchmarks import load, seed
 from tests.benchmarks.client import Browser
 from tests.benchmarks.servers import Gunicorn, rss_mib

@@ -8,22 +8,16 @@ the same sizes and KDF parameters as the real thing (nobody unlocks a seeded row
 import os
 import secrets
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
-import app as secureshare
-from schema import AccessEvent, Secret, SecretStatus, User, db, new_unique_id, share_id_digest
+from flask import current_app
+
+import vault
+from app import db
+from schema import AccessEvent, Secret, SecretStatus, User, new_unique_id, share_id_digest
 
 BATCH = 5000
 CONTENT_COLUMNS = ("format_version", "key_id", "kdf_memory_kib", "kdf_iterations", "kdf_lanes", "salt", "nonce", "ciphertext")
 ENDED = (SecretStatus.EXPIRED, SecretStatus.USED_UP, SecretStatus.DESTROYED, SecretStatus.DELETED)
-
-
-def _sealer():
-    """Return the app's own functions that seal a share id and a title (they read the key ring of the app context)."""
-    try:
-        return secureshare._assign_share_id, secureshare._seal_title
-    except AttributeError:
-        raise SystemExit("bench: app.py no longer has _assign_share_id/_seal_title; update tests/benchmarks/seed.py") from None
 
 
 def owner_id(username: str) -> int:
@@ -36,31 +30,27 @@ def content_template(share_id: str) -> dict:
     return {column: getattr(secret, column) for column in CONTENT_COLUMNS}
 
 
-def _sealed_labels(key_id: str, index: int, real: bool) -> SimpleNamespace:
-    """Return a share id digest and sealed id and title: sealed by the app, or random bytes of the same sizes."""
+def _sealed_labels(keys: vault.KeyRing, index: int, real: bool) -> dict:
+    """Return a share id digest and the sealed id and title: sealed by the vault, or random bytes of the same sizes."""
     title = f"Seeded secret {index}"
+    unique_id = new_unique_id()
+    id_digest = share_id_digest(unique_id)
     if not real:  # rows only a purge reads: nothing ever opens their labels
-        unique_id = new_unique_id()
-        return SimpleNamespace(id_digest=share_id_digest(unique_id), unique_id_sealed=os.urandom(28 + len(unique_id)),
-                               title_sealed=os.urandom(28 + len(title)))  # fmt: skip
-    assign_share_id, seal_title = _sealer()
-    secret = SimpleNamespace(key_id=key_id)  # all the sealing reads; no ORM instance to track
-    assign_share_id(secret, new_unique_id())
-    seal_title(secret, title)
-    return secret
+        sealed = {"label_key_id": keys.newest_id, "unique_id_sealed": os.urandom(28 + len(unique_id)),
+                  "title_sealed": os.urandom(28 + len(title))}  # fmt: skip
+        return {"id_digest": id_digest, **sealed}
+    return {"id_digest": id_digest, **vault.seal_labels(keys, id_digest, unique_id, title)}
 
 
 def _row(owner: int, index: int, template: dict, now: datetime, ended: bool, age: timedelta, real: bool) -> dict:
-    secret = _sealed_labels(template["key_id"], index, real)
+    labels = _sealed_labels(current_app.keys, index, real)
     status = ENDED[index % len(ENDED)] if ended else SecretStatus.ACTIVE
     content = {**template, "salt": None, "nonce": None, "ciphertext": None} if ended else template
     moment = now - age
     return {
         **content,
+        **labels,
         "owner_id": owner,
-        "id_digest": secret.id_digest,
-        "unique_id_sealed": secret.unique_id_sealed,
-        "title_sealed": secret.title_sealed,
         "blur_level": 10,
         "max_views": None if index % 3 else 5,
         "view_count": index % 5,
