@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import create_engine, text
 
 from schema import Base
-from tests.helpers import CSRF_META_RE, free_port
+from tests.helpers import CSRF_TOKEN_RE, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_EXAMPLE = REPO / "deploy" / "nginx.conf"
@@ -255,8 +255,8 @@ class HttpsVisitor:
 
     def get(self, path: str) -> Answer:
         answer = self._send(path)
-        if match := CSRF_META_RE.search(answer.body):
-            self.token = match.group(1)
+        if match := CSRF_TOKEN_RE.search(answer.body):  # the session's token, or the recipient form's own
+            self.token = match.group(1) or match.group(2)
         return answer
 
     def post(self, path: str, fields: dict) -> Answer:
