@@ -93,6 +93,7 @@ from schema import (
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 SECRET_ID_RE = r"[A-Za-z0-9_-]{22,43}"  # noqa: S105 - a pattern, not a password
 PAGE_RE = re.compile(r"[0-9]{1,6}")
+MIN_SECRET_KEY_LENGTH = 32
 FIRST_REVISION = "0001"  # migrations/versions/0001_initial_schema.py: the schema init-db made before migrations
 MIN_PASSWORD_SCORE = 3
 ZXCVBN_MAX_LENGTH = 72
@@ -816,6 +817,12 @@ def _open_totp_key(user: User) -> str | None:
     if user.totp_key_sealed is None or user.totp_key_id is None:
         return None
     return _keys().open_label(user.totp_key_id, "totp", f"user:{user.id}", user.totp_key_sealed)
+
+
+def _two_factor_keys_by_key_id() -> dict[str, int]:
+    """Return how many accounts' two-factor keys each server key seals."""
+    counted = db.select(User.totp_key_id, func.count()).where(User.totp_key_id.is_not(None)).group_by(User.totp_key_id)
+    return dict(db.session.execute(counted).all())
 
 
 def _rewrap_totp_keys() -> tuple[int, int]:
@@ -2616,6 +2623,12 @@ def _configure_keys(app: Flask) -> vault.KeyRing:
     missing = [name for name in ("SECRET_KEY", "ENCRYPTION_KEYS") if not settings[name]]
     if missing and settings["REQUIRE_KEYS"]:
         raise SystemExit(f"SecureShare will not start: set {' and '.join(missing)} in the environment (see README).")
+    # It signs sessions, CSRF tokens and device cookies: a short one could be guessed offline from any of them.
+    if settings["REQUIRE_KEYS"] and len(settings["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH:
+        raise SystemExit(
+            f"SecureShare will not start: SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))')."
+        )
     key_dir = settings["KEY_DIR"]
     if not settings["SECRET_KEY"]:
         make = lambda: secrets.token_hex(32)  # noqa: E731
@@ -2874,16 +2887,24 @@ def _register_commands(app: Flask) -> None:
         now = _now()
         report = vault.purge(db.session, app.policy, now)
         click.echo(f"Expired {report.expired}, purged {report.purged}. Ended {_end_stale_sessions(now)} stale sessions.")
+        if report.tries_given_back:
+            click.echo(f"Gave back the tries held on {report.tries_given_back} secrets by workers that stopped mid-unlock.")
 
     keys = AppGroup("keys", help="Server keys: what each still protects, and moving labels to the newest.")
 
     @keys.command("status")
     def keys_status():
-        """Per key id: the live secrets it protects and when the last ends, and the records whose labels it seals."""
+        """Per key id: the live secrets it protects and when the last ends, the labels and the two-factor keys it seals."""
+        two_factor = _two_factor_keys_by_key_id()
         for use in vault.key_usage(db.session, app.keys, _now()):
             state = "newest" if use.key_id == app.keys.newest_id else "configured" if use.configured else "NOT configured"
             last = f", the last ends {use.last_ends:%Y-%m-%d %H:%M} UTC" if use.last_ends else ""
-            click.echo(f"{use.key_id} ({state}): {use.live_secrets} live secrets{last}; labels of {use.labels} records")
+            click.echo(
+                f"{use.key_id} ({state}): {use.live_secrets} live secrets{last}; labels of {use.labels} records; "
+                f"two-factor keys of {two_factor.pop(use.key_id, 0)} accounts"
+            )
+        for key_id, accounts in two_factor.items():  # named by two-factor keys alone: a removed key
+            click.echo(f"{key_id} (NOT configured): 0 live secrets; labels of 0 records; two-factor keys of {accounts} accounts")
 
     @keys.command("rewrap")
     def keys_rewrap():

@@ -91,7 +91,7 @@ class Config:
     SECRET_MAX_EXPIRY = timedelta(days=_env_int("SECRET_MAX_EXPIRY_DAYS", 30))
     SECRET_MAX_FAILED_ATTEMPTS = _env_int("SECRET_MAX_FAILED_ATTEMPTS", 5)
     SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
-    PURGE_BATCH_SIZE = 500
+    PURGE_BATCH_SIZE = 5000  # records deleted per statement and commit: fewer, larger commits purge faster
     SECRETS_PER_PAGE = 20
 
     # Rate limits (Flask-Limiter); memory by default, Redis in production.

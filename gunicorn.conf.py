@@ -44,13 +44,20 @@ errorlog = "-"
 # several servers on one host would fight over it.
 control_socket_disable = True
 
-# A share id in a path is a working link: the segment after these prefixes is never logged.
-SHARE_ID_SEGMENT_RE = re.compile(r"(/(?:view|secrets|api/secrets)/)[^/\s'\"?#]+", re.IGNORECASE)
+# A share id in a path is a working link: after these prefixes only the routes' own words are logged, whatever
+# the spelling (/view//<id> and /view/./<id> reach the same page through a redirect).
+SHARE_PATH_RE = re.compile(r"(/(?:view|secrets|api/+secrets))(/[^\s'\"?#]*)", re.IGNORECASE)
+ROUTE_WORDS = {"", ".", "..", "edit", "delete", "card", "qr.png", "qr.svg", "events", "unlock"}
 
 
 def redact(text: str) -> str:
-    """Return `text` with every share id that follows /view/, /secrets/ or /api/secrets/ replaced."""
-    return SHARE_ID_SEGMENT_RE.sub(r"\1[id]", text)
+    """Return `text` with every path segment after /view, /secrets or /api/secrets replaced, but the routes' words."""
+    return SHARE_PATH_RE.sub(_redact_segments, text)
+
+
+def _redact_segments(match: re.Match) -> str:
+    segments = match.group(2).split("/")
+    return match.group(1) + "/".join(part if part.lower() in ROUTE_WORDS else "[id]" for part in segments)
 
 
 class _RedactShareIds(logging.Filter):

@@ -116,6 +116,7 @@ class Created:
 class PurgeReport:
     expired: int
     purged: int
+    tries_given_back: int  # held by workers that stopped mid-derivation
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,10 @@ class Policy:
     max_failed_attempts: int = 5
     max_lifetime: timedelta = timedelta(days=30)
     retention: timedelta = timedelta(days=30)
-    purge_batch: int = 500
+    purge_batch: int = 5000
     qr_dir: Path | None = None
+    # Longer than any try can be held (a wait for a derivation slot, the derivation, a worker's timeout).
+    stale_hold: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -406,7 +409,8 @@ def _guarded(session: Session, conditions: tuple, **values) -> bool:
 def _reserve_try(session: Session, policy: Policy, secret_id: int, now: datetime) -> bool:
     """Hold a try before the costly derivation, so parallel guesses can never pass the limit."""
     room = Secret.failed_attempts + Secret.tries_in_flight < policy.max_failed_attempts
-    return _guarded(session, (*_available(secret_id, now), room, _views_remain()), tries_in_flight=Secret.tries_in_flight + 1)
+    held = {"tries_in_flight": Secret.tries_in_flight + 1, "tries_held_at": now}
+    return _guarded(session, (*_available(secret_id, now), room, _views_remain()), **held)
 
 
 def _release_try(session: Session, secret_id: int) -> None:
@@ -645,6 +649,10 @@ def _end(session: Session, policy: Policy, status: SecretStatus, now: datetime, 
 def _forget(session: Session, policy: Policy, qr_filenames: list[str | None]) -> None:
     """After an erasing statement: fold the WAL into the main file and remove the QR images."""
     _checkpoint(session)
+    _remove_qr_files(policy, qr_filenames)
+
+
+def _remove_qr_files(policy: Policy, qr_filenames: list[str | None]) -> None:
     for filename in filter(None, qr_filenames):
         if policy.qr_dir is None:
             continue
@@ -717,6 +725,7 @@ def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
     Safe to run on several hosts at once: every step is one statement that re-checks its own conditions.
     """
     expired = expire_due(session, policy, now)
+    given_back = _give_back_stale_tries(session, policy, now)
     cutoff = now - policy.retention
     purged = 0
     while True:
@@ -736,10 +745,24 @@ def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
         if not removed:
             break
         purged += len(removed)
-        _forget(session, policy, [row.qr_filename for row in removed])
-    _checkpoint(session)
+        _remove_qr_files(policy, [row.qr_filename for row in removed])
+    _checkpoint(session)  # once, at the end: these records' content was erased (and checkpointed) when they ended
     _vacuum_postgres(session)
-    return PurgeReport(expired, purged)
+    return PurgeReport(expired, purged, given_back)
+
+
+def _give_back_stale_tries(session: Session, policy: Policy, now: datetime) -> int:
+    """Give back the tries held by workers that stopped mid-derivation (killed, timed out): no hold lasts this long."""
+    result = session.execute(
+        update(Secret)
+        .where(Secret.tries_in_flight > 0, Secret.tries_held_at < now - policy.stale_hold)
+        .values(tries_in_flight=0)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount:
+        log.warning("gave back the tries held on %d secrets by workers that stopped mid-derivation", result.rowcount)
+    return result.rowcount
 
 
 def _vacuum_postgres(session: Session) -> None:

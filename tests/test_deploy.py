@@ -92,6 +92,9 @@ def test_access_log_has_the_request_line_but_no_share_id(tmp_path):
         (f"/login?next=/secrets/{ids[3]}/edit", {}),
         (f"/api/secrets/{ids[2]}", {}),
         (f"/view/{percent_encoded}", {}),
+        (f"/view//{ids[1]}", {}),  # redirected to the page, so a working link
+        (f"/view/./{ids[3]}", {}),
+        (f"/api//secrets/{ids[3]}/../view/{ids[2]}", {}),
     ]
     with _serving(command, env) as output:
         responses = [_get(port, path, headers) for path, headers in requests]
@@ -113,6 +116,9 @@ def test_access_log_has_the_request_line_but_no_share_id(tmp_path):
         f'"GET /login?[query] HTTP/1.1" {responses[2].status} ',
         f'"GET /api/secrets/[id] HTTP/1.1" {responses[3].status} ',
         f'"GET /view/[id] HTTP/1.1" {responses[4].status} ',
+        f'"GET /view//[id] HTTP/1.1" {responses[5].status} ',
+        f'"GET /view/./[id] HTTP/1.1" {responses[6].status} ',
+        f'"GET /api//secrets/[id]/../[id]/[id] HTTP/1.1" {responses[7].status} ',
         '"GET /view/[id] HTTP/1.1" 400 ',
     ]
     for line in expected:

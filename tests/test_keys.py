@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from app import create_app
+from app import create_app, db
+from schema import User
 from tests.helpers import AuthActions, create_secret, load_secret, make_config, post_form, unlock
 
 
@@ -76,3 +77,25 @@ def test_an_edit_never_moves_expiry_past_the_longest_lifetime(app, logged_in_cli
     assert response.status_code == 400
     assert "at most 30 days from its creation" in response.text
     assert load_secret(app, unique_id).expires_at == clock() + timedelta(days=5)
+
+
+def test_keys_status_counts_two_factor_keys_and_rewrap_moves_them(app, logged_in_client, tmp_path, clock):
+    from app import _seal_totp_key
+
+    with app.app_context():
+        user = db.session.execute(db.select(User)).scalar_one()
+        _seal_totp_key(user, "JBSWY3DPEHPK3PXP")
+        db.session.commit()
+    old_id = app.keys.newest_id
+    rotated = restarted(app, tmp_path, clock, f"{new_key('k2')},{app.config['ENCRYPTION_KEYS']}")
+    runner = rotated.test_cli_runner()
+    assert f"{old_id} (configured): 0 live secrets; labels of 0 records; two-factor keys of 1 accounts" in runner.invoke(
+        args=["keys", "status"]
+    ).output
+    new_only = restarted(app, tmp_path, clock, rotated.config["ENCRYPTION_KEYS"].split(",")[0])
+    removed = new_only.test_cli_runner().invoke(args=["keys", "status"]).output
+    assert f"{old_id} (NOT configured): 0 live secrets; labels of 0 records; two-factor keys of 1 accounts" in removed
+    assert "Re-sealed 1 two-factor keys under k2; 0 need a removed key." in runner.invoke(args=["keys", "rewrap"]).output
+    assert "k2 (newest): 0 live secrets; labels of 0 records; two-factor keys of 1 accounts" in runner.invoke(
+        args=["keys", "status"]
+    ).output

@@ -79,3 +79,11 @@ def test_from_the_environment_the_refusal_is_one_line_and_no_traceback():
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [START + "PROXY_COUNT must be how many reverse proxies stand in front, 0 to 5."]
+
+
+def test_production_refuses_a_short_secret_key(tmp_path, clock):
+    from tests.helpers import production_config
+
+    with pytest.raises(SystemExit, match="SECRET_KEY must be at least 32 characters"):
+        create_app(production_config(tmp_path, clock, SECRET_KEY="x"))
+    assert create_app(production_config(tmp_path, clock, SECRET_KEY="x" * 32)).secret_key == "x" * 32

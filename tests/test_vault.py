@@ -255,3 +255,16 @@ def test_two_purges_at_once_share_the_work(engine, session, keys, clock):
     assert sum(report.purged for report in reports) == 30
     assert sum(report.expired for report in reports) == 5
     assert {secret.status for secret in session.scalars(select(Secret))} == {"expired"}
+
+
+def test_the_purge_gives_back_tries_held_by_a_worker_that_died(session, keys, clock):
+    share_id = make(session, keys, clock)
+    secret = row(session, share_id)
+    assert vault._reserve_try(session, POLICY, secret.id, clock())  # then the worker is killed mid-derivation
+    clock.advance(minutes=4)
+    assert vault.purge(session, POLICY, clock()).tries_given_back == 0  # it could still be running
+    assert counters(session, share_id) == ("active", 0, 0, 1)
+    clock.advance(minutes=2)
+    assert vault.purge(session, POLICY, clock()).tries_given_back == 1
+    assert counters(session, share_id) == ("active", 0, 0, 0)
+    assert isinstance(vault.unlock(session, keys, POLICY, share_id, PASSWORD, clock), vault.Unlocked)

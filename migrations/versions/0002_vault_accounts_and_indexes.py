@@ -83,6 +83,7 @@ def _upgrade():
     with op.batch_alter_table('secret', schema=None) as batch_op:
         batch_op.add_column(sa.Column('label_key_id', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('tries_in_flight', sa.Integer(), nullable=False, server_default=sa.text('0')))
+        batch_op.add_column(sa.Column('tries_held_at', sa.DateTime(timezone=True), nullable=True))
     op.execute("UPDATE secret SET label_key_id = key_id")
     with op.batch_alter_table('secret', schema=None) as batch_op:
         batch_op.alter_column('label_key_id', existing_type=sa.String(length=32), nullable=False)
@@ -115,6 +116,7 @@ def _downgrade():
         batch_op.drop_column('totp_key_sealed')
 
     with op.batch_alter_table('secret', schema=None) as batch_op:
+        batch_op.drop_column('tries_held_at')
         batch_op.drop_column('tries_in_flight')
         batch_op.drop_column('label_key_id')
 
