@@ -54,7 +54,7 @@ def test_whole_journey_over_https(production_site, https_context):
     flows.register(owner, username)
     flows.sign_out(owner)
     flows.sign_in(owner, username, remember=True)
-    assert {cookie["name"] for cookie in owner_context.cookies()} == {"__Host-session", "__Host-remember_token"}
+    assert {cookie["name"] for cookie in owner_context.cookies()} == {"__Host-session", "__Host-remember_token", "__Host-device"}
     assert_host_only_secure(owner_context.cookies())
 
     flows.create_secret(owner, "Server room door", max_views="1")
@@ -95,7 +95,7 @@ def test_rate_limits_are_counted_in_redis(production_site):
     visitor = HttpsVisitor(production_site)
     visitor.get("/login")
     assert visitor.post("/login", {"login": f"nobody{uuid.uuid4().hex[:8]}", "password": "a guess"}).status == 400
-    keys = Redis.from_url(production_site.redis_url).keys(f"*/{production_site.ratelimit_prefix}/127.0.0.1/web.login/*")
+    keys = Redis.from_url(production_site.redis_url).keys(f"*/{production_site.ratelimit_prefix}/127.0.0.1/guess-network/*")
     assert keys
 
 

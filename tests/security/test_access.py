@@ -56,7 +56,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(app, path):
 
 def test_signed_out_visitors_cannot_reach_owner_routes(app, world):
     anonymous = app.test_client()
-    token = csrf_token(anonymous, "/")  # a valid token of this visitor, so the check that answers is authorization
+    token = csrf_token(anonymous, "/login")  # a valid token of this visitor, so the check that answers is authorization
     before = database_snapshot(app)
     for method, path in owner_routes(world):
         response = anonymous.open(path, method=method, data={"csrf_token": token}, headers={"X-CSRFToken": token})

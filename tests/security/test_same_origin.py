@@ -12,6 +12,7 @@ from tests.helpers import (
     database_snapshot,
     post_form,
     production_config,
+    recipient_form_token,
     secret_form,
     unlock,
 )
@@ -25,6 +26,12 @@ OUR_PAGE_HEADERS = {"HTTP_SEC_FETCH_SITE": "same-origin", "HTTP_ORIGIN": "https:
 
 def post_with_token(client, path: str, data: dict, headers: dict):
     return client.post(path, data={**data, "csrf_token": csrf_token(client, "/dashboard")}, headers=headers)
+
+
+def unlock_with_headers(client, unique_id: str, headers: dict):
+    """The recipient's form, with the token its page hands out and the headers a browser would add."""
+    data = {"password": "open-sesame-42", "csrf_token": recipient_form_token(client.application, unique_id)}
+    return client.post(f"/view/{unique_id}", data=data, headers=headers)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +70,7 @@ def test_cross_site_posts_are_refused_with_a_valid_token(app, world, headers):
 )
 def test_our_own_posts_are_accepted(app, logged_in_client, headers):
     unique_id = create_secret(logged_in_client)
-    response = post_with_token(logged_in_client, f"/view/{unique_id}", {"password": "open-sesame-42"}, headers)
+    response = unlock_with_headers(logged_in_client, unique_id, headers)
     assert response.status_code == 200
     assert SECRET_CONTENT in response.text
 
@@ -71,9 +78,7 @@ def test_our_own_posts_are_accepted(app, logged_in_client, headers):
 def test_public_base_url_counts_as_our_origin(app, logged_in_client):
     app.config["PUBLIC_BASE_URL"] = "https://secrets.example.org"
     unique_id = create_secret(logged_in_client)
-    response = post_with_token(
-        logged_in_client, f"/view/{unique_id}", {"password": "open-sesame-42"}, {"Origin": "https://secrets.example.org"}
-    )
+    response = unlock_with_headers(logged_in_client, unique_id, {"Origin": "https://secrets.example.org"})
     assert response.status_code == 200
 
 
