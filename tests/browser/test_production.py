@@ -70,7 +70,7 @@ def test_whole_journey_over_https(production_site, https_context):
     recipient.goto(link)
     recipient.get_by_label("Password", exact=True).fill(flows.SECRET_PASSWORD)
     recipient.get_by_role("button", name="Unlock").click()
-    expect(recipient.get_by_role("heading", name="Server room door")).to_be_visible()
+    expect(recipient.get_by_text("From the sender, titled Server room door")).to_be_visible()
     recipient.get_by_role("button", name="Reveal").click()
     expect(recipient.locator("[data-secret-content]")).to_have_text(flows.SECRET_TEXT)
     assert recipient.locator("[data-secret-content]").evaluate("node => getComputedStyle(node).filter") == "none"
