@@ -40,6 +40,7 @@ SHARE_LINK_RE = re.compile(r"/view/([A-Za-z0-9_-]{22,43})/?")  # the path of a s
 SHARE_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,43}")
 DURATION_RE = re.compile(r"([0-9]+)([smhd]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+EXPIRES_WIDTH = len("2026-01-31T09:30:00.123456+00:00")  # the API's timestamps, microseconds included
 
 
 class CliError(Exception):
@@ -214,6 +215,7 @@ def printable(text: str) -> str:
 
 
 def command_share(args) -> None:
+    segno = _import_segno() if args.qr else None  # before anything is created: no secret is left without its QR
     server, token = server_settings()
     password = ask_password("Password for this secret: ", confirm=True)
     content = read_secret(args.file)
@@ -226,17 +228,20 @@ def command_share(args) -> None:
         body["max_views"] = args.max_views
     secret = call("POST", f"{server}/api/secrets", token, body)["secret"]
     print(secret["url"])
-    if args.qr:
-        print_qr(secret["url"])
+    if segno:
+        segno.make(secret["url"], error="m", micro=False).terminal(out=sys.stdout, compact=True)
     print(f"Expires {secret['expires_at']}. Send the password another way: a call, a chat, in person.", file=sys.stderr)
 
 
-def print_qr(link: str) -> None:
+def _import_segno():
+    """Return the segno module, which draws the QR code of `share --qr`."""
     try:
         import segno
     except ImportError:
-        raise CliError("--qr needs segno (pip install segno)", EXIT_USAGE) from None
-    segno.make(link, error="m", micro=False).terminal(out=sys.stdout, compact=True)
+        raise CliError(
+            "--qr needs segno: pip install segno, or run cli.py with the Python of SecureShare's .venv", EXIT_USAGE
+        ) from None
+    return segno
 
 
 def command_open(args) -> None:
@@ -265,15 +270,19 @@ def command_list(args) -> None:
     if not rows:
         print("No secrets yet.", file=sys.stderr)
         return
-    print(f"{'ID':<24} {'STATUS':<10} {'VIEWS':<9} {'EXPIRES':<26} TITLE")
+    print(f"{'ID':<24} {'STATUS':<10} {'VIEWS':<9} {'EXPIRES':<{EXPIRES_WIDTH}} TITLE")
     for secret in rows:
         views = f"{secret['view_count']}/{secret['max_views'] or '∞'}"
-        print(f"{secret['id']:<24} {secret['status']:<10} {views:<9} {secret['expires_at']:<26} {printable(secret['title'])}")
+        expires = f"{secret['expires_at']:<{EXPIRES_WIDTH}}"
+        print(f"{secret['id']:<24} {secret['status']:<10} {views:<9} {expires} {printable(secret['title'])}")
 
 
 def command_delete(args) -> None:
     server, token = server_settings()
     secret = call("DELETE", f"{server}/api/secrets/{quote(share_id(args.secret))}", token)["secret"]
+    if secret is None:  # the API removes an ended record instead of marking it
+        print("Deleted: the record is gone (it had already ended).", file=sys.stderr)
+        return
     print(f"Deleted {secret['id']} ({printable(secret['title'])}): its link no longer works.", file=sys.stderr)
 
 

@@ -143,6 +143,35 @@ def test_share_from_a_file_with_a_qr_code_then_list_and_delete(cli, tmp_path):
     assert unique_id not in cli("list", "--status", "active").stdout
 
 
+def test_qr_without_segno_is_refused_before_anything_is_created(server, token, home, cli, tmp_path):
+    blocked = tmp_path / "no-segno"
+    blocked.mkdir()
+    (blocked / "segno.py").write_text("raise ImportError('segno is not installed here')\n", encoding="utf-8")
+    env = {"SECURESHARE_URL": server["url"], "SECURESHARE_TOKEN": token, "PYTHONPATH": str(blocked)}
+    stdin = f"{SECRET_PASSWORD}\n{SECRET_CONTENT}"
+    result = run_cli("share", "--title", "Never made", "--qr", stdin=stdin, env=env, home=home)
+    assert result.returncode == 2
+    assert "pip install segno" in result.stderr
+    assert result.stdout == ""  # no link: no secret was made
+    assert "Never made" not in cli("list").stdout
+
+
+def test_delete_of_an_ended_record_says_it_is_gone(cli):
+    link = share(cli, "--max-views", "1")
+    assert cli("open", link, stdin=f"{SECRET_PASSWORD}\n").returncode == 0  # the one view: the secret ends
+    deleted = cli("delete", link)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Deleted: the record is gone (it had already ended)." in deleted.stderr
+    assert LINK_RE.search(link).group(1) not in cli("list").stdout
+
+
+def test_list_columns_line_up_under_their_headings(cli):
+    unique_id = LINK_RE.search(share(cli, "--title", "Aligned title")).group(1)
+    header, *rows = cli("list").stdout.splitlines()
+    row = next(line for line in rows if line.startswith(unique_id))
+    assert row.index("Aligned title") == header.index("TITLE")
+
+
 def test_titles_cannot_send_escape_codes_to_the_terminal(cli):
     link = share(cli, "--title", "Title \x1b]0;pwned\x07 here")
     opened = cli("open", link, stdin=f"{SECRET_PASSWORD}\n")
