@@ -69,7 +69,10 @@ def test_api_matches_its_document(case, api_world):
 
 
 # The same document, with data it forbids (wrong types, out-of-range values, missing or unknown fields): refused.
-negative_schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+# Routes that take no input at all have nothing to make invalid (schemathesis would skip them), so they are left out.
+negative_schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app).exclude(
+    path=["/api/openapi.json", "/api/docs", "/api/auth/check"]
+)
 negative_schema.config.generation.update(modes=[GenerationMode.NEGATIVE])
 
 
