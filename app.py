@@ -1732,6 +1732,15 @@ def edit_secret(unique_id: str):
     return render_template("edit_secret.html", form=form, secret=secret), status
 
 
+def _abort_unless_openable(unique_id: str) -> None:
+    """:raise 404: when there is no such secret; :raise 410: when it has ended, expired or lost its key."""
+    match vault.openable(db.session, _keys(), unique_id, _now()):
+        case None:
+            abort(404)
+        case False:
+            abort(410)
+
+
 def _abort_for(outcome) -> None:
     """Answer a vault outcome that ends the request the same way on every page.
 
@@ -1830,9 +1839,7 @@ unlock_secret_limit = limiter.shared_limit(
 @unlock_secret_limit
 def view_secret(unique_id: str):
     """GET (and HEAD) shows only the password form and writes nothing; POST unlocks."""
-    secret = db.first_or_404(Secret.by_share_id(unique_id))
-    if not secret.is_available(_now()) or _is_unavailable(secret):
-        abort(410)
+    _abort_unless_openable(unique_id)
     form = UnlockForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
@@ -1843,7 +1850,6 @@ def view_secret(unique_id: str):
             current_app.logger.info("secret %s unlocked", secret.id)
             return render_template("view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret))
         case vault.WrongPassword(left):
-            current_app.logger.info("secret %s: wrong password", secret.id)
             form.password.errors.append(
                 f"That password isn't right. {left} {'try' if left == 1 else 'tries'} left before the secret is destroyed."
             )
@@ -2325,7 +2331,8 @@ def _api_unlock(unique_id: str, password: str):
     Unlocked 200; wrong password 403 with tries_left; gone, destroyed or its key removed 410; every try left still
     in flight 429; busy 503 with Retry-After.
     """
-    db.first_or_404(Secret.by_share_id(unique_id))  # an id that never existed is a 404, as on the page
+    if vault.openable(db.session, _keys(), unique_id, _now()) is None:
+        abort(404)  # an id that never existed is a 404, as on the page
     clock = current_app.config["CLOCK"]
     match vault.unlock(db.session, _keys(), _policy(), unique_id, password, clock, _visitor()):
         case vault.Unlocked(content, secret):

@@ -188,7 +188,7 @@ class Secret(Base):
     tries_in_flight: Mapped[int] = mapped_column(default=0)
     # When the newest of those tries was held: a worker killed mid-derivation never gives its try back, so the purge
     # gives back every hold older than any derivation can last.
-    tries_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tries_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16), default=SecretStatus.ACTIVE)
     qr_filename: Mapped[str | None] = mapped_column(String(64))
 

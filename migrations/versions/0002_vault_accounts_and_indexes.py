@@ -87,6 +87,7 @@ def _upgrade():
     op.execute("UPDATE secret SET label_key_id = key_id")
     with op.batch_alter_table('secret', schema=None) as batch_op:
         batch_op.alter_column('label_key_id', existing_type=sa.String(length=32), nullable=False)
+        batch_op.create_index(batch_op.f('ix_secret_tries_held_at'), ['tries_held_at'], unique=False)
 
     with op.batch_alter_table('user', schema=None) as batch_op:
         batch_op.add_column(sa.Column('totp_key_sealed', sa.LargeBinary(), nullable=True))
@@ -116,6 +117,7 @@ def _downgrade():
         batch_op.drop_column('totp_key_sealed')
 
     with op.batch_alter_table('secret', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_secret_tries_held_at'))
         batch_op.drop_column('tries_held_at')
         batch_op.drop_column('tries_in_flight')
         batch_op.drop_column('label_key_id')
