@@ -611,6 +611,9 @@ def _start_session(user: User, remember: bool = False) -> None:
     )
     db.session.commit()
     session.clear()
+    # Flask-WTF caches this request's CSRF token in g; it belonged to the cleared session, so a page rendered
+    # now (the recovery codes after turning two-factor on) must get the new session's token.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     user.session_token = token
     login_user(user, remember=remember)
 

@@ -8,7 +8,7 @@ import pytest
 
 from app import db
 from schema import RecoveryCode, User
-from tests.helpers import OTHER_PASSWORD, PASSWORD, AuthActions, database_snapshot, post_form
+from tests.helpers import CSRF_TOKEN_RE, OTHER_PASSWORD, PASSWORD, AuthActions, database_snapshot, post_form
 from tests.test_accounts import get_user
 
 KEY_RE = re.compile(r'id="totp-key" value="([A-Z2-7]+)"')
@@ -89,6 +89,9 @@ def test_turning_on_signs_out_every_other_device(app, logged_in_client, clock):
     assert "Every other device has been signed out" in page.text
     assert other.get("/dashboard").status_code == 302
     assert logged_in_client.get("/dashboard").status_code == 200
+    # The page's forms carry the new session's CSRF token: its "Sign out" button works.
+    token = CSRF_TOKEN_RE.search(page.text).group(1)
+    assert logged_in_client.post("/logout", data={"csrf_token": token}).status_code == 302
 
 
 def test_a_thiefs_view_of_the_pending_key_is_not_the_owners_next_key(app, logged_in_client):
