@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from app import create_app, db
-from tests.helpers import OTHER_PASSWORD, AuthActions, create_secret, csrf_token, make_config, post_form, service_url
+from tests.helpers import OTHER_PASSWORD, PASSWORD, AuthActions, create_secret, csrf_token, make_config, post_form, service_url
 from tests.test_api import NEW_SECRET, issue_token
 
 
@@ -238,6 +238,13 @@ def test_many_breaches_on_the_account_never_lock_out_the_trusted_device(app, cli
     statuses = [guess_from(app, f"203.0.113.{number}")[0] for number in range(13)]
     assert statuses[10:] == [429] * 3
     assert auth.login().status_code == 302
+
+
+def test_many_breaches_on_the_account_never_block_re_authentication_on_the_trusted_device(app, logged_in_client):
+    statuses = [guess_from(app, f"203.0.113.{number}")[0] for number in range(13)]
+    assert statuses[10:] == [429] * 3
+    fields = {"email-email": "new@example.org", "email-current_password": PASSWORD}
+    assert post_form(logged_in_client, "/account/email", fields, token_page="/account").status_code == 302
 
 
 def test_many_breaches_on_a_network_never_lock_out_a_trusted_device_there(app, client, auth):
