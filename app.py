@@ -904,7 +904,7 @@ def _pending_totp_key() -> str:
     change, an email change or "sign out everywhere", starts over with a new key, so a thief who saw one learns nothing.
     """
     keys, binding = _keys(), f"session:{_current_session().id}"
-    key_id, sealed = (session.get(PENDING_TOTP_KEY) or ("", b""))
+    key_id, sealed = session.get(PENDING_TOTP_KEY) or ("", b"")
     if isinstance(sealed, bytes) and (key := keys.open_label(str(key_id), "totp-pending", binding, sealed)) is not None:
         return key
     key = pyotp.random_base32()
