@@ -116,6 +116,7 @@ MAX_REMEMBERED_SESSION = timedelta(days=14)
 SESSION_SEEN_STEP = timedelta(seconds=30)  # last-seen is written at most this often: one write, not one per request
 LOGIN_CODE_TIMEOUT = timedelta(minutes=5)
 RECOVERY_CODE_COUNT = 10
+PENDING_TOTP_KEY = "pending_totp"  # the session entry holding the key being enrolled, sealed
 TOTP_CODE_RE = re.compile(r"[0-9]{6}")
 DEVICE_COOKIE_ACCOUNTS = 5
 # A tiny user-agent reading for the sessions list: the first match wins, so the more specific names come first.
@@ -328,10 +329,6 @@ class LoginCodeForm(FlaskForm):
     code = _code_field("Code from your authenticator app, or a recovery code", required=True)
 
 
-class TwoFactorForm(FlaskForm):
-    code = _code_field("Code from your authenticator app", required=True)
-
-
 class ReauthForm(FlaskForm):
     """Proof that the person at the keyboard owns the account: the password, and a code when two-factor is on."""
 
@@ -339,6 +336,12 @@ class ReauthForm(FlaskForm):
         "Current password", validators=[InputRequired("Enter your current password."), Length(max=128)]
     )
     code = _code_field("Code from your authenticator app, or a recovery code", required=False)
+
+
+class TwoFactorForm(ReauthForm):
+    """Turning two-factor on: the password (so a stolen session cannot lock the owner out) and a code of the new key."""
+
+    code = _code_field("Code from your authenticator app", required=True)
 
 
 class ChangePasswordForm(NewPasswordMixin, ReauthForm):
@@ -609,6 +612,9 @@ def _start_session(user: User, remember: bool = False) -> None:
     )
     db.session.commit()
     session.clear()
+    # Flask-WTF caches this request's CSRF token in g; it belonged to the cleared session, so a page rendered
+    # now (the recovery codes after turning two-factor on) must get the new session's token.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     user.session_token = token
     login_user(user, remember=remember)
 
@@ -770,27 +776,16 @@ def _guess_rate() -> str:
 
 
 # Password and code guesses (sign-in, its code step and every re-authentication) share one budget per account and
-# per network for unknown devices, with a back-off that grows to an hour; a trusted device has a budget of its own,
-# so guessers cannot lock the owner out.
+# per network for unknown devices; a trusted device has a budget of its own, so guessers cannot lock the owner out.
+# The back-off is the rate string's longer windows (10 a minute, then 30 an hour, then 100 a day). No meta limits:
+# Flask-Limiter checks those before `exempt_when`, so unknown devices' breaches would refuse trusted ones too.
 GUESS_LIMITS = (
+    limiter.shared_limit(_guess_rate, scope="guess-network", methods=["POST"], exempt_when=_from_trusted_device),
     limiter.shared_limit(
-        _guess_rate, scope="guess-network", methods=["POST"], meta_limits=["3 per hour"], exempt_when=_from_trusted_device
+        _guess_rate, scope="guess-account", key_func=_guess_account_key, methods=["POST"], exempt_when=_from_trusted_device
     ),
     limiter.shared_limit(
-        _guess_rate,
-        scope="guess-account",
-        key_func=_guess_account_key,
-        methods=["POST"],
-        meta_limits=["3 per hour"],
-        exempt_when=_from_trusted_device,
-    ),
-    limiter.shared_limit(
-        _guess_rate,
-        scope="guess-device",
-        key_func=_device_key,
-        methods=["POST"],
-        meta_limits=["3 per hour"],
-        exempt_when=_from_unknown_device,
+        _guess_rate, scope="guess-device", key_func=_device_key, methods=["POST"], exempt_when=_from_unknown_device
     ),
 )
 
@@ -805,11 +800,15 @@ def throttle_guesses(view):
 # --- private helpers: two-factor ------------------------------------------------------------------------------------
 
 
-def _seal_totp_key(user: User, key: str) -> None:
-    """Store `key` sealed under the newest server key, bound to its user and key id."""
+def _sealed_totp_columns(user_id: int, key: str) -> dict:
+    """Return the user columns holding `key` sealed under the newest server key, bound to its user and key id."""
     keys = _keys()
-    user.totp_key_id = keys.newest_id
-    user.totp_key_sealed = keys.seal_label(keys.newest_id, "totp", f"user:{user.id}", key)
+    return {"totp_key_id": keys.newest_id, "totp_key_sealed": keys.seal_label(keys.newest_id, "totp", f"user:{user_id}", key)}
+
+
+def _seal_totp_key(user: User, key: str) -> None:
+    for column, value in _sealed_totp_columns(user.id, key).items():
+        setattr(user, column, value)
 
 
 def _open_totp_key(user: User) -> str | None:
@@ -852,17 +851,21 @@ def _claim_totp_step(user: User, step: int) -> bool:
     return claimed.rowcount == 1
 
 
-def _accept_totp(user: User, code: str) -> bool:
-    """Accept a code of the current time step or one either side (clock skew), once."""
-    key = _open_totp_key(user)
-    if key is None or not TOTP_CODE_RE.fullmatch(code):
-        return False
+def _matching_totp_step(key: str, code: str) -> int | None:
+    """Return the time step `code` belongs to, when it is the current one or one either side (clock skew)."""
+    if not TOTP_CODE_RE.fullmatch(code):
+        return None
     totp = pyotp.TOTP(key)
     current = totp.timecode(_now())
-    for step in (current - 1, current, current + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            return _claim_totp_step(user, step)
-    return False
+    steps = (current - 1, current, current + 1)
+    return next((step for step in steps if hmac.compare_digest(totp.generate_otp(step), code)), None)
+
+
+def _accept_totp(user: User, code: str) -> bool:
+    """Accept a code of the user's key, of the current time step or one either side, once."""
+    key = _open_totp_key(user)
+    step = _matching_totp_step(key, code) if key is not None else None
+    return step is not None and _claim_totp_step(user, step)
 
 
 def _normal_recovery_code(code: str) -> str:
@@ -901,15 +904,33 @@ def _recovery_codes_left(user: User) -> int:
     return db.session.scalar(db.select(func.count(RecoveryCode.id)).where(RecoveryCode.user_id == user.id))
 
 
-def _pending_totp_key(user: User) -> str:
-    """Return the key being enrolled, making (and sealing) one the first time, so a reload shows the same QR code."""
-    key = _open_totp_key(user)
-    if key is None:
-        key = pyotp.random_base32()
-        _seal_totp_key(user, key)
-        user.totp_last_step = None
-        db.session.commit()
+def _pending_totp_key() -> str:
+    """Return the key this session is enrolling, making one the first time, so a reload shows the same QR code.
+
+    It lives sealed in this session only, bound to its server-side row: another session, or this one after a password
+    change, an email change or "sign out everywhere", starts over with a new key, so a thief who saw one learns nothing.
+    """
+    keys, binding = _keys(), f"session:{_current_session().id}"
+    key_id, sealed = session.get(PENDING_TOTP_KEY) or ("", b"")
+    if isinstance(sealed, bytes) and (key := keys.open_label(str(key_id), "totp-pending", binding, sealed)) is not None:
+        return key
+    key = pyotp.random_base32()
+    session[PENDING_TOTP_KEY] = (keys.newest_id, keys.seal_label(keys.newest_id, "totp-pending", binding, key))
     return key
+
+
+def _confirm_two_factor(user: User, key: str, step: int) -> bool:
+    """Store the confirmed key and turn two-factor on, in one guarded UPDATE: False when it was on already."""
+    turned_on = db.session.execute(
+        db.update(User)
+        .where(User.id == user.id, User.two_factor_since.is_(None))
+        .values(**_sealed_totp_columns(user.id, key), totp_last_step=step, two_factor_since=_now())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(user)
+    session.pop(PENDING_TOTP_KEY, None)
+    return turned_on.rowcount == 1
 
 
 def _totp_qr_data_uri(user: User, key: str) -> str:
@@ -1419,6 +1440,7 @@ def change_email():
         user = current_user._get_current_object()
         user.email = form.email.data
         db.session.commit()
+        session.pop(PENDING_TOTP_KEY, None)  # a two-factor enrolment starts over with a new key
         current_app.logger.info("email changed for %s", user.username)
         flash("Email changed.", "success")
         return redirect(url_for("web.account"))
@@ -1498,7 +1520,7 @@ def _render_two_factor(status: int = 200, **context):
         context.setdefault("reauth_form", ReauthForm(formdata=None))
         context.setdefault("disable_form", ReauthForm(formdata=None, prefix="off"))
         return render_template("account_two_factor.html", recovery_left=_recovery_codes_left(user), **context), status
-    key = _pending_totp_key(user)
+    key = _pending_totp_key()
     context.setdefault("form", TwoFactorForm(formdata=None))
     return render_template("account_two_factor.html", key=key, qr=_totp_qr_data_uri(user, key), **context), status
 
@@ -1514,18 +1536,24 @@ def two_factor():
 @login_required
 @throttle_guesses
 def enable_two_factor():
-    """Turn two-factor on with a code from the newly set-up app; the recovery codes are shown once."""
+    """Turn two-factor on with the password and a code from the newly set-up app; every other session ends, and the
+    recovery codes are shown once."""
     user = current_user._get_current_object()
     if user.two_factor_on:
         return redirect(url_for("web.two_factor"))
     form = TwoFactorForm()
-    if form.validate_on_submit():
-        if _open_totp_key(user) is not None and _accept_totp(user, form.code.data.replace(" ", "")):
-            user.two_factor_since = _now()
-            db.session.commit()
+    if form.validate_on_submit() and _reauthenticate(form):
+        key = _pending_totp_key()
+        step = _matching_totp_step(key, form.code.data.replace(" ", ""))
+        if step is None:
+            form.code.errors.append("That code didn't work. Check the app shows SecureShare, then type the newest code.")
+        elif not _confirm_two_factor(user, key, step):
+            return redirect(url_for("web.two_factor"))
+        else:
+            _restart_sessions(user)
             current_app.logger.info("two-factor on for %s", user.username)
+            flash("Two-factor sign-in is on. Every other device has been signed out.", "success")
             return _render_two_factor(recovery_codes=_new_recovery_codes(user))
-        form.code.errors.append("That code didn't work. Check the app shows SecureShare, then type the newest code.")
     return _render_two_factor(400, form=form)
 
 

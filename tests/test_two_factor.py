@@ -8,7 +8,7 @@ import pytest
 
 from app import db
 from schema import RecoveryCode, User
-from tests.helpers import PASSWORD, database_snapshot, post_form
+from tests.helpers import CSRF_TOKEN_RE, OTHER_PASSWORD, PASSWORD, AuthActions, database_snapshot, post_form
 from tests.test_accounts import get_user
 
 KEY_RE = re.compile(r'id="totp-key" value="([A-Z2-7]+)"')
@@ -29,7 +29,7 @@ def enrolment_key(client) -> str:
 def turn_on(client, clock) -> tuple[str, list[str]]:
     """Turn two-factor on through the page; return the key and the recovery codes shown once."""
     key = enrolment_key(client)
-    page = post_form(client, "/account/two-factor", {"code": code_at(key, clock)})
+    page = post_form(client, "/account/two-factor", {"current_password": PASSWORD, "code": code_at(key, clock)})
     assert page.status_code == 200, page.text
     codes = RECOVERY_RE.findall(page.text)
     assert len(codes) == 10
@@ -54,16 +54,74 @@ def test_enrolment_refuses_a_wrong_code_then_takes_the_right_one(app, logged_in_
     key = enrolment_key(logged_in_client)
     assert enrolment_key(logged_in_client) == key  # a reload shows the same key, so a scanned QR stays valid
     wrong_code = "000000" if code_at(key, clock) != "000000" else "111111"
-    wrong = post_form(logged_in_client, "/account/two-factor", {"code": wrong_code})
+    wrong = post_form(logged_in_client, "/account/two-factor", {"current_password": PASSWORD, "code": wrong_code})
     assert wrong.status_code == 400
     assert "That code didn" in wrong.text
     assert not get_user(app).two_factor_on
-    right = post_form(logged_in_client, "/account/two-factor", {"code": code_at(key, clock)})
+    right = post_form(logged_in_client, "/account/two-factor", {"current_password": PASSWORD, "code": code_at(key, clock)})
     assert right.status_code == 200
     assert len(RECOVERY_RE.findall(right.text)) == 10
     assert get_user(app).two_factor_on
     assert "10 recovery codes left" in logged_in_client.get("/account").text
     assert not RECOVERY_RE.findall(logged_in_client.get("/account/two-factor").text)  # shown once only
+
+
+def test_turning_on_needs_the_password(app, logged_in_client, clock):
+    """Fault: a stolen session could turn two-factor on with the key it read, and lock the owner out."""
+    key = enrolment_key(logged_in_client)
+    for password in ({}, {"current_password": "not-it-at-all"}):
+        refused = post_form(logged_in_client, "/account/two-factor", {**password, "code": code_at(key, clock)})
+        assert refused.status_code == 400
+        assert not RECOVERY_RE.findall(refused.text)
+        assert not get_user(app).two_factor_on
+    assert 'name="current_password"' in refused.text
+
+
+def test_turning_on_signs_out_every_other_device(app, logged_in_client, clock):
+    other = app.test_client()
+    AuthActions(other).login()
+    assert other.get("/dashboard").status_code == 200
+    page = post_form(
+        logged_in_client,
+        "/account/two-factor",
+        {"current_password": PASSWORD, "code": code_at(enrolment_key(logged_in_client), clock)},
+    )
+    assert "Every other device has been signed out" in page.text
+    assert other.get("/dashboard").status_code == 302
+    assert logged_in_client.get("/dashboard").status_code == 200
+    # The page's forms carry the new session's CSRF token: its "Sign out" button works.
+    token = CSRF_TOKEN_RE.search(page.text).group(1)
+    assert logged_in_client.post("/logout", data={"csrf_token": token}).status_code == 302
+
+
+def test_a_thiefs_view_of_the_pending_key_is_not_the_owners_next_key(app, logged_in_client):
+    """Fault: the pending key lived on the account and survived a password change: a thief who saw it knew the
+    owner's future key."""
+    thief = app.test_client()
+    AuthActions(thief).login()
+    seen = enrolment_key(thief)
+    changed = post_form(
+        logged_in_client,
+        "/account/password",
+        {"current_password": PASSWORD, "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD},
+        token_page="/account",
+    )
+    assert changed.status_code == 302
+    assert enrolment_key(logged_in_client) != seen
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/account/password", {"current_password": PASSWORD, "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD}),
+        ("/account/email", {"email-email": "new@example.org", "email-current_password": PASSWORD}),
+        ("/account/sessions", {}),
+    ],
+)
+def test_a_pending_key_is_forgotten_after_a_change_of_the_account(logged_in_client, path, fields):
+    seen = enrolment_key(logged_in_client)
+    assert post_form(logged_in_client, path, fields, token_page="/account").status_code == 302
+    assert enrolment_key(logged_in_client) != seen
 
 
 def test_enrolment_page_draws_the_qr_inline_and_writes_nothing(app, logged_in_client):

@@ -26,9 +26,11 @@ def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
 
     totp = pyotp.TOTP(key)
     page.get_by_label("Code from your authenticator app").fill(totp.now())
+    page.get_by_label("Current password").fill(flows.ACCOUNT_PASSWORD)
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     codes = page.locator("#recovery-codes li")
     expect(codes).to_have_count(10)
+    expect(page.get_by_text("Every other device has been signed out")).to_be_visible()
     assert_accessible(page, "two-factor-recovery-codes")
     screenshot(page, "two-factor-recovery-codes")
 

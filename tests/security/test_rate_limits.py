@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from app import create_app, db
-from tests.helpers import OTHER_PASSWORD, AuthActions, create_secret, csrf_token, make_config, post_form, service_url
+from tests.helpers import OTHER_PASSWORD, PASSWORD, AuthActions, create_secret, csrf_token, make_config, post_form, service_url
 from tests.test_api import NEW_SECRET, issue_token
 
 
@@ -183,10 +183,17 @@ def test_repeated_breaches_back_off_for_longer_but_never_forever(client, monkeyp
         return statuses.count(400)
 
     allowed = [tries_allowed_this_minute() for _ in range(5)]
-    assert allowed[:3] == [10, 10, 10]  # three breaches of 10 a minute...
+    assert allowed[:3] == [10, 10, 10]  # three minutes of 10 spend the hour's 30...
     assert allowed[3:] == [0, 0]  # ...and the address is held off for the rest of the hour
     limiter_clock.now += 3600
     assert tries_allowed_this_minute() == 10  # never a permanent lock-out
+    for _hour in range(3):  # 100 a day: the day's budget is spent in the fourth hour...
+        limiter_clock.now += 3600
+        [tries_allowed_this_minute() for _ in range(3)]
+    limiter_clock.now += 3600
+    assert tries_allowed_this_minute() == 0  # ...and the address waits for the rest of the day
+    limiter_clock.now += 24 * 3600
+    assert tries_allowed_this_minute() == 10
 
 
 def guess_from(app, address: str, login: str = "alice", times: int = 1) -> list[int]:
@@ -221,6 +228,33 @@ def test_guessers_cannot_lock_the_owner_out(app, client, auth):
     stranger = AuthActions(app.test_client())
     assert stranger.login().status_code == 429  # ...even with the right password
     assert auth.login().status_code == 302  # the owner's own browser has a budget of its own
+
+
+def test_many_breaches_on_the_account_never_lock_out_the_trusted_device(app, client, auth):
+    """Fault: after 3 breaches of the account limit (13 wrong passwords from 13 networks), a meta limit checked
+    before the trusted-device exemption refused the owner's own browser for an hour."""
+    auth.register()
+    auth.logout()
+    statuses = [guess_from(app, f"203.0.113.{number}")[0] for number in range(13)]
+    assert statuses[10:] == [429] * 3
+    assert auth.login().status_code == 302
+
+
+def test_many_breaches_on_the_account_never_block_re_authentication_on_the_trusted_device(app, logged_in_client):
+    statuses = [guess_from(app, f"203.0.113.{number}")[0] for number in range(13)]
+    assert statuses[10:] == [429] * 3
+    fields = {"email-email": "new@example.org", "email-current_password": PASSWORD}
+    assert post_form(logged_in_client, "/account/email", fields, token_page="/account").status_code == 302
+
+
+def test_many_breaches_on_a_network_never_lock_out_a_trusted_device_there(app, client, auth):
+    """Fault: the same for a network: a guesser's breaches there refused the trusted devices on it too."""
+    client.environ_base["REMOTE_ADDR"] = "203.0.113.7"
+    auth.register()
+    auth.logout()
+    statuses = [guess_from(app, "203.0.113.7", login=f"someone{number}")[0] for number in range(13)]
+    assert statuses[10:] == [429] * 3
+    assert auth.login().status_code == 302
 
 
 def test_a_forged_device_cookie_is_an_unknown_device(app, client, auth):
