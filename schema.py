@@ -104,8 +104,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Two-factor: the TOTP key sealed with the server key `totp_key_id`. A key without `two_factor_since` is an
-    # enrolment not yet confirmed. `totp_last_step` is the newest time step accepted, so no code works twice.
+    # Two-factor: the confirmed TOTP key sealed with the server key `totp_key_id` (a key being enrolled lives only in
+    # the enrolling session). `totp_last_step` is the newest time step accepted, so no code works twice.
     totp_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     totp_key_id: Mapped[str | None] = mapped_column(String(32))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
