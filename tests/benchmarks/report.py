@@ -67,7 +67,7 @@ def _compared(name: str, first: dict, bare: dict, snappass: dict) -> str:
             view = first["view.rps"]
             return f"{view / bare['page.rps']:.2f} x bare page, {view / snappass['page.rps']:.2f} x snappass"
         if name in {"unlock", "api_unlock"}:
-            return f"p50 = key derivation + {first[f'{name}.p50'] - first['kdf']:.0f} ms"
+            return f"p50 = key derivation {first[f'{name}.p50'] - first['kdf']:+.0f} ms"
         if name == "dashboard_large":
             return f"p95 {first['dashboard_large.p95'] / first['dashboard_small.p95']:.2f} x the 20-secret dashboard"
     except KeyError:
