@@ -2237,10 +2237,6 @@ def auth_check():
     return jsonify(success=True, user={"id": user.id, "username": user.username, "email": user.email})
 
 
-def _is_plain_value(value) -> bool:
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
 @api.get("/secrets")
 @api_auth_required
 @api_operation("List your secrets", responses={200: "SecretPage"}, query=_list_query)

@@ -1,9 +1,17 @@
 """Test helpers: a frozen clock, CSRF-aware form posts, and sign-up/sign-in through the real routes."""
 
+import base64
 import os
 import re
+import secrets
 import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +183,35 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def serving_the_test_app(run_dir: Path) -> Iterator[str]:
+    """Serve tests/browser/serve.py with gunicorn on 127.0.0.1 (1 worker, 4 threads), files in `run_dir`; yield its URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SECURESHARE_TEST_DIR": str(run_dir),
+        "SECRET_KEY": secrets.token_hex(32),
+        "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    command = [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "tests.browser.serve:application"]
+    repo = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # gunicorn says when its worker is up
+        if "Booting worker" in line:
+            break
+    else:
+        process.wait()
+        process.stderr.close()
+        pytest.fail("gunicorn exited before serving the app")
+    drain = threading.Thread(target=process.stderr.read, daemon=True)  # a full pipe would stall the server
+    drain.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        drain.join(timeout=10)
+        process.stderr.close()

@@ -4,12 +4,9 @@ Each run gets a new session (no controlling terminal), so cli.py reads the passw
 standard input, as documented; the token and server come from the environment or the config file only.
 """
 
-import base64
 import json
 import os
 import re
-import secrets
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,41 +15,19 @@ import pytest
 
 from app import create_app, db
 from config import TestingConfig
-from tests.helpers import SECRET_CONTENT, SECRET_PASSWORD, AuthActions
+from tests.helpers import SECRET_CONTENT, SECRET_PASSWORD, AuthActions, free_port, serving_the_test_app
 from tests.test_api import issue_token
 
 REPO = Path(__file__).resolve().parents[1]
 LINK_RE = re.compile(r"^http://127\.0\.0\.1:\d+/view/([A-Za-z0-9_-]{22,43})$", re.MULTILINE)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Serve the app (tests/browser/serve.py) with gunicorn on 127.0.0.1; yield its address and its database URL."""
     run_dir = tmp_path_factory.mktemp("cli")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "SECURESHARE_TEST_DIR": str(run_dir),
-        "SECRET_KEY": secrets.token_hex(32),
-        "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
-    }
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "tests.browser.serve:application"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:  # gunicorn says when its worker is up
-        if "Booting worker" in line:
-            break
-    else:
-        pytest.fail("gunicorn exited before serving the app")
-    yield {"url": f"http://127.0.0.1:{port}", "database": f"sqlite:///{run_dir / 'secureshare.db'}"}
-    process.terminate()
-    process.communicate(timeout=10)
+    with serving_the_test_app(run_dir) as url:
+        yield {"url": url, "database": f"sqlite:///{run_dir / 'secureshare.db'}"}
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +191,7 @@ def test_plain_http_to_another_machine_is_refused_before_connecting(home):
 
 
 def test_unreachable_server_is_its_own_exit_status(home):
-    env = {"SECURESHARE_URL": f"http://127.0.0.1:{_free_port()}", "SECURESHARE_TOKEN": "ss_x"}
+    env = {"SECURESHARE_URL": f"http://127.0.0.1:{free_port()}", "SECURESHARE_TOKEN": "ss_x"}
     result = run_cli("list", env=env, home=home)
     assert result.returncode == 3
     assert "cannot reach" in result.stderr

@@ -18,18 +18,13 @@ import sqlalchemy as sa
 import yaml
 
 from schema import new_unique_id
-from tests.helpers import service_url
+from tests.helpers import free_port, service_url
 from tests.test_migrations import _drop_everything
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BOOT_LIMIT_SECONDS = 60
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _keys() -> dict:
@@ -75,7 +70,7 @@ def _serving(command: list, env: dict):
 
 def test_access_log_has_the_request_line_but_no_share_id(tmp_path):
     access_log = tmp_path / "access.log"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **_keys(),
@@ -155,7 +150,7 @@ def _entrypoint_env(database_url: str, port: int) -> dict:
 
 
 def test_entrypoint_migrates_then_serves_and_stops_gracefully(postgres):
-    port = _free_port()
+    port = free_port()
     with _serving(["deploy/entrypoint.sh"], _entrypoint_env(_url(postgres), port)) as output:
         tables = set(sa.inspect(postgres).get_table_names())
         assert {"user", "secret", "access_event", "user_session", "api_token", "alembic_version"} <= tables
@@ -167,11 +162,11 @@ def test_entrypoint_migrates_then_serves_and_stops_gracefully(postgres):
 
 
 def test_entrypoint_exits_non_zero_without_starting_gunicorn_when_migrations_fail():
-    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/nothing"
+    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     result = subprocess.run(
         ["deploy/entrypoint.sh"],
         cwd=REPO,
-        env=_entrypoint_env(unreachable, _free_port()),
+        env=_entrypoint_env(unreachable, free_port()),
         capture_output=True,
         text=True,
         timeout=BOOT_LIMIT_SECONDS,
@@ -184,7 +179,7 @@ def test_entrypoint_exits_non_zero_without_starting_gunicorn_when_migrations_fai
 
 
 def test_container_healthcheck_passes_against_the_entrypoint(postgres):
-    port = _free_port()
+    port = free_port()
     env = _entrypoint_env(_url(postgres), port)
     with _serving(["deploy/entrypoint.sh"], env):
         assert _get(port, "/readyz").status == 200  # the worker has loaded the app and reaches the database

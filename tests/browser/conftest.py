@@ -1,16 +1,12 @@
 """Browser fixtures: the app under gunicorn on 127.0.0.1, and Debian's Chromium driven by Playwright."""
 
-import base64
 import os
-import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.browser.production import NGINX, start_production_site
-from tests.helpers import free_port, service_url
+from tests.helpers import service_url, serving_the_test_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Keep Chromium quiet and on loopback (see shared/BROWSER.md).
@@ -53,39 +49,8 @@ def _require_chromium() -> None:
 def live_server(tmp_path_factory):
     """Serve the app with gunicorn on 127.0.0.1 for the whole browser session; yield its base URL."""
     _require_chromium()
-    run_dir = tmp_path_factory.mktemp("live")
-    port = free_port()
-    env = {
-        **os.environ,
-        "SECURESHARE_TEST_DIR": str(run_dir),
-        "SECRET_KEY": secrets.token_hex(32),
-        "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
-    }
-    server = subprocess.Popen(
-        [
-            Path(sys.executable).parent / "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "tests.browser.serve:application",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for line in server.stderr:  # gunicorn says when its worker is up
-        if "Booting worker" in line:
-            break
-    else:
-        pytest.fail("gunicorn exited before serving the app")
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.communicate(timeout=10)
+    with serving_the_test_app(tmp_path_factory.mktemp("live")) as url:
+        yield url
 
 
 @pytest.fixture(scope="package")
