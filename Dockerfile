@@ -6,7 +6,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
-COPY app.py vault.py schema.py config.py gunicorn.conf.py ./
+# Every module at the top (the app, its cores and rooms, gunicorn.conf.py, and cli.py): no list to forget one in.
+COPY *.py ./
 COPY templates ./templates
 # Not static/qrcodes: on a developer's checkout it may hold QR codes of real share links.
 COPY static/favicon.svg ./static/

@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APP_FILES := app.py vault.py cli.py schema.py config.py gunicorn.conf.py deploy/healthcheck.py migrations
+APP_FILES := $(wildcard *.py) deploy/healthcheck.py migrations
 
 .PHONY: run test lint bench purge clean
 

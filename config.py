@@ -55,6 +55,8 @@ class Config:
     # Flask-WTF's strict mode demands a same-origin Referer over https, which our Referrer-Policy may withhold;
     # app.py checks Sec-Fetch-Site and Origin instead (SECURITY.md, "CSRF and the referrer").
     WTF_CSRF_SSL_STRICT = False
+    # guards.guard_request checks the token itself, after the malformed-input checks, so Flask-WTF's hook stays off.
+    WTF_CSRF_CHECK_DEFAULT = False
 
     # Sessions and cookies.
     SESSION_COOKIE_HTTPONLY = True

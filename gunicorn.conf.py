@@ -1,15 +1,21 @@
-"""gunicorn settings for SecureShare: `gunicorn -c gunicorn.conf.py app:app`. Each can be set from the environment.
+"""gunicorn settings for SecureShare: `gunicorn -c gunicorn.conf.py 'app:create_app()'`. Each can be set from the
+environment.
 
-Loaded by gunicorn's master process before any worker, so it must not import the app.
+Loaded by gunicorn's master process before any worker, so it must not import the app: it takes only redaction.py,
+the one rule that cuts share ids out of every log line (the app's own log uses it too).
 """
 
 import logging
 import os
-import re
-from urllib.parse import quote, unquote
+import sys
+from pathlib import Path
+from urllib.parse import unquote
 
 from dotenv import load_dotenv
 from gunicorn.glogging import Logger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # gunicorn reads this file before it adds the app's folder
+from redaction import redact, redact_path
 
 # The settings below may sit in .env like the app's own (config.py reads it too, but only in the workers).
 load_dotenv()
@@ -44,21 +50,6 @@ errorlog = "-"
 # several servers on one host would fight over it.
 control_socket_disable = True
 
-# A share id in a path is a working link: after these prefixes only the routes' own words are logged, whatever
-# the spelling (/view//<id> and /view/./<id> reach the same page through a redirect).
-SHARE_PATH_RE = re.compile(r"(/(?:view|secrets|api/+secrets))(/[^\s'\"?#]*)", re.IGNORECASE)
-ROUTE_WORDS = {"", ".", "..", "edit", "delete", "card", "qr.png", "qr.svg", "events", "unlock"}
-
-
-def redact(text: str) -> str:
-    """Return `text` with every path segment after /view, /secrets or /api/secrets replaced, but the routes' words."""
-    return SHARE_PATH_RE.sub(_redact_segments, text)
-
-
-def _redact_segments(match: re.Match) -> str:
-    segments = match.group(2).split("/")
-    return match.group(1) + "/".join(part if part.lower() in ROUTE_WORDS else "[id]" for part in segments)
-
 
 class _RedactShareIds(logging.Filter):
     """For gunicorn's own messages that quote a request ("Error handling request GET /view/...")."""
@@ -79,8 +70,7 @@ class RedactingLogger(Logger):
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         # The path as the app routes it (decoded); a request gunicorn refused has only the raw one.
-        path = environ.get("PATH_INFO") or unquote(environ.get("RAW_URI", "").partition("?")[0])
-        path = quote(redact(path), safe="/[]-._~")  # encoded again: no control characters reach the log
+        path = redact_path(environ.get("PATH_INFO") or unquote(environ.get("RAW_URI", "").partition("?")[0]))
         query = "?[query]" if environ.get("QUERY_STRING") else ""
         atoms.update(
             {

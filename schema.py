@@ -52,6 +52,10 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+# What a share id looks like in a path: routing refuses anything else before a query runs.
+SHARE_ID_PATTERN = r"[A-Za-z0-9_-]{22,43}"
+
+
 def new_unique_id() -> str:
     """Return a fresh 128-bit share id: the only id of a secret that leaves the server."""
     return secrets.token_urlsafe(16)
@@ -118,6 +122,7 @@ class User(Base):
 
     # The raw token of the session this object was loaded for; Flask-Login keeps it in the cookies (never stored).
     session_token = None
+    current_session = None  # that session's row, set by whoever resolved the token
 
     __table_args__ = (
         Index("uq_user_username_lower", func.lower(username), unique=True),

@@ -418,9 +418,12 @@ def _views_remain():
     return Secret.max_views.is_(None) | (Secret.view_count < Secret.max_views)
 
 
-def _guarded(session: Session, conditions: tuple, **values) -> bool:
-    """Apply `values` in one UPDATE only where `conditions` hold, commit, and tell whether the row changed."""
-    result = session.execute(update(Secret).where(*conditions).values(**values).execution_options(synchronize_session=False))
+def guarded_update(session: Session, model: type, conditions: tuple, **values) -> bool:
+    """Apply `values` in one UPDATE only where `conditions` hold, commit, and tell whether the one row changed.
+
+    The one way a change that must not race is written, here and in accounts.py.
+    """
+    result = session.execute(update(model).where(*conditions).values(**values).execution_options(synchronize_session=False))
     session.commit()
     return result.rowcount == 1
 
@@ -429,12 +432,13 @@ def _reserve_try(session: Session, policy: Policy, secret_id: int, now: datetime
     """Hold a try before the costly derivation, so parallel guesses can never pass the limit."""
     room = Secret.failed_attempts + Secret.tries_in_flight < policy.max_failed_attempts
     held = {"tries_in_flight": Secret.tries_in_flight + 1, "tries_held_at": now}
-    return _guarded(session, (*_available(secret_id, now), room, _views_remain()), **held)
+    return guarded_update(session, Secret, (*_available(secret_id, now), room, _views_remain()), **held)
 
 
 def _release_try(session: Session, secret_id: int) -> None:
     session.rollback()  # a failed statement must not block the give-back
-    _guarded(session, (Secret.id == secret_id, Secret.tries_in_flight > 0), tries_in_flight=Secret.tries_in_flight - 1)
+    held = (Secret.id == secret_id, Secret.tries_in_flight > 0)
+    guarded_update(session, Secret, held, tries_in_flight=Secret.tries_in_flight - 1)
 
 
 def _find(session: Session, share_id: str, owner_id: int | None = None) -> Secret | None:
@@ -574,7 +578,7 @@ def _reseal(session: Session, keys: KeyRing, secret: Secret, content: str, passw
     except _DerivationBusy:
         return  # the next right unlock will do it
     same_content = (*_available(secret.id, now), Secret.ciphertext == secret.ciphertext)
-    if _guarded(session, same_content, **sealed):
+    if guarded_update(session, Secret, same_content, **sealed):
         _checkpoint(session)
     session.refresh(secret)
 
@@ -640,7 +644,7 @@ def edit(
     now = clock()
     values |= seal_labels(keys, secret.id_digest, share_id, changes.title)
     room = () if changes.max_views is None else (Secret.view_count < changes.max_views,)
-    if not _guarded(session, (*_available(secret.id, now), *room), updated_at=now, **values):
+    if not guarded_update(session, Secret, (*_available(secret.id, now), *room), updated_at=now, **values):
         return Gone()  # it ended, or was viewed up to the new limit, while the owner was editing
     if changes.replaces_content:
         _checkpoint(session)  # the old ciphertext leaves the WAL too
@@ -837,6 +841,6 @@ def rewrap(session: Session, keys: KeyRing) -> tuple[int, int]:
             stuck += 1
             continue
         same = (Secret.id == secret.id, Secret.label_key_id == secret.label_key_id)
-        moved += _guarded(session, same, **seal_labels(keys, secret.id_digest, share_id, title))
+        moved += guarded_update(session, Secret, same, **seal_labels(keys, secret.id_digest, share_id, title))
     _checkpoint(session)
     return moved, stuck

@@ -2,7 +2,7 @@
 
 import os
 
-# Before `import app`: the module-level app must use the testing config, never instance/ or logs/.
+# Any app a test builds without its own settings (a subprocess, a CLI run) uses the testing config.
 os.environ["APP_CONFIG"] = "testing"
 
 from datetime import UTC, datetime

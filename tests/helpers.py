@@ -117,10 +117,10 @@ def create_secret(client, **fields) -> str:
 
 def recipient_form_token(app, unique_id: str) -> str:
     """Return the token the secret's page hands out now, as a recipient holding the form has it (even once it ends)."""
-    from app import unlock_form_token
+    from guards import unlock_form_token
 
     with app.test_request_context(f"/view/{unique_id}"):
-        return unlock_form_token()
+        return unlock_form_token(unique_id)
 
 
 def unlock(client, unique_id: str, password: str = SECRET_PASSWORD):
@@ -137,6 +137,7 @@ def load_secret(app, unique_id: str):
     with app.app_context():
         secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one()
         db.session.expunge(secret)
+        secret.unique_id = unique_id
         return secret
 
 

@@ -161,7 +161,7 @@ def test_absolute_lifetime_signs_out_even_when_active(client, auth, clock):
 def test_login_rehashes_when_parameters_rise(app, auth):
     auth.register()
     auth.logout()
-    app.extensions["secureshare"]["hasher"] = PasswordHasher(time_cost=3, memory_cost=19456, parallelism=1)
+    app.passwords.hasher = PasswordHasher(time_cost=3, memory_cost=19456, parallelism=1)
     auth.login()
     assert "t=3" in get_user(app).password_hash
 
@@ -231,7 +231,7 @@ def test_development_generates_keys_once_with_mode_0600(tmp_path, clock):
     assert first.config["ENCRYPTION_KEYS"] == second.config["ENCRYPTION_KEYS"]
 
 
-def _start_production(env_overrides: dict, code: str = "import app") -> subprocess.CompletedProcess:
+def _start_production(env_overrides: dict, code: str = "import app; app.create_app()") -> subprocess.CompletedProcess:
     env = {**os.environ, "APP_CONFIG": "production", "PUBLIC_BASE_URL": "https://secrets.example.org", **env_overrides}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
@@ -258,14 +258,14 @@ def test_production_refuses_to_start_without_a_known_host():
     assert result.stderr.strip() == (
         "SecureShare will not start: set PUBLIC_BASE_URL or TRUSTED_HOSTS in the environment (see README)."
     )
-    derived = _start_production(keys, code="from app import app; print(app.config['TRUSTED_HOSTS'])")
+    derived = _start_production(keys, code="from app import create_app; app = create_app(); print(app.config['TRUSTED_HOSTS'])")
     assert derived.stdout.strip() == "['secrets.example.org']"
 
 
 def test_production_cookies_are_secure_with_host_prefix(tmp_path):
     result = _start_production(
         {"SECRET_KEY": "x" * 64, "ENCRYPTION_KEYS": "k1:" + "A" * 43 + "=", "DATABASE_URL": f"sqlite:///{tmp_path}/p.db"},
-        code="from app import app; c = app.config; "
+        code="from app import create_app; c = create_app().config; "
         "print(c['SESSION_COOKIE_NAME'], c['SESSION_COOKIE_SECURE'], c['REMEMBER_COOKIE_NAME'], c['REMEMBER_COOKIE_SECURE'])",
     )
     assert result.returncode == 0, result.stderr

@@ -80,12 +80,11 @@ def test_an_edit_never_moves_expiry_past_the_longest_lifetime(app, logged_in_cli
 
 
 def test_keys_status_counts_two_factor_keys_and_rewrap_moves_them(app, logged_in_client, tmp_path, clock):
-    from app import _seal_totp_key
+    import accounts
 
     with app.app_context():
         user = db.session.execute(db.select(User)).scalar_one()
-        _seal_totp_key(user, "JBSWY3DPEHPK3PXP")
-        db.session.commit()
+        assert accounts.turn_on_two_factor(db.session, app.keys, user, "JBSWY3DPEHPK3PXP", 1, clock())
     old_id = app.keys.newest_id
     rotated = restarted(app, tmp_path, clock, f"{new_key('k2')},{app.config['ENCRYPTION_KEYS']}")
     runner = rotated.test_cli_runner()

@@ -2,6 +2,7 @@
 
 import pytest
 
+import vault
 from app import db
 from schema import AccessEvent, Secret
 from tests.helpers import SECRET_CONTENT, create_secret, database_snapshot, load_secret, post_form, unlock
@@ -143,7 +144,7 @@ def test_purge_deletes_old_records_with_their_events_and_qr_files(app, logged_in
     result = app.test_cli_runner().invoke(args=["purge"])
     assert "purged 1" in result.output
     with app.app_context():
-        remaining = [secret.unique_id for secret in db.session.scalars(db.select(Secret))]
+        remaining = [vault.share_id_of(app.keys, secret) for secret in db.session.scalars(db.select(Secret))]
         events = db.session.scalar(db.select(db.func.count(AccessEvent.id)))
     assert ended_id not in remaining
     assert events == 0

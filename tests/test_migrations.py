@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.schema import CreateIndex
 
-from app import FIRST_REVISION, create_app, db
+from app import create_app, db
+from commands import FIRST_REVISION
 from tests.helpers import make_config, service_url
 
 # SQLAlchemy and Alembic warn so for every functional index on SQLite, which they cannot reflect:

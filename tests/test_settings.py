@@ -74,9 +74,8 @@ def test_from_the_environment_the_refusal_is_one_line_and_no_traceback():
         "PUBLIC_BASE_URL": "https://secrets.example.org",
         "PROXY_COUNT": "two",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", "import app"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    command = [sys.executable, "-c", "import app; app.create_app()"]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [START + "PROXY_COUNT must be how many reverse proxies stand in front, 0 to 5."]
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import relative_time
+from timetext import relative_time
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -197,7 +197,7 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     main.write_text(NGINX_MAIN.format(user=user, run=run, site=site_conf))
     gunicorn = [bin_dir / "gunicorn", "--bind", f"127.0.0.1:{gunicorn_port}", "--workers", str(WORKERS), "--threads", "4"]
     app_server = WatchedProcess(
-        [*gunicorn, "--graceful-timeout", "5", "app:app"],
+        [*gunicorn, "--graceful-timeout", "5", "app:create_app()"],
         "Booting worker",
         cwd=REPO,
         env=env,

@@ -27,9 +27,9 @@ class CountingHasher(PasswordHasher):
 def test_unknown_user_costs_a_full_hash_like_a_wrong_password(app, auth):
     auth.register()
     auth.logout()
-    hasher = app.extensions["secureshare"]["hasher"]
+    hasher = app.passwords.hasher
     counting = CountingHasher(time_cost=hasher.time_cost, memory_cost=hasher.memory_cost, parallelism=hasher.parallelism)
-    app.extensions["secureshare"]["hasher"] = counting
+    app.passwords.hasher = counting
     auth.login(login="nobody-here", password="whatever-it-is")
     assert counting.verified == 1
     auth.login(login="alice", password="whatever-it-is")
@@ -41,5 +41,5 @@ def test_dummy_hash_has_the_same_cost_as_real_ones(app, auth):
     from tests.test_accounts import get_user
 
     real = get_user(app).password_hash
-    dummy = app.extensions["secureshare"]["dummy_hash"]
+    dummy = app.passwords.dummy_hash
     assert real.split("$")[3] == dummy.split("$")[3]  # m=…,t=…,p=…

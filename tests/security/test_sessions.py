@@ -1,6 +1,7 @@
 """Sessions: one per sign-in, on the server; fixation, idle and absolute limits, and copied or remembered cookies."""
 
 import hashlib
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -92,7 +93,7 @@ def test_signing_out_ends_this_session_only(app, client, auth):
 
 def test_kept_signed_in_session_still_ends_when_idle(app, client, auth, clock):
     """Fault: after the idle limit signed a person out, the remember cookie signed them back in with a fresh lifetime."""
-    app.config.update(SESSION_IDLE_TIMEOUT=timedelta(minutes=1), REMEMBERED_SESSION_IDLE_TIMEOUT=timedelta(minutes=1))
+    app.session_limits = replace(app.session_limits, idle=timedelta(minutes=1), remembered_idle=timedelta(minutes=1))
     auth.register()
     auth.logout()
     auth.login(remember=True)
@@ -184,6 +185,6 @@ def test_ending_this_session_from_the_list_signs_out_here(app, client, auth):
     ],
 )
 def test_device_names_are_coarse(user_agent, device):
-    from app import _device_name
+    from accounts import device_name
 
-    assert _device_name(user_agent) == device
+    assert device_name(user_agent) == device

@@ -1,0 +1,451 @@
+"""SecureShare's accounts: passwords, sessions, two-factor, recovery codes, API tokens and guess budgets. Imports no Flask.
+
+Like the vault, each change takes a database session, the time and its inputs and returns what happened, never an
+HTTP answer; a change that must not race is one guarded statement whose row count is checked (vault.guarded_update).
+"""
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
+
+from schema import ApiToken, RecoveryCode, User, UserSession, new_token, token_digest
+from vault import KeyRing, guarded_update
+
+MIN_PASSWORD_SCORE = 3
+ZXCVBN_MAX_LENGTH = 72
+RECOVERY_CODE_COUNT = 10
+TOTP_CODE_RE = re.compile(r"[0-9]{6}")
+API_TOKEN_PREFIX = "ss_"  # noqa: S105 - a visible prefix, so a leaked token is recognisable in a scan
+SESSION_SEEN_STEP = timedelta(seconds=30)  # last-seen is written at most this often: one write, not one per request
+TOKEN_USE_STEP = timedelta(minutes=1)
+DEVICE_COOKIE_ACCOUNTS = 5
+# A tiny user-agent reading for the sessions list: the first match wins, so the more specific names come first.
+BROWSER_MARKS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+SYSTEM_MARKS = (
+    ("Android", "Android"), ("iPhone", "iPhone"), ("iPad", "iPad"), ("Windows", "Windows"), ("CrOS", "ChromeOS"),
+    ("Mac OS X", "macOS"), ("Linux", "Linux"),
+)  # fmt: skip
+
+
+# --- passwords -----------------------------------------------------------------------------------------------------
+
+
+class Passwords:
+    """Account password hashing (Argon2id), with a dummy hash so an unknown account costs the same time."""
+
+    def __init__(self, memory_kib: int, time_cost: int, parallelism: int):
+        self.hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self.hasher.hash(password)
+
+    def check(self, user: User | None, password: str) -> bool:
+        """Verify an account password; for an unknown user, spend the same time on the dummy hash."""
+        stored = user.password_hash if user else self.dummy_hash
+        try:
+            self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return user is not None
+
+    def needs_rehash(self, user: User) -> bool:
+        return self.hasher.check_needs_rehash(user.password_hash)
+
+
+def password_feedback(password: str, user_inputs: list[str]) -> str | None:
+    """Return why zxcvbn finds `password` too guessable, or None when it scores well enough."""
+    result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[value for value in user_inputs if value])
+    if result["score"] >= MIN_PASSWORD_SCORE:
+        return None
+    feedback = result["feedback"]
+    hints = [feedback["warning"], *feedback["suggestions"]]
+    return " ".join(hint for hint in hints if hint) or "This password is too easy to guess."
+
+
+# --- users ---------------------------------------------------------------------------------------------------------
+
+
+def find_user_by(session: Session, column, value: str) -> User | None:
+    """Return the user whose `column` (username or email) matches `value` the way the unique index compares."""
+    return session.execute(select(User).where(func.lower(column) == value.lower())).scalar_one_or_none()
+
+
+def find_user_for_login(session: Session, login: str) -> User | None:
+    """Return the user a sign-in names: by email when it has an @, else by username."""
+    return find_user_by(session, User.email if "@" in login else User.username, login)
+
+
+def set_password(session: Session, passwords: Passwords, user: User, password: str) -> None:
+    user.password_hash = passwords.hash(password)
+    session.commit()
+
+
+# --- sessions ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a browser session lives: in all, and without a visit; longer when kept signed in (at most 14 days)."""
+
+    lifetime: timedelta
+    idle: timedelta
+    remembered_lifetime: timedelta
+    remembered_idle: timedelta
+
+    def of(self, remember: bool) -> tuple[timedelta, timedelta]:
+        """Return (absolute lifetime, idle limit) of a session."""
+        return (self.remembered_lifetime, self.remembered_idle) if remember else (self.lifetime, self.idle)
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The session was past its limits: it has ended now."""
+
+
+def open_session(
+    session: Session, user: User, remember: bool, limits: SessionLimits, device: str, network: str, now: datetime
+) -> str:
+    """Store a brand-new session for `user` and return its token (only the digest is kept)."""
+    token = new_token()
+    lifetime, _idle = limits.of(remember)
+    session.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=token_digest(token),
+            remember=remember,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + lifetime,
+            device=device,
+            ip_prefix=network,
+        )
+    )
+    session.commit()
+    return token
+
+
+def resolve_session(session: Session, token: str, limits: SessionLimits, now: datetime) -> UserSession | TimedOut | None:
+    """Return the live session a cookie's token names; a session past its limits ends here (TimedOut).
+
+    Ended sessions have no row, so no cookie (copied, remembered or replayed) brings one back.
+    """
+    found = session.execute(select(UserSession).filter_by(token_hash=token_digest(token))).scalar_one_or_none()
+    if found is None:
+        return None
+    if not found.is_live(now, limits.of(found.remember)[1]):
+        end_sessions(session, UserSession.id == found.id)
+        return TimedOut()
+    return found
+
+
+def touch_session(session: Session, user_session: UserSession, now: datetime) -> None:
+    """Record activity for the idle limit, at most once per SESSION_SEEN_STEP."""
+    if now - user_session.last_seen_at >= SESSION_SEEN_STEP:
+        user_session.last_seen_at = now
+        session.commit()
+
+
+def end_sessions(session: Session, *conditions) -> int:
+    """Delete the matching sessions: their cookies, remember cookie included, resolve to nothing from now on."""
+    ended = session.execute(delete(UserSession).where(*conditions).execution_options(synchronize_session=False))
+    session.commit()
+    return ended.rowcount
+
+
+def end_session_of(session: Session, user_id: int, session_id: int) -> str | None:
+    """End one session of `user_id`; return its device name, or None when it is not theirs (or gone)."""
+    found = session.execute(select(UserSession).filter_by(id=session_id, user_id=user_id)).scalar_one_or_none()
+    if found is None:
+        return None
+    device = found.device
+    end_sessions(session, UserSession.id == found.id, UserSession.user_id == user_id)
+    return device
+
+
+def end_stale_sessions(session: Session, limits: SessionLimits, now: datetime) -> int:
+    """Delete sessions past their absolute or idle limit (they are refused anyway; this keeps the table small)."""
+    return end_sessions(
+        session,
+        or_(
+            UserSession.expires_at <= now,
+            UserSession.last_seen_at < now - max(limits.idle, limits.remembered_idle),
+            (UserSession.remember.is_(False)) & (UserSession.last_seen_at < now - limits.idle),
+        ),
+    )
+
+
+def sessions_of(session: Session, user_id: int, here_id: int) -> list[UserSession]:
+    """Return every live session of a user, this one first, then the most recently seen."""
+    rows = session.execute(
+        select(UserSession).where(UserSession.user_id == user_id).order_by(UserSession.last_seen_at.desc())
+    ).scalars()
+    return sorted(rows, key=lambda row: row.id != here_id)
+
+
+# --- devices and networks ---------------------------------------------------------------------------------------------
+
+
+def device_name(user_agent: str) -> str:
+    """Return a coarse device name for the sessions list: 'Chrome on Android', 'Firefox on Windows'."""
+    browser = next((name for mark, name in BROWSER_MARKS if mark in user_agent), None)
+    system = next((name for mark, name in SYSTEM_MARKS if mark in user_agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown device"
+
+
+def ip_prefix(address: str | None, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
+    """Return the client's network, never its address: /24 for IPv4, /48 (or `v6_prefix`) for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return ""
+    prefix = v4_prefix if ip.version == 4 else v6_prefix
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def client_network(address: str | None) -> str:
+    """Rate-limit key for a caller: its IPv4 address, or its IPv6 /64 (what one subscriber gets) by its first address."""
+    network = ip_prefix(address, v4_prefix=32, v6_prefix=64)
+    return network.partition("/")[0] if network else (address or "")
+
+
+def short_digest(value: str) -> str:
+    """Return a short one-way digest, for rate-limit keys that must not store ids or logins."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+class DeviceCookie:
+    """OWASP's device cookie: a signed list of [user id, nonce] for the accounts this browser signed in to."""
+
+    def __init__(self, secret_key: str):
+        self._serializer = URLSafeSerializer(secret_key, salt="secureshare device")
+
+    def read(self, raw: str | None) -> dict[int, str]:
+        """Return {user id: nonce}; nothing when the cookie is missing or forged."""
+        if not raw:
+            return {}
+        try:
+            entries = self._serializer.loads(raw)
+        except BadSignature:
+            return {}
+        if not isinstance(entries, list):
+            return {}
+        return {entry[0]: entry[1] for entry in entries if isinstance(entry, list) and len(entry) == 2}
+
+    def with_account(self, raw: str | None, user_id: int) -> str:
+        """Return the cookie's new value, with `user_id` first (keeping its nonce) and at most 5 accounts."""
+        entries = self.read(raw)
+        entries.setdefault(user_id, secrets.token_urlsafe(16))
+        recent = [[user_id, entries.pop(user_id)], *([key, nonce] for key, nonce in entries.items())]
+        return self._serializer.dumps(recent[:DEVICE_COOKIE_ACCOUNTS])
+
+
+def guess_account_key(user_id: int | None, login: str) -> str:
+    """Key guesses on the account: its id when the login resolves (username and email are one), else the login typed."""
+    if user_id is not None:
+        return f"user:{user_id}"
+    return "login:" + short_digest(login.strip().lower())
+
+
+def guess_device_key(nonce: str | None) -> str:
+    return "device:" + short_digest(nonce or "")
+
+
+# --- two-factor ------------------------------------------------------------------------------------------------------
+
+
+def new_totp_key() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(key: str, username: str) -> str:
+    """Return the otpauth:// address an authenticator app takes (as a QR code or a link)."""
+    return pyotp.TOTP(key).provisioning_uri(name=username, issuer_name="SecureShare")
+
+
+def _sealed_totp_columns(keys: KeyRing, user_id: int, key: str) -> dict:
+    """Return the user columns holding `key` sealed under the newest server key, bound to its user and key id."""
+    return {"totp_key_id": keys.newest_id, "totp_key_sealed": keys.seal_label(keys.newest_id, "totp", f"user:{user_id}", key)}
+
+
+def open_totp_key(keys: KeyRing, user: User) -> str | None:
+    """Return the user's TOTP key, or None when there is none or it cannot be opened (unknown key, tampered row)."""
+    if user.totp_key_sealed is None or user.totp_key_id is None:
+        return None
+    return keys.open_label(user.totp_key_id, "totp", f"user:{user.id}", user.totp_key_sealed)
+
+
+def seal_pending_key(keys: KeyRing, session_id: int, key: str) -> tuple[str, bytes]:
+    """Seal a key being enrolled, bound to one browser session: another session cannot open it."""
+    return keys.newest_id, keys.seal_label(keys.newest_id, "totp-pending", f"session:{session_id}", key)
+
+
+def open_pending_key(keys: KeyRing, session_id: int, stored) -> str | None:
+    """Open what seal_pending_key made; None for anything else (another session's, a removed key, junk)."""
+    key_id, sealed = stored if isinstance(stored, list | tuple) and len(stored) == 2 else ("", b"")
+    if not isinstance(sealed, bytes):
+        return None
+    return keys.open_label(str(key_id), "totp-pending", f"session:{session_id}", sealed)
+
+
+def matching_totp_step(key: str, code: str, now: datetime) -> int | None:
+    """Return the time step `code` belongs to, when it is the current one or one either side (clock skew)."""
+    if not TOTP_CODE_RE.fullmatch(code):
+        return None
+    totp = pyotp.TOTP(key)
+    current = totp.timecode(now)
+    steps = (current - 1, current, current + 1)
+    return next((step for step in steps if hmac.compare_digest(totp.generate_otp(step), code)), None)
+
+
+def _claim_totp_step(session: Session, user: User, step: int) -> bool:
+    """Record `step` as used, in one guarded UPDATE: False when it (or a later one) was used already."""
+    fresh = or_(User.totp_last_step.is_(None), User.totp_last_step < step)
+    claimed = guarded_update(session, User, (User.id == user.id, fresh), totp_last_step=step)
+    session.refresh(user)
+    return claimed
+
+
+def _accept_totp(session: Session, keys: KeyRing, user: User, code: str, now: datetime) -> bool:
+    """Accept a code of the user's key, of the current time step or one either side, once."""
+    key = open_totp_key(keys, user)
+    step = matching_totp_step(key, code, now) if key is not None else None
+    return step is not None and _claim_totp_step(session, user, step)
+
+
+def accept_second_factor(session: Session, keys: KeyRing, user: User, code: str, now: datetime) -> bool:
+    """Accept an authenticator code or, failing that, an unused recovery code."""
+    code = code.replace(" ", "")
+    if TOTP_CODE_RE.fullmatch(code):
+        return _accept_totp(session, keys, user, code, now)
+    return _use_recovery_code(session, user, code)
+
+
+def turn_on_two_factor(session: Session, keys: KeyRing, user: User, key: str, step: int, now: datetime) -> bool:
+    """Store the confirmed key and turn two-factor on, in one guarded UPDATE: False when it was on already."""
+    values = _sealed_totp_columns(keys, user.id, key) | {"totp_last_step": step, "two_factor_since": now}
+    turned_on = guarded_update(session, User, (User.id == user.id, User.two_factor_since.is_(None)), **values)
+    session.refresh(user)
+    return turned_on
+
+
+def turn_off_two_factor(session: Session, user: User) -> None:
+    """Erase the key and the recovery codes."""
+    user.totp_key_sealed = user.totp_key_id = user.totp_last_step = user.two_factor_since = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.commit()
+
+
+def two_factor_keys_by_key_id(session: Session) -> dict[str, int]:
+    """Return how many accounts' two-factor keys each server key seals."""
+    counted = select(User.totp_key_id, func.count()).where(User.totp_key_id.is_not(None)).group_by(User.totp_key_id)
+    return dict(session.execute(counted).all())
+
+
+def rewrap_totp_keys(session: Session, keys: KeyRing) -> tuple[int, int]:
+    """Re-seal every two-factor key under the newest server key; return (moved, left under a removed key)."""
+    moved = stuck = 0
+    stale = select(User).where(User.totp_key_id.is_not(None), User.totp_key_id != keys.newest_id)
+    for user in session.execute(stale).scalars().all():
+        if (key := open_totp_key(keys, user)) is None:
+            stuck += 1
+            continue
+        same = (User.id == user.id, User.totp_key_id == user.totp_key_id)
+        moved += guarded_update(session, User, same, **_sealed_totp_columns(keys, user.id, key))
+    return moved, stuck
+
+
+# --- recovery codes ---------------------------------------------------------------------------------------------------
+
+
+def _normal_recovery_code(code: str) -> str:
+    return re.sub(r"[\s-]", "", code).lower()
+
+
+def _use_recovery_code(session: Session, user: User, code: str) -> bool:
+    """Spend a recovery code: one guarded DELETE, so a code works exactly once."""
+    used = session.execute(
+        delete(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == token_digest(_normal_recovery_code(code)))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return used.rowcount == 1
+
+
+def new_recovery_codes(session: Session, user: User) -> list[str]:
+    """Replace the user's recovery codes with ten new ones; return them (grouped by four) for showing once."""
+    codes = [base64.b32encode(os.urandom(10)).decode().lower() for _ in range(RECOVERY_CODE_COUNT)]
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    session.add_all(RecoveryCode(user_id=user.id, code_hash=token_digest(code)) for code in codes)
+    session.commit()
+    return ["-".join(code[i : i + 4] for i in range(0, 16, 4)) for code in codes]
+
+
+def recovery_codes_left(session: Session, user: User) -> int:
+    return session.scalar(select(func.count(RecoveryCode.id)).where(RecoveryCode.user_id == user.id))
+
+
+# --- API tokens --------------------------------------------------------------------------------------------------------
+
+
+def issue_api_token(session: Session, user: User, name: str, lifetime: timedelta | None, now: datetime) -> str:
+    """Store a named token for `user` and return it (only its digest is kept: it is shown once)."""
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = now + lifetime if lifetime else None
+    session.add(ApiToken(user_id=user.id, name=name, token_hash=token_digest(token), created_at=now, expires_at=expires_at))
+    session.commit()
+    return token
+
+
+def resolve_api_token(session: Session, token: str | None, now: datetime) -> ApiToken | None:
+    """Return the unexpired token row for `token`, noting when it was last used (at most once a minute)."""
+    if not token:
+        return None
+    row = session.execute(select(ApiToken).filter_by(token_hash=token_digest(token))).scalar_one_or_none()
+    if row is None or row.is_expired(now):
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_STEP:
+        row.last_used_at = now
+        session.commit()
+    return row
+
+
+def api_tokens_of(session: Session, user: User) -> list[ApiToken]:
+    return list(session.execute(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())).scalars())
+
+
+def revoke_api_token(session: Session, user: User, token_id: int) -> str | None:
+    """Revoke one token of `user`; return its name, or None when it is not theirs (or gone)."""
+    name = session.scalar(select(ApiToken.name).filter_by(id=token_id, user_id=user.id))
+    if name is None:
+        return None
+    session.execute(
+        delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id).execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return name
+
+
+def revoke_api_tokens(session: Session, user: User) -> int:
+    revoked = session.execute(
+        delete(ApiToken).where(ApiToken.user_id == user.id).execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return revoked.rowcount

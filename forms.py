@@ -1,0 +1,295 @@
+"""SecureShare's forms (WTForms). Validators get what they need passed in and query nothing: a route checks what
+needs the database (is that email free?) and puts the answer next to the field."""
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
+
+from accounts import password_feedback
+from timetext import duration_text
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
+EXPIRATION_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+EXPIRATION_CHOICES = [
+    SelectChoice("1h", "1 hour"),
+    SelectChoice("24h", "24 hours"),
+    SelectChoice("7d", "7 days"),
+    SelectChoice("custom", "Custom"),
+]
+CUSTOM_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
+TOKEN_LIFETIMES = {"30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365), "never": None}
+TOKEN_LIFETIME_CHOICES = [
+    SelectChoice("30d", "30 days"),
+    SelectChoice("90d", "90 days"),
+    SelectChoice("365d", "1 year"),
+    SelectChoice("never", "Never"),
+]
+TAKEN_MESSAGES = {
+    # The form must say this much for a person to recover; sign-in never reveals which accounts exist.
+    "username": "That username is taken. Try another.",
+    "email": "That email already has an account. Sign in instead.",
+}
+
+
+@dataclass(frozen=True)
+class SecretLimits:
+    """What a secret may hold and how long it may last, from the settings."""
+
+    content_bytes: int
+    min_lifetime: timedelta
+    max_lifetime: timedelta
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _email_field(label: str) -> StringField:
+    return StringField(
+        label,
+        filters=[_strip],
+        validators=[InputRequired("Enter your email address."), Length(max=254), Email("Enter a valid email address.")],
+    )
+
+
+def _code_field(label: str, required: bool) -> StringField:
+    presence = InputRequired("Enter the code.") if required else Optional()
+    return StringField(label, filters=[_strip], validators=[presence, Length(max=32, message="That code is too long.")])
+
+
+def mark_taken(form: FlaskForm, fields: list[str]) -> bool:
+    """Put "already taken" next to each of `fields` (found by the route); return whether the form is still valid."""
+    for name in fields:
+        form[name].errors = [*form[name].errors, TAKEN_MESSAGES[name]]
+    return not fields
+
+
+# --- accounts ------------------------------------------------------------------------------------------------------
+
+
+class NewPasswordMixin:
+    """A new account password (12-128 characters) that zxcvbn must score at 3 or more."""
+
+    password = PasswordField(
+        "Password",
+        validators=[
+            InputRequired("Choose a password."),
+            Length(min=12, max=128, message="Use 12 to 128 characters."),
+        ],
+    )
+    confirm = PasswordField(
+        "Repeat password", validators=[InputRequired("Repeat the password."), EqualTo("password", "The passwords don't match.")]
+    )
+
+    def password_context(self) -> list[str]:
+        return []
+
+    def validate_password(self, field) -> None:
+        feedback = password_feedback(field.data, self.password_context())
+        if feedback:
+            raise ValidationError(f"Too easy to guess. {feedback}")
+
+
+class RegisterForm(NewPasswordMixin, FlaskForm):
+    username = StringField(
+        "Username",
+        filters=[_strip],
+        validators=[InputRequired("Choose a username."), Length(min=3, max=32, message="Use 3 to 32 characters.")],
+    )
+    email = _email_field("Email")
+
+    def password_context(self) -> list[str]:
+        return [self.username.data or "", self.email.data or ""]
+
+    def validate_username(self, field) -> None:
+        if not USERNAME_RE.fullmatch(field.data):
+            raise ValidationError("Use only letters, digits, dots, dashes and underscores.")
+
+
+class LoginForm(FlaskForm):
+    login = StringField("Username or email", filters=[_strip], validators=[InputRequired("Enter your username or email.")])
+    password = PasswordField("Password", validators=[InputRequired("Enter your password."), Length(max=128)])
+    remember = BooleanField("Keep me signed in for 14 days")
+
+
+class LoginCodeForm(FlaskForm):
+    code = _code_field("Code from your authenticator app, or a recovery code", required=True)
+
+
+class ReauthForm(FlaskForm):
+    """Proof that the person at the keyboard owns the account: the password, and a code when two-factor is on."""
+
+    current_password = PasswordField(
+        "Current password", validators=[InputRequired("Enter your current password."), Length(max=128)]
+    )
+    code = _code_field("Code from your authenticator app, or a recovery code", required=False)
+
+
+class TwoFactorForm(ReauthForm):
+    """Turning two-factor on: the password (so a stolen session cannot lock the owner out) and a code of the new key."""
+
+    code = _code_field("Code from your authenticator app", required=True)
+
+
+class ChangePasswordForm(NewPasswordMixin, ReauthForm):
+    keep_tokens = BooleanField("Keep my API tokens working")
+
+    def __init__(self, *args, account_words: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account_words = account_words  # the username and email: a new password must not be built from them
+        self.password.label.text = "New password"
+        self.confirm.label.text = "Repeat new password"
+
+    def password_context(self) -> list[str]:
+        return self.account_words
+
+
+class ChangeEmailForm(ReauthForm):
+    email = _email_field("New email")
+
+
+class CreateTokenForm(ReauthForm):
+    name = StringField(
+        "Name", filters=[_strip], validators=[DataRequired("Name the token after the script that uses it."), Length(max=64)]
+    )
+    lifetime = SelectField("Expires after", choices=TOKEN_LIFETIME_CHOICES, default="90d")
+
+
+class EmptyForm(FlaskForm):
+    """A form with only a CSRF token, for POST-only buttons."""
+
+
+# --- secrets --------------------------------------------------------------------------------------------------------
+
+
+def _validate_content_size(form, field) -> None:
+    limit = form.limits.content_bytes
+    if field.data and len(field.data.encode("utf-8")) > limit:
+        raise ValidationError(f"Keep it under {limit // 1024} KB.")
+
+
+class SecretSettingsForm(FlaskForm):
+    """Settings an owner picks when creating a secret and may change later."""
+
+    title = StringField(
+        "Title",
+        filters=[_strip],
+        validators=[
+            DataRequired("Give it a title, so you both know what it is."),
+            Length(max=100, message="Use at most 100 characters."),
+        ],
+    )
+    expiration = SelectField("Expires after", choices=EXPIRATION_CHOICES, default="24h")
+    custom_amount = IntegerField("Custom time", validators=[Optional()])
+    custom_unit = SelectField("Unit", choices=[SelectChoice(unit) for unit in CUSTOM_UNITS], default="hours")
+    blur_level = IntegerField(
+        "Blur",
+        default=10,
+        validators=[InputRequired("Choose a blur level."), NumberRange(min=0, max=20, message="Choose 0 to 20.")],
+    )
+    max_views = IntegerField(
+        "Maximum views", validators=[Optional(), NumberRange(min=1, max=100, message="Choose 1 to 100, or leave it blank.")]
+    )
+
+    def __init__(self, *args, limits: SecretLimits, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        # Optional() ends the custom amount's checks when it is left out: ask for it here, so lifetime() has a number.
+        if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
+            self.custom_amount.errors.append("Enter how long it should last.")
+            return False
+        return valid
+
+    def validate_custom_amount(self, field) -> None:
+        if self.expiration.data != "custom" or field.data is None:
+            return  # not wanted, not a number (already said), or left out (validate() says so)
+        # Compare whole seconds as Python ints: a huge amount would overflow a float or a timedelta first.
+        seconds = field.data * int(CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"]).total_seconds())
+        low, high = self.limits.min_lifetime, self.limits.max_lifetime
+        if not int(low.total_seconds()) <= seconds <= int(high.total_seconds()):
+            raise ValidationError(f"Choose between {duration_text(low)} and {duration_text(high)}.")
+
+    def lifetime(self) -> timedelta | None:
+        """Return the chosen lifetime, or None when the owner keeps the current expiry."""
+        if self.expiration.data == "custom":
+            return self.custom_amount.data * CUSTOM_UNITS[self.custom_unit.data]
+        return EXPIRATION_PRESETS.get(self.expiration.data)
+
+
+def _secret_password_field(label: str, required: bool) -> PasswordField:
+    presence = InputRequired("Choose a password for this secret.") if required else Optional()
+    return PasswordField(label, validators=[presence, Length(min=8, max=128, message="Use 8 to 128 characters.")])
+
+
+class CreateSecretForm(SecretSettingsForm):
+    content = TextAreaField("Secret", validators=[DataRequired("Write the secret to share."), _validate_content_size])
+    password = _secret_password_field("Password for this secret", required=True)
+    confirm = PasswordField(
+        "Repeat password", validators=[InputRequired("Repeat the password."), EqualTo("password", "The passwords don't match.")]
+    )
+
+
+class EditSecretForm(SecretSettingsForm):
+    expiration = SelectField(
+        "Expires", choices=[SelectChoice("keep", "Keep the current expiry"), *EXPIRATION_CHOICES], default="keep"
+    )
+    current_password = PasswordField("Current password of this secret", validators=[Optional()])
+    content = TextAreaField("New secret", validators=[Optional(), _validate_content_size])
+    password = _secret_password_field("New password", required=False)
+    confirm = PasswordField("Repeat new password", validators=[EqualTo("password", "The passwords don't match.")])
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if (self.content.data or self.password.data) and not self.current_password.data:
+            self.current_password.errors.append("Enter the current password to replace the secret or its password.")
+            return False
+        return valid
+
+
+class UnlockForm(FlaskForm):
+    """The recipient's password. Its CSRF token is not the session's: guards.check_unlock_form checks it."""
+
+    class Meta:
+        csrf = False
+
+    password = PasswordField("Password", validators=[InputRequired("Enter the password you were given."), Length(max=128)])
+
+
+class ApiExpiryMixin:
+    """`expires_in`, in seconds: the API's simple way to set an expiry (its bounds are checked by the API schema)."""
+
+    expires_in = IntegerField("Expires in (seconds)", validators=[Optional()])
+
+    def validate_expires_in(self, field) -> None:
+        if field.data is not None and self.expiration.raw_data:
+            raise ValidationError("Send either expires_in or expiration, not both.")
+
+    def lifetime(self) -> timedelta | None:
+        if self.expires_in.data is not None:
+            return timedelta(seconds=self.expires_in.data)
+        return super().lifetime()
+
+
+class ApiCreateSecretForm(ApiExpiryMixin, CreateSecretForm):
+    # A script types nothing, so the confirmation is optional; when it is sent it must match.
+    confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])
+
+
+class ApiEditSecretForm(ApiExpiryMixin, EditSecretForm):
+    """The edit form's settings; the API never replaces the content or the password."""

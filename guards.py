@@ -1,0 +1,255 @@
+"""Request guards: what every request passes before a view runs, and the headers every answer carries.
+
+Same-origin CSRF, the recipient's form token, malformed input and body limits, and the security headers. One
+before-request hook (`guard_request`) runs the checks in a fixed order, so nothing depends on the order in which
+extensions registered their own hooks: bad input is refused before CSRF or a rate limit reads the form.
+"""
+
+import io
+import posixpath
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from urllib.parse import parse_qsl
+
+from flask import Flask, Response, abort, current_app, g, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from itsdangerous import BadSignature, TimestampSigner
+
+import signin
+from api_schema import ApiError, text_is_clean
+from schema import share_id_digest
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    # Share links never leave the site in a Referer; our own pages keep Origin, which the CSRF check reads.
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": (
+        "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
+        "payment=(), usb=(), browsing-topics=()"
+    ),
+}
+HSTS_VALUE = "max-age=63072000; includeSubDomains"
+# Sec-Fetch-Site values of a request our own pages made ("none": typed or bookmarked by the person).
+OWN_FETCH_SITES = {"same-origin", "none"}
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
+PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
+# The recipient's form stays usable this long; after that a reload gives a fresh one.
+UNLOCK_FORM_MAX_AGE = timedelta(hours=12)
+
+
+class CrossSiteRequest(CSRFError):
+    """An unsafe request that a browser says came from another site."""
+
+
+class SameOriginCSRFProtect(CSRFProtect):
+    """Flask-WTF's token check, then our own same-origin check in place of its Referer check.
+
+    With Referrer-Policy same-origin a form post carries no Referer to demand, but browsers send Sec-Fetch-Site
+    (and Origin), which say where the request came from; SECURITY.md explains the choice.
+    """
+
+    def protect(self, apply_exemptions=False):
+        super().protect(apply_exemptions)
+        if g.get("csrf_valid") and (reason := cross_site_reason()):  # set only where a token was checked
+            current_app.logger.info("refused a cross-site request: %s", reason)
+            raise CrossSiteRequest()
+
+
+csrf = SameOriginCSRFProtect()
+
+
+def csrf_checked_by(check: Callable[[], None]):
+    """Give a view its own origin check in place of the session's CSRF token (the recipient's form, the API)."""
+
+    def mark(view):
+        view.csrf_check = check
+        return view
+
+    return mark
+
+
+# --- the one before-request hook -------------------------------------------------------------------------------------
+
+
+def guard_request():
+    """Run every check a request must pass, in this order: id, malformed input, the session, CSRF."""
+    g.request_id = secrets.token_hex(8)
+    if request.endpoint == "static":
+        _refuse_qr_folder(request.view_args["filename"])
+        return None  # static files need none of the rest
+    if request.endpoint in PROBE_ENDPOINTS or request.routing_exception is not None:
+        return None  # probes need none of this; a routing error is answered as it is
+    _reject_malformed_input()
+    if (answer := signin.enforce_session_lifetime()) is not None:
+        return answer
+    _check_csrf()
+    return None
+
+
+def _check_csrf() -> None:
+    """Check an unsafe request's CSRF token and origin: the session's token, or the view's own check."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    getattr(view, "csrf_check", csrf.protect)()
+
+
+def _refuse_qr_folder(filename: str) -> None:
+    """:raise 404: for any spelling of a path into static/qrcodes (./, x/../, %2e): QR codes go to their owner only."""
+    if posixpath.normpath(filename).lstrip("/").split("/")[0] == "qrcodes":
+        abort(404)
+
+
+# --- where a request came from --------------------------------------------------------------------------------------
+
+
+def _own_origins() -> set[str]:
+    """Return this site's origins: the request's scheme and host (as ProxyFix sees them) and PUBLIC_BASE_URL's."""
+    origins = {f"{request.scheme}://{request.host}".lower()}
+    if public := current_app.config["PUBLIC_BASE_URL"]:
+        origins.add(public.lower())
+    return origins
+
+
+def cross_site_reason() -> str | None:
+    """Tell why an unsafe request did not come from our own pages, or None when it did (or no header says).
+
+    Sec-Fetch-Site is set by the browser and cannot be forged by a page, so it decides when present; else Origin
+    must be ours ("null" never is); with neither (old browsers, scripts) the CSRF token alone decides.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return None if fetch_site in OWN_FETCH_SITES else f"Sec-Fetch-Site {fetch_site}"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in _own_origins():
+        return "foreign Origin"
+    return None
+
+
+# --- the recipient's form token ---------------------------------------------------------------------------------------
+
+
+class _ClockSigner(TimestampSigner):
+    """A timestamp signer that reads the app's clock, so a form's age follows the same 'now' as everything else."""
+
+    def get_timestamp(self) -> int:
+        return int(current_app.clock().timestamp())
+
+
+def _unlock_form_signer(unique_id: str) -> TimestampSigner:
+    return _ClockSigner(current_app.secret_key, salt=f"secureshare unlock form|{share_id_digest(unique_id)}")
+
+
+def unlock_form_token(unique_id: str) -> str:
+    """Return the CSRF token of the recipient's form for one secret: signed and bound to the share id, no session.
+
+    An anonymous recipient has nothing to keep, so the page sets no cookie (nor does a link preview or a scanner).
+    """
+    return _unlock_form_signer(unique_id).sign("unlock").decode()
+
+
+def check_unlock_form() -> None:
+    """Refuse an unlock whose form did not come from this secret's page, or that a browser says came from elsewhere.
+
+    The unlock spends no ambient authority (no cookie gives it anything; the password in the body does), so a token
+    bound to the share id and a cross-site check stand in for the session-bound token. It runs before the rate
+    limits, so a forged post cannot spend the recipient's budget.
+    :raise CSRFError: as CSRFProtect would, so the answer is the same page (CrossSiteRequest for another site).
+    """
+    if reason := cross_site_reason():
+        current_app.logger.info("refused a cross-site unlock: %s", reason)
+        raise CrossSiteRequest()
+    signer = _unlock_form_signer(request.view_args["unique_id"])
+    try:
+        signer.unsign(request.form.get("csrf_token", ""), max_age=UNLOCK_FORM_MAX_AGE.total_seconds())
+    except BadSignature:
+        raise CSRFError("The unlock form is missing, stale or for another secret.") from None
+
+
+# --- malformed input and body limits ----------------------------------------------------------------------------------
+
+
+def _reject_malformed_input() -> None:
+    """Refuse oversized bodies (413), and invalid UTF-8, NUL bytes and lone surrogates in the query or form (400)."""
+    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+        abort(413)  # said up front; Werkzeug would only notice when the body is read
+    _buffer_streamed_body()
+    raw_sources = [request.query_string]
+    if request.mimetype == "application/x-www-form-urlencoded":
+        raw_sources.append(request.get_data(cache=True))
+    for raw in raw_sources:
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            abort(400)
+        if len(pairs) > current_app.config["MAX_FORM_PARTS"]:
+            abort(413)  # Werkzeug caps parts of multipart forms only
+        if any(not text_is_clean(key + value) for key, value in pairs):
+            abort(400)
+    # In multipart forms Werkzeug has already replaced bad bytes by U+FFFD: refuse rather than store a changed text.
+    if request.mimetype == "multipart/form-data" and any(
+        "\ufffd" in value or not text_is_clean(value) for value in request.form.values()
+    ):
+        abort(400)
+
+
+def _buffer_streamed_body() -> None:
+    """Read a body sent without a length (chunked) up to the limit, so an oversized one is a 413, not cut short.
+
+    Werkzeug stops reading such a body at MAX_CONTENT_LENGTH and hands over what it has: a form or JSON silently cut.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    body = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    request.environ["wsgi.input"] = io.BytesIO(body)
+
+
+# --- API callers ----------------------------------------------------------------------------------------------------
+
+
+def api_auth_required(view):
+    """Require a caller and hand it to the view as `caller`; a cookie caller must also send the CSRF token."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        caller = signin.api_caller()
+        if caller is None:
+            raise ApiError(401, "unauthorized", "Sign in or send an API token.")
+        if signin.bearer_token() is None and request.method not in {"GET", "HEAD"}:
+            csrf.protect()  # a cookie is ambient, a bearer token is not
+        return view(*args, caller=caller, **kwargs)
+
+    wrapped.requires_auth = True  # read by the OpenAPI document
+    return wrapped
+
+
+# --- security headers ---------------------------------------------------------------------------------------------------
+
+
+def install_security_headers(app: Flask) -> None:
+    """Set the security headers on every answer: static files may be cached, nothing else is, nor indexed."""
+    static = dict(SECURITY_HEADERS)
+    if app.config["HSTS"]:
+        static["Strict-Transport-Security"] = HSTS_VALUE
+    page = {**static, "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+
+    @app.after_request
+    def _set_security_headers(response: Response) -> Response:
+        response.headers.update(static if request.endpoint == "static" else page)
+        if g.get("request_id"):
+            response.headers["X-Request-ID"] = g.request_id
+        return response

@@ -1,0 +1,126 @@
+"""Rate limits (Flask-Limiter): sign-in and every other password or code guess, sign-up, creating and unlocking
+secrets, and the API. Which budget a guess spends is decided in accounts.py; this wires the budgets to the routes."""
+
+from flask import current_app, g, request
+from flask_limiter import Limiter
+from flask_login import current_user
+
+import accounts
+import signin
+from extensions import db
+
+
+def _client_network() -> str:
+    return accounts.client_network(request.remote_addr)
+
+
+limiter = Limiter(key_func=_client_network)  # one address, or one IPv6 /64
+
+
+def _setting(name: str):
+    return lambda: current_app.config[name]
+
+
+# --- guesses of passwords and codes -------------------------------------------------------------------------------
+
+
+def _guessed_user_id() -> int | None:
+    """Return the account a password or code is being tried on in this request, when it resolves to one."""
+    if "guessed_user_id" not in g:  # cached: three limits and their exemptions ask for it
+        g.guessed_user_id = _resolve_guessed_user_id()
+    return g.guessed_user_id
+
+
+def _resolve_guessed_user_id() -> int | None:
+    if request.endpoint == "web.login":
+        user = accounts.find_user_for_login(db.session, _typed_login())
+        return user.id if user else None
+    if request.endpoint == "web.login_code":
+        return (signin.pending_login() or {}).get("user")
+    return current_user.id if current_user.is_authenticated else None
+
+
+def _typed_login() -> str:
+    return (request.form.get("login") or "").strip()
+
+
+def _guess_account_key() -> str:
+    return accounts.guess_account_key(_guessed_user_id(), _typed_login())
+
+
+def _trusted_device_nonce() -> str | None:
+    return signin.trusted_device_nonce(_guessed_user_id())
+
+
+def _from_trusted_device() -> bool:
+    return _trusted_device_nonce() is not None
+
+
+def _from_unknown_device() -> bool:
+    return not _from_trusted_device()
+
+
+def _device_key() -> str:
+    return accounts.guess_device_key(_trusted_device_nonce())
+
+
+# Password and code guesses (sign-in, its code step and every re-authentication) share one budget per account and
+# per network for unknown devices; a trusted device has a budget of its own, so guessers cannot lock the owner out.
+# The back-off is the rate string's longer windows (10 a minute, then 30 an hour, then 100 a day). No meta limits:
+# Flask-Limiter checks those before `exempt_when`, so unknown devices' breaches would refuse trusted ones too.
+_guess_rate = _setting("RATELIMIT_LOGIN")
+GUESS_LIMITS = (
+    limiter.shared_limit(_guess_rate, scope="guess-network", methods=["POST"], exempt_when=_from_trusted_device),
+    limiter.shared_limit(
+        _guess_rate, scope="guess-account", key_func=_guess_account_key, methods=["POST"], exempt_when=_from_trusted_device
+    ),
+    limiter.shared_limit(
+        _guess_rate, scope="guess-device", key_func=_device_key, methods=["POST"], exempt_when=_from_unknown_device
+    ),
+)
+
+
+def throttle_guesses(view):
+    """Apply the guess limits to a view that checks a password or a second-factor code."""
+    for limit in GUESS_LIMITS:
+        view = limit(view)
+    return view
+
+
+# --- sign-up, secrets, the API ----------------------------------------------------------------------------------------
+
+register_limit = limiter.limit(_setting("RATELIMIT_REGISTER"), methods=["POST"])
+
+
+def _creator_key() -> str:
+    """Key per-user limits on the account (by row id, which survives sign-outs), page or API alike."""
+    user = signin.api_caller() if request.path.startswith("/api/") else current_user
+    return f"user:{getattr(user, 'id', None)}"
+
+
+# One budget for creating secrets, shared by the page and the API.
+create_limit = limiter.shared_limit(_setting("RATELIMIT_CREATE"), scope="create-secret", key_func=_creator_key, methods=["POST"])
+
+
+def _unlock_limits_key() -> str:
+    return "unlock:" + accounts.short_digest(request.view_args["unique_id"])
+
+
+# One budget per address and one per secret for unlocking, shared by the page and the API: two doors, one lock.
+unlock_ip_limit = limiter.shared_limit(_setting("RATELIMIT_UNLOCK_IP"), scope="unlock-ip", methods=["POST"])
+unlock_secret_limit = limiter.shared_limit(
+    _setting("RATELIMIT_UNLOCK_SECRET"), scope="unlock-secret", key_func=_unlock_limits_key, methods=["POST"]
+)
+
+
+def _api_limit_key() -> str:
+    """Key the API budget on the resolved caller (token, else user, else network), never on a header it can vary."""
+    user = signin.api_caller()
+    if (token_id := signin.api_token_id()) is not None:
+        return f"api:token:{token_id}"
+    return f"api:user:{user.id}" if user is not None else "api:network:" + _client_network()
+
+
+def limit_the_api(api) -> None:
+    """API calls are limited per token, per signed-in user, or per network for strangers."""
+    limiter.limit(_setting("RATELIMIT_API"), key_func=_api_limit_key)(api)

@@ -1,0 +1,209 @@
+"""Start-up: settings checked before anything is served, key files, the cores' settings objects, and logging.
+
+Each check refuses to start with one line saying what to fix, never a traceback.
+"""
+
+import base64
+import logging
+import os
+import re
+import secrets
+import sys
+from datetime import timedelta
+from logging.handlers import WatchedFileHandler
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from flask import Flask, g, has_request_context
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import vault
+from accounts import Passwords, SessionLimits
+from redaction import redact
+from schema import utcnow
+
+MIN_SECRET_KEY_LENGTH = 32
+MAX_PROXY_COUNT = 5
+MAX_REMEMBERED_SESSION = timedelta(days=14)
+HOST_RE = re.compile(
+    r"\.?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
+)
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(message)s"
+
+
+def refuse_to_start(what_to_fix: str) -> NoReturn:
+    raise SystemExit(f"SecureShare will not start: {what_to_fix}")
+
+
+# --- settings -----------------------------------------------------------------------------------------------------
+
+
+def check_settings(settings: dict) -> None:
+    """Refuse settings that would make every request fail or trust the wrong header, with one line saying why."""
+    _check_public_base_url(settings["PUBLIC_BASE_URL"])
+    _check_trusted_hosts(settings["TRUSTED_HOSTS"])
+    settings["PROXY_COUNT"] = _proxy_count(settings["PROXY_COUNT"])
+
+
+def _check_public_base_url(value: str | None) -> None:
+    """Refuse a PUBLIC_BASE_URL that is not scheme://host[:port]: every link would be built on it."""
+    if not value:
+        return
+    parts = urlsplit(value)
+    extra = parts.path or parts.query or parts.fragment or parts.netloc.startswith(".")
+    if parts.scheme not in {"http", "https"} or not HOST_RE.fullmatch(parts.netloc) or extra:
+        refuse_to_start("PUBLIC_BASE_URL must be the site's address with scheme and host, like https://secrets.example.org.")
+
+
+def _check_trusted_hosts(hosts: list[str] | None) -> None:
+    for host in hosts or []:
+        if not HOST_RE.fullmatch(host):
+            refuse_to_start(f"TRUSTED_HOSTS must list host names like secrets.example.org (or host:port), not {host!r}.")
+
+
+def _proxy_count(value) -> int:
+    """Return PROXY_COUNT as a number of hops, refusing anything but 0 to MAX_PROXY_COUNT."""
+    written = str(value).strip()
+    if not written.isascii() or not written.isdigit() or int(written) > MAX_PROXY_COUNT:
+        refuse_to_start(f"PROXY_COUNT must be how many reverse proxies stand in front, 0 to {MAX_PROXY_COUNT}.")
+    return int(written)
+
+
+def configure_hosts(settings: dict) -> None:
+    """Answer only to known host names: TRUSTED_HOSTS, else PUBLIC_BASE_URL's host; production needs one of them."""
+    if not settings["TRUSTED_HOSTS"] and settings["PUBLIC_BASE_URL"]:
+        settings["TRUSTED_HOSTS"] = [urlsplit(settings["PUBLIC_BASE_URL"]).hostname]
+    if settings["REQUIRE_HOSTS"] and not settings["TRUSTED_HOSTS"]:
+        refuse_to_start("set PUBLIC_BASE_URL or TRUSTED_HOSTS in the environment (see README).")
+
+
+def configure_proxy(app: Flask) -> None:
+    """Trust exactly PROXY_COUNT hops of X-Forwarded-For/-Proto/-Host, so a client cannot forge them."""
+    if hops := app.config["PROXY_COUNT"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+# --- keys and the cores' settings -------------------------------------------------------------------------------------
+
+
+def key_ring(settings: dict) -> vault.KeyRing:
+    """Take SECRET_KEY and ENCRYPTION_KEYS from the environment (in development, generate them once); build the ring.
+
+    :raise SystemExit: when a key is missing in production, or ENCRYPTION_KEYS is malformed or names an id twice.
+    """
+    missing = [name for name in ("SECRET_KEY", "ENCRYPTION_KEYS") if not settings[name]]
+    if missing and settings["REQUIRE_KEYS"]:
+        refuse_to_start(f"set {' and '.join(missing)} in the environment (see README).")
+    # It signs sessions, CSRF tokens and device cookies: a short one could be guessed offline from any of them.
+    if settings["REQUIRE_KEYS"] and len(settings["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH:
+        refuse_to_start(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters "
+            "(python3 -c 'import secrets; print(secrets.token_hex(32))')."
+        )
+    key_dir = settings["KEY_DIR"]
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _kept_or_new(key_dir, "secret_key", lambda: secrets.token_hex(32))
+    if not settings["ENCRYPTION_KEYS"]:
+        settings["ENCRYPTION_KEYS"] = _kept_or_new(key_dir, "encryption_keys", _new_encryption_key)
+    cost = vault.KdfCost(settings["KDF_MEMORY_KIB"], settings["KDF_ITERATIONS"], settings["KDF_LANES"])
+    try:
+        slots, wait = settings["KDF_MAX_CONCURRENT"], settings["KDF_WAIT_SECONDS"]
+        return vault.KeyRing.parse(settings["ENCRYPTION_KEYS"], cost, slots, wait)
+    except vault.KeyRingError as error:
+        refuse_to_start(str(error))
+
+
+def _kept_or_new(key_dir: Path | None, name: str, make) -> str:
+    """Return the key kept in `key_dir` (made once, mode 0600), or a fresh one when there is no folder (tests)."""
+    if not key_dir:
+        return make()
+    path = Path(key_dir) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+    return path.read_text().strip()
+
+
+def _new_encryption_key() -> str:
+    return f"k{utcnow():%Y%m%d}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def vault_policy(settings: dict) -> vault.Policy:
+    return vault.Policy(
+        max_failed_attempts=settings["SECRET_MAX_FAILED_ATTEMPTS"],
+        max_lifetime=settings["SECRET_MAX_EXPIRY"],
+        retention=settings["SECRET_RETENTION"],
+        purge_batch=settings["PURGE_BATCH_SIZE"],
+        qr_dir=Path(settings["QR_DIR"]),
+    )
+
+
+def password_hashing(settings: dict) -> Passwords:
+    return Passwords(
+        settings["PASSWORD_HASH_MEMORY_KIB"], settings["PASSWORD_HASH_TIME_COST"], settings["PASSWORD_HASH_PARALLELISM"]
+    )
+
+
+def session_limits(settings: dict) -> SessionLimits:
+    """The sessions' limits; a kept-signed-in session lasts REMEMBER_COOKIE_DURATION, at most 14 days."""
+    return SessionLimits(
+        lifetime=settings["SESSION_ABSOLUTE_LIFETIME"],
+        idle=settings["SESSION_IDLE_TIMEOUT"],
+        remembered_lifetime=min(settings["REMEMBER_COOKIE_DURATION"], MAX_REMEMBERED_SESSION),
+        remembered_idle=settings["REMEMBERED_SESSION_IDLE_TIMEOUT"],
+    )
+
+
+# --- logging --------------------------------------------------------------------------------------------------------
+
+
+class RequestLogFilter(logging.Filter):
+    """Stamp each record with the request id, and cut share ids out of it (redaction.py: the rule gunicorn uses too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
+def configure_logging(app: Flask) -> None:
+    """Log to stderr and, when set, to LOG_FILE (0600; WatchedFileHandler: safe to rotate under several workers).
+
+    The app's logger is named "secureshare"; the cores log on its children (secureshare.vault), so their lines
+    reach the same handlers through propagation and nothing is re-pointed.
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if app.config["LOG_FILE"]:
+        handlers.append(_private_file_handler(Path(app.config["LOG_FILE"])))
+    for handler in app.logger.handlers:
+        handler.close()
+    app.logger.handlers.clear()
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.addFilter(RequestLogFilter())
+        app.logger.addHandler(handler)
+    app.logger.setLevel(logging.INFO)
+    app.logger.propagate = False
+    werkzeug_logger = logging.getLogger("werkzeug")  # the development server's request lines
+    if not any(isinstance(known, RequestLogFilter) for known in werkzeug_logger.filters):
+        werkzeug_logger.addFilter(RequestLogFilter())
+
+
+def _private_file_handler(path: Path) -> logging.Handler:
+    """A handler on `path`, created readable by its owner only (log lines name accounts and networks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    return WatchedFileHandler(path, encoding="utf-8")
+
+
+def warn_about_per_process_limits(app: Flask) -> None:
+    # Not refused: one worker on one host is a valid deployment, and the 5-try limit per secret lives in the
+    # database; but with several workers or hosts every budget would multiply (SECURITY.md).
+    if app.config["WARN_PER_PROCESS_LIMITS"] and app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        app.logger.warning(
+            "rate limits are counted per process (memory://): set RATELIMIT_STORAGE_URI=redis://... "
+            "when running several workers or hosts"
+        )
