@@ -13,4 +13,4 @@ if ! flask --app app init-db; then
 fi
 
 echo "entrypoint: starting gunicorn" >&2
-exec gunicorn -c gunicorn.conf.py app:app
+exec gunicorn -c gunicorn.conf.py 'app:create_app()'

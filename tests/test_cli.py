@@ -1,4 +1,4 @@
-"""cli.py, and the README's curl examples, run as subprocesses against the app served by gunicorn on 127.0.0.1.
+"""cli.py, and the curl examples of docs/api.md, run as subprocesses against the app served by gunicorn on 127.0.0.1.
 
 Each run gets a new session (no controlling terminal), so cli.py reads the password from the first line of
 standard input, as documented; the token and server come from the environment or the config file only.
@@ -204,10 +204,10 @@ def test_wrong_token_is_a_refusal(server, home):
     assert "Sign in or send an API token" in result.stderr
 
 
-def test_readme_curl_examples_work(server, token, home):
-    """The README's curl block, run as written, with only the address and the token put in."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"With `make run` going.*?```sh\n(.*?)```", readme, re.DOTALL).group(1)
+def test_api_doc_curl_examples_work(server, token, home):
+    """The curl block of docs/api.md, run as written, with only the address and the token put in."""
+    api_doc = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
+    block = re.search(r"With `make run` going.*?```sh\n(.*?)```", api_doc, re.DOTALL).group(1)
     script = block.replace("http://127.0.0.1:5000", server["url"]).replace("ss_paste-your-token-here", token)
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
     command = ["bash", "-euo", "pipefail", "-c", script]
