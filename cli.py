@@ -4,7 +4,7 @@
 Standard library only (segno, when installed, draws the QR code for `share --qr`).
 
     cli.py share [--file PATH] [--title T] [--expires 24h] [--max-views N] [--blur N] [--qr]
-    cli.py open URL
+    cli.py open [--raw] URL
     cli.py list [--status STATUS]
     cli.py delete ID_OR_URL
 
@@ -16,6 +16,12 @@ where the secret is, and opening it needs only its password.
 Passwords are asked on the terminal without echo (twice for `share`). Without a terminal (a pipe, a CI job), the
 password is the first line of standard input, read once; `share` then reads the secret from --file or from the rest
 of standard input.
+
+Everything a server sends is shown with its control and invisible characters spelled out (^[ for ESC, <U+202E>
+for a right-to-left override): a link may point to anyone's server, and escape sequences would drive the terminal
+(set the clipboard, the window title, clear the screen). `open` keeps the content's line breaks and tabs, and spells
+out the rest wherever its output goes (a pipe often ends on a terminal); `open --raw` writes the exact content, for
+scripts, and refuses a terminal.
 
 Exit status: 0 done, 1 the server refused (wrong password, gone, not found...), 2 bad usage or configuration,
 3 the server could not be reached.
@@ -29,6 +35,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -41,6 +48,13 @@ SHARE_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,43}")
 DURATION_RE = re.compile(r"([0-9]+)([smhd]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 EXPIRES_WIDTH = len("2026-01-31T09:30:00.123456+00:00")  # the API's timestamps, microseconds included
+# What a terminal obeys or hides rather than shows: controls (Cc: C0, DEL, C1 such as CSI 0x9b), format characters
+# (Cf: bidi overrides and isolates that reorder the text around them, zero-width characters), line and paragraph
+# separators, and lone surrogates (not text at all).
+HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+# A secret's layout: line breaks (a CR only in CRLF, as browsers send textareas; alone it overwrites the line) and tabs.
+LAYOUT_RE = re.compile(r"(\r?\n|\t)")
+MALFORMED_ANSWER = "the server's answer is not a SecureShare answer"
 
 
 class CliError(Exception):
@@ -136,21 +150,33 @@ def call(method: str, url: str, token: str | None = None, body: dict | None = No
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) origins only
     try:
         with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return json.load(response)
+            answer = response.read()
     except urllib.error.HTTPError as refusal:
         raise CliError(_refusal_text(refusal)) from None
     except (urllib.error.URLError, OSError) as failure:
         reason = getattr(failure, "reason", failure)
         raise CliError(f"cannot reach {urlsplit(url).netloc}: {reason}", EXIT_UNREACHABLE) from None
+    try:
+        return json.loads(answer)
+    except ValueError:
+        raise CliError(MALFORMED_ANSWER) from None
 
 
 def _refusal_text(refusal: urllib.error.HTTPError) -> str:
+    """Return the server's own words (main() cleans them); only the status when they are not shaped as ours."""
     try:
         error = json.load(refusal)["error"]
-    except (ValueError, KeyError, TypeError):
+        fields = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in (error.get("fields") or {}).items())
+        return error["message"] + (f" ({fields})" if fields else "")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return f"the server answered {refusal.code}"
-    fields = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in (error.get("fields") or {}).items())
-    return printable(error["message"] + (f" ({fields})" if fields else ""))
+
+
+def _part(record, name: str, kind: type | tuple[type, ...]):
+    """Return `record[name]` when it has the type a SecureShare server sends; the server may be anyone's."""
+    if not isinstance(record, dict) or not isinstance(record.get(name), kind):
+        raise CliError(MALFORMED_ANSWER)
+    return record[name]
 
 
 # --- input ------------------------------------------------------------------------------------------------------
@@ -206,9 +232,24 @@ def share_id(text: str) -> str:
     raise CliError("that is neither a share link (…/view/<id>) nor a share id", EXIT_USAGE)
 
 
-def printable(text: str) -> str:
-    """Return `text` with control characters shown as '?': a title must not drive the terminal (escape codes)."""
-    return "".join(char if char.isprintable() else "?" for char in text)
+def shown(value, keep_layout: bool = False) -> str:
+    """Return a value from a server as text a terminal shows and never obeys: hidden characters spelled out.
+
+    Every server string goes through here before it is printed. JSON that is not a string (a number, an object
+    where a string belongs) is shown as JSON. `keep_layout` keeps a secret's line breaks and tabs.
+    """
+    text = value if isinstance(value, str) else json.dumps(value)
+    if keep_layout:
+        return "".join(part if LAYOUT_RE.fullmatch(part) else shown(part) for part in LAYOUT_RE.split(text))
+    return "".join(_spelled(char) if unicodedata.category(char) in HIDDEN_CATEGORIES else char for char in text)
+
+
+def _spelled(char: str) -> str:
+    """Return caret notation for a C0 control or DEL (^[ is ESC), else the code point (<U+009B>)."""
+    code = ord(char)
+    if code < 0x20 or code == 0x7F:
+        return "^" + chr(code ^ 0x40)
+    return f"<U+{code:04X}>"
 
 
 # --- commands ---------------------------------------------------------------------------------------------------
@@ -226,11 +267,13 @@ def command_share(args) -> None:
         body["expires_in"] = args.expires
     if args.max_views is not None:
         body["max_views"] = args.max_views
-    secret = call("POST", f"{server}/api/secrets", token, body)["secret"]
-    print(secret["url"])
+    secret = _part(call("POST", f"{server}/api/secrets", token, body), "secret", dict)
+    link = shown(_part(secret, "url", str))
+    print(link)
     if segno:
-        segno.make(secret["url"], error="m", micro=False).terminal(out=sys.stdout, compact=True)
-    print(f"Expires {secret['expires_at']}. Send the password another way: a call, a chat, in person.", file=sys.stderr)
+        segno.make(link, error="m", micro=False).terminal(out=sys.stdout, compact=True)
+    expires = shown(secret.get("expires_at"))
+    print(f"Expires {expires}. Send the password another way: a call, a chat, in person.", file=sys.stderr)
 
 
 def _import_segno():
@@ -245,16 +288,28 @@ def _import_segno():
 
 
 def command_open(args) -> None:
+    if args.raw and sys.stdout.isatty():  # before the unlock, which uses a view
+        raise CliError(
+            "--raw writes control characters as they are, and a terminal would obey them: send the output to a file or a pipe",
+            EXIT_USAGE,
+        )
     origin = _require_safe_origin(args.url, "the link")
     unique_id = share_id(args.url)
     password = ask_password("Password: ")
     # No token here: the link's host may be anyone's, and opening a secret needs only its password.
-    secret = call("POST", f"{origin}/api/secrets/{quote(unique_id)}/unlock", body={"password": password})["secret"]
-    sys.stdout.write(secret["content"])
-    if sys.stdout.isatty() and not secret["content"].endswith("\n"):
-        sys.stdout.write("\n")
-    views = f"{secret['view_count']} of {secret['max_views']}" if secret["max_views"] else f"{secret['view_count']}"
-    print(f"{printable(secret['title'])}: view {views}, expires {secret['expires_at']}", file=sys.stderr)
+    answer = call("POST", f"{origin}/api/secrets/{quote(unique_id)}/unlock", body={"password": password})
+    secret = _part(answer, "secret", dict)
+    content = _part(secret, "content", str)
+    if args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content.encode("utf-8", "surrogatepass"))  # exactly what the server holds
+    else:
+        sys.stdout.write(shown(content, keep_layout=True))
+        if sys.stdout.isatty() and not content.endswith("\n"):
+            sys.stdout.write("\n")
+    view_count, max_views = shown(secret.get("view_count")), secret.get("max_views")
+    views = f"{view_count} of {shown(max_views)}" if max_views else view_count
+    print(f"{shown(secret.get('title'))}: view {views}, expires {shown(secret.get('expires_at'))}", file=sys.stderr)
 
 
 def command_list(args) -> None:
@@ -263,27 +318,30 @@ def command_list(args) -> None:
     while True:
         query = f"?page={page}&per_page=100" + (f"&status={quote(args.status)}" if args.status else "")
         answer = call("GET", f"{server}/api/secrets{query}", token)
-        rows += answer["secrets"]
-        if page >= answer["pages"]:
+        rows += _part(answer, "secrets", list)
+        if page >= _part(answer, "pages", int):
             break
         page += 1
+    if not all(isinstance(row, dict) for row in rows):
+        raise CliError(MALFORMED_ANSWER)
     if not rows:
         print("No secrets yet.", file=sys.stderr)
         return
     print(f"{'ID':<24} {'STATUS':<10} {'VIEWS':<9} {'EXPIRES':<{EXPIRES_WIDTH}} TITLE")
     for secret in rows:
-        views = f"{secret['view_count']}/{secret['max_views'] or '∞'}"
-        expires = f"{secret['expires_at']:<{EXPIRES_WIDTH}}"
-        print(f"{secret['id']:<24} {secret['status']:<10} {views:<9} {expires} {printable(secret['title'])}")
+        views = f"{shown(secret.get('view_count'))}/{shown(secret.get('max_views') or '∞')}"
+        identity, status, expires = (shown(secret.get(name)) for name in ("id", "status", "expires_at"))
+        print(f"{identity:<24} {status:<10} {views:<9} {expires:<{EXPIRES_WIDTH}} {shown(secret.get('title'))}")
 
 
 def command_delete(args) -> None:
     server, token = server_settings()
-    secret = call("DELETE", f"{server}/api/secrets/{quote(share_id(args.secret))}", token)["secret"]
+    answer = call("DELETE", f"{server}/api/secrets/{quote(share_id(args.secret))}", token)
+    secret = _part(answer, "secret", (dict, type(None)))
     if secret is None:  # the API removes an ended record instead of marking it
         print("Deleted: the record is gone (it had already ended).", file=sys.stderr)
         return
-    print(f"Deleted {secret['id']} ({printable(secret['title'])}): its link no longer works.", file=sys.stderr)
+    print(f"Deleted {shown(secret.get('id'))} ({shown(secret.get('title'))}): its link no longer works.", file=sys.stderr)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -302,8 +360,19 @@ def parser() -> argparse.ArgumentParser:
     share.add_argument("--blur", type=int, default=10, help="blur on the recipient's page, 0-20 px (default 10)")
     share.add_argument("--qr", action="store_true", help="also print the link as a QR code")
     share.set_defaults(run=command_share)
-    open_ = commands.add_parser("open", help="open a secret from its link and print its content")
+    open_ = commands.add_parser(
+        "open",
+        help="open a secret from its link and print its content",
+        description="Print a secret's content, with control and invisible characters spelled out (^[ for ESC, "
+        "<U+202E> for a right-to-left override); line breaks and tabs stay as they are.",
+    )
     open_.add_argument("url", help="the share link")
+    open_.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the content's exact bytes, control characters included, for a script or a file "
+        "(refused when standard output is a terminal, which would obey them)",
+    )
     open_.set_defaults(run=command_open)
     list_ = commands.add_parser("list", help="list your secrets")
     list_.add_argument("--status", choices=["active", "expired", "used_up", "destroyed", "deleted"])
@@ -318,8 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except CliError as error:
-        print(f"cli.py: {error}", file=sys.stderr)
+    except CliError as error:  # its words may be the server's
+        print(f"cli.py: {shown(str(error))}", file=sys.stderr)
         return error.status
     except KeyboardInterrupt:
         return 130

@@ -6,9 +6,14 @@ standard input, as documented; the token and server come from the environment or
 
 import json
 import os
+import pty
 import re
+import select
 import subprocess
 import sys
+import threading
+import tty
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -51,14 +56,16 @@ def home(tmp_path):
     return tmp_path
 
 
-def run_cli(*args, stdin: str = "", env: dict | None = None, home: Path) -> subprocess.CompletedProcess:
+def run_cli(*args, stdin: str = "", env: dict | None = None, home: Path, text=True, stdout=subprocess.PIPE):
+    """Run cli.py; its output as text, or as the exact bytes with text=False."""
     base = {"PATH": os.environ["PATH"], "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
     return subprocess.run(
         [sys.executable, str(REPO / "cli.py"), *args],
-        input=stdin,
+        input=stdin if text else stdin.encode(),
         env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=text,
         timeout=120,
         start_new_session=True,  # no controlling terminal: the password comes from standard input
         check=False,
@@ -151,7 +158,7 @@ def test_titles_cannot_send_escape_codes_to_the_terminal(cli):
     link = share(cli, "--title", "Title \x1b]0;pwned\x07 here")
     opened = cli("open", link, stdin=f"{SECRET_PASSWORD}\n")
     assert opened.returncode == 0, opened.stderr
-    assert "\x1b" not in opened.stderr and "Title ?]0;pwned? here" in opened.stderr
+    assert "\x1b" not in opened.stderr and "Title ^[]0;pwned^G here" in opened.stderr
 
 
 def test_delete_of_an_unknown_secret_is_a_refusal(cli):
@@ -217,3 +224,170 @@ def test_api_doc_curl_examples_work(server, token, home):
     assert listed["secrets"][0]["title"] == "Deploy key"  # newest first
     assert unlocked["secret"]["content"] == "hunter2"
     assert deleted == {"success": True, "secret": None}  # an ended record is removed, not marked
+
+
+# --- a hostile server: what a link may point to ------------------------------------------------------------------
+
+# An OSC 52 clipboard write, a window title, a screen clear, a C1 CSI (0x9b, ESC [ in one byte), a backspace, a CR
+# that would overwrite the line, and a right-to-left override.
+ESCAPES = "\x1b]52;c;aGFja2Vk\x07\x1b]0;pwned\x07\x1b[2J\x9b31m\b\r\u202e"
+ESCAPES_SHOWN = "^[]52;c;aGFja2Vk^G^[]0;pwned^G^[[2J<U+009B>31m^H^M<U+202E>"
+HOSTILE_CONTENT = f"line one {ESCAPES}\n\tline two\r\n"  # a CRLF, as browsers send a textarea's lines
+HOSTILE_CONTENT_SHOWN = f"line one {ESCAPES_SHOWN}\n\tline two\r\n"
+# What must never reach a terminal: C0 controls but tab and line feed, a CR outside CRLF, DEL, C1, bidi controls.
+RAW_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+OPENABLE, REFUSED, MALFORMED = "O" * 22, "R" * 22, "M" * 22
+FIELDS = ("id", "status", "view_count", "max_views", "expires_at", "title")
+OPENED = {
+    "content": HOSTILE_CONTENT,
+    "title": ESCAPES,
+    "view_count": ESCAPES,
+    "max_views": {"n": ESCAPES},
+    "expires_at": [ESCAPES],
+}
+HOSTILE_ANSWERS = {  # (method, path): (status, JSON, or bytes sent as they are); anything else is a 404 of escapes
+    ("POST", f"/api/secrets/{OPENABLE}/unlock"): (200, {"secret": OPENED}),
+    ("POST", f"/api/secrets/{REFUSED}/unlock"): (403, {"error": {"message": ESCAPES, "fields": {ESCAPES: [ESCAPES]}}}),
+    ("POST", f"/api/secrets/{MALFORMED}/unlock"): (200, {"secret": ESCAPES}),
+    ("POST", "/api/secrets"): (201, {"secret": {"url": f"https://example.org/view/{ESCAPES}", "expires_at": ESCAPES}}),
+    ("GET", "/api/secrets?page=1&per_page=100"): (200, {"secrets": [dict.fromkeys(FIELDS, ESCAPES)], "pages": 1}),
+    ("GET", "/api/secrets?page=1&per_page=100&status=active"): (200, {"secrets": [ESCAPES], "pages": 1}),
+    ("GET", "/api/secrets?page=1&per_page=100&status=expired"): (200, {"secrets": [], "pages": ESCAPES}),
+    ("GET", "/api/secrets?page=1&per_page=100&status=deleted"): (200, ESCAPES.encode()),
+    ("DELETE", f"/api/secrets/{OPENABLE}"): (200, {"secret": {"id": ESCAPES, "title": {"nested": ESCAPES}}}),
+    ("DELETE", f"/api/secrets/{MALFORMED}"): (200, ESCAPES),
+}
+
+
+class HostileHandler(BaseHTTPRequestHandler):
+    def answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append((self.command, self.path))
+        status, body = HOSTILE_ANSWERS.get((self.command, self.path), (404, ESCAPES.encode()))
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_DELETE = answer
+
+    def log_message(self, *args) -> None:
+        """Keep the test's output quiet."""
+
+
+@pytest.fixture(scope="module")
+def hostile_server():
+    """A server on 127.0.0.1 that answers cli.py with escape sequences in every string (HOSTILE_ANSWERS)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
+    server.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture
+def hostile_cli(hostile_server, home):
+    """Run cli.py against the hostile server; its output as bytes (text mode would turn a lone CR into a newline)."""
+    url = f"http://127.0.0.1:{hostile_server.server_port}"
+    env = {"SECURESHARE_URL": url, "SECURESHARE_TOKEN": "ss_any"}
+
+    def run(*args, **options):
+        args = [arg.format(server=url) for arg in args]
+        return run_cli(*args, env=env, home=home, text=False, **options)
+
+    return run
+
+
+def run_cli_on_a_terminal(hostile_cli, *args, stdin: str) -> tuple[subprocess.CompletedProcess, bytes]:
+    """Run cli.py with its standard output on a pseudo-terminal; return the run and the bytes the terminal got."""
+    terminal, cli_side = pty.openpty()
+    tty.setraw(cli_side)  # no output processing: the terminal gets exactly what cli.py writes
+    try:
+        result = hostile_cli(*args, stdin=stdin, stdout=cli_side)
+    finally:
+        os.close(cli_side)
+    received = b""
+    while select.select([terminal], [], [], 0)[0]:  # cli.py has exited: all it wrote is waiting
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # EIO: the other side is closed and drained
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(terminal)
+    return result, received
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "status", "expected"),
+    [
+        (("open", f"{{server}}/view/{OPENABLE}"), "pw\n", 0, f"{ESCAPES_SHOWN}: view {ESCAPES_SHOWN} of {{"),
+        (("open", f"{{server}}/view/{REFUSED}"), "pw\n", 1, f"cli.py: {ESCAPES_SHOWN} ({ESCAPES_SHOWN}: {ESCAPES_SHOWN})"),
+        (("open", f"{{server}}/view/{MALFORMED}"), "pw\n", 1, "cli.py: the server's answer is not a SecureShare answer"),
+        (("share",), "pw\ncontent", 0, f"https://example.org/view/{ESCAPES_SHOWN}\n"),
+        (("share",), "pw\ncontent", 0, f"Expires {ESCAPES_SHOWN}."),
+        (("list",), "", 0, f"{ESCAPES_SHOWN} {ESCAPES_SHOWN}"),
+        (("list", "--status", "active"), "", 1, "the server's answer is not a SecureShare answer"),
+        (("list", "--status", "expired"), "", 1, "the server's answer is not a SecureShare answer"),
+        (("list", "--status", "deleted"), "", 1, "the server's answer is not a SecureShare answer"),
+        (("delete", OPENABLE), "", 0, f"Deleted {ESCAPES_SHOWN} ("),
+        (("delete", MALFORMED), "", 1, "the server's answer is not a SecureShare answer"),
+        (("delete", REFUSED), "", 1, "cli.py: the server answered 404"),
+    ],
+    ids=[
+        "open",
+        "refusal",
+        "open-malformed",
+        "share-link",
+        "share-expiry",
+        "list",
+        "list-rows-not-objects",
+        "list-pages-not-a-number",
+        "list-not-json",
+        "delete",
+        "delete-not-an-object",
+        "delete-not-json",
+    ],
+)
+def test_nothing_a_server_sends_reaches_the_terminal_raw(hostile_cli, args, stdin, status, expected):
+    result = hostile_cli(*args, stdin=stdin)
+    output = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == status, output
+    assert not RAW_CONTROL_RE.search(output), output
+    assert "Traceback" not in output
+    assert expected in output
+
+
+def test_open_spells_out_control_characters_in_the_content_wherever_it_goes(hostile_cli):
+    result = hostile_cli("open", f"{{server}}/view/{OPENABLE}", stdin="pw\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == HOSTILE_CONTENT_SHOWN  # a pipe too: it often ends on a terminal
+
+
+def test_open_raw_writes_the_exact_content(hostile_cli):
+    result = hostile_cli("open", "--raw", f"{{server}}/view/{OPENABLE}", stdin="pw\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == HOSTILE_CONTENT.encode()
+    assert not RAW_CONTROL_RE.search(result.stderr.decode())  # the title line is still cleaned
+
+
+def test_open_on_a_terminal_shows_control_characters_visibly(hostile_cli):
+    result, shown = run_cli_on_a_terminal(hostile_cli, "open", f"{{server}}/view/{OPENABLE}", stdin="pw\n")
+    assert result.returncode == 0, result.stderr
+    assert shown.decode() == HOSTILE_CONTENT_SHOWN
+    assert b"\x1b" not in shown and b"\x07" not in shown and b"\xc2\x9b" not in shown
+
+
+def test_open_raw_refuses_a_terminal_before_using_a_view(hostile_cli, hostile_server):
+    seen = len(hostile_server.seen)
+    result, shown = run_cli_on_a_terminal(hostile_cli, "open", "--raw", f"{{server}}/view/{OPENABLE}", stdin="pw\n")
+    assert result.returncode == 2
+    assert "send the output to a file or a pipe" in result.stderr.decode()
+    assert shown == b""
+    assert hostile_server.seen[seen:] == []  # never asked the server: no view spent

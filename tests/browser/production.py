@@ -271,6 +271,28 @@ class HttpsVisitor:
             return Answer(error.code, error.read().decode(), error.headers.get("Location"))
 
 
+class RawAnswer(NamedTuple):
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+def send_raw(site: ProductionSite, method: str, path: str, headers: dict[str, str] | None = None) -> RawAnswer:
+    """Send one request over https to nginx with exactly these headers and no body (whatever Content-Length says);
+    return the answer as it came, undecoded, every header kept."""
+    address = urllib.parse.urlsplit(site.url)
+    connection = http.client.HTTPSConnection(address.hostname, address.port, context=site.ssl_context(), timeout=120)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return RawAnswer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Hand redirects back as answers: a test asserts the 302 and its Location."""
 

@@ -2,15 +2,19 @@
 workers in production settings, on PostgreSQL with rate limits on Redis. Before the same-origin CSRF check replaced
 Flask-WTF's Referer check, the very first form here (register) was refused with a 400."""
 
+import gzip
 import uuid
 
 import pytest
 from playwright.sync_api import expect
 from redis import Redis
 
+from app import HSTS_VALUE, SECURITY_HEADERS
 from tests.browser import flows
 from tests.browser.conftest import PHONE, ContextMaker, screenshot
-from tests.browser.production import HttpsVisitor
+from tests.browser.production import HttpsVisitor, send_raw
+
+APP_HEADERS = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS_VALUE}
 
 
 @pytest.fixture
@@ -104,3 +108,47 @@ def test_probes_answer_through_nginx(production_site):
     for path in ("/healthz", "/readyz"):
         answer = visitor.get(path)
         assert (answer.status, answer.body.strip()) == (200, '{"status":"ok"}')
+
+
+def assert_security_headers_once(answer) -> None:
+    """Each of the app's security headers, with the app's value, exactly once (two CSPs would both apply)."""
+    sent = {name: answer.headers.get_all(name) for name in APP_HEADERS}
+    assert sent == {name: [value] for name, value in APP_HEADERS.items()}
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status"),
+    [
+        ("POST", {"Content-Length": str(300 * 1024)}, 413),  # over client_max_body_size: nginx answers at once
+        ("TRACE", {}, 405),  # nginx refuses TRACE itself
+    ],
+    ids=["413-body-too-large", "405-trace"],
+)
+def test_nginx_own_errors_carry_the_security_headers(production_site, method, headers, status):
+    answer = send_raw(production_site, method, "/login", headers)
+    assert answer.status == status
+    assert b"<center>nginx</center>" in answer.body  # nginx's own page: the app never saw the request
+    assert_security_headers_once(answer)
+
+
+@pytest.mark.parametrize("path", ["/login", "/static/css/app.css", "/no-such-page"], ids=["page", "static", "app-404"])
+def test_app_answers_carry_each_security_header_once(production_site, path):
+    assert_security_headers_once(send_raw(production_site, "GET", path))
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/openapi.json", "/static/css/app.css", "/static/js/app.js"])
+def test_public_documents_are_compressed(production_site, path):
+    plain = send_raw(production_site, "GET", path)
+    packed = send_raw(production_site, "GET", path, {"Accept-Encoding": "gzip"})
+    assert (plain.status, packed.status) == (200, 200)
+    assert plain.headers.get("Content-Encoding") is None
+    assert packed.headers.get("Content-Encoding") == "gzip"
+    assert gzip.decompress(packed.body) == plain.body
+    assert len(packed.body) < len(plain.body) / 2
+
+
+@pytest.mark.parametrize("path", ["/login?next=/dashboard", "/register", f"/view/{'A' * 22}"])
+def test_pages_that_may_hold_secrets_are_never_compressed(production_site, path):
+    """BREACH: a token or a secret beside text an attacker chose must not be compressed (deploy/nginx.conf)."""
+    answer = send_raw(production_site, "GET", path, {"Accept-Encoding": "gzip"})
+    assert answer.headers.get("Content-Encoding") is None
