@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from redis import Redis
 
-from app import HSTS_VALUE, SECURITY_HEADERS
+from guards import HSTS_VALUE, SECURITY_HEADERS
 from tests.browser import flows
 from tests.browser.conftest import PHONE, ContextMaker, screenshot
 from tests.browser.production import HttpsVisitor, send_raw
