@@ -9,16 +9,15 @@ RUN pip install --no-cache-dir -r requirements.txt
 # Every module at the top (the app, its cores and rooms, gunicorn.conf.py, and cli.py): no list to forget one in.
 COPY *.py ./
 COPY templates ./templates
-# Not static/qrcodes: on a developer's checkout it may hold QR codes of real share links.
 COPY static/favicon.svg ./static/
 COPY static/css ./static/css
 COPY static/js ./static/js
 COPY migrations ./migrations
 COPY deploy/entrypoint.sh deploy/healthcheck.py ./deploy/
-RUN mkdir -p instance logs static/qrcodes \
+RUN mkdir -p instance logs \
     && groupadd --system --gid 10001 secureshare \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin secureshare \
-    && chown -R 10001:10001 instance logs static/qrcodes
+    && chown -R 10001:10001 instance logs
 # Numeric, so a runtime that refuses root (runAsNonRoot) can tell it is not.
 USER 10001:10001
 

@@ -19,10 +19,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
-from schema import ApiToken, RecoveryCode, User, UserSession, new_token, token_digest
+from schema import ApiToken, RecoveryCode, User, UserSession, canonical, new_token, token_digest
 from vault import KeyRing, guarded_update
 
 MIN_PASSWORD_SCORE = 3
@@ -80,14 +81,51 @@ def password_feedback(password: str, user_inputs: list[str]) -> str | None:
 # --- users ---------------------------------------------------------------------------------------------------------
 
 
-def find_user_by(session: Session, column, value: str) -> User | None:
-    """Return the user whose `column` (username or email) matches `value` the way the unique index compares."""
-    return session.execute(select(User).where(func.lower(column) == value.lower())).scalar_one_or_none()
+@dataclass(frozen=True)
+class Taken:
+    """The username or email (or both) already belongs to an account: nothing was written."""
+
+    fields: tuple[str, ...]
+
+
+def _find_user(session: Session, key_column, value: str) -> User | None:
+    return session.execute(select(User).where(key_column == canonical(value))).scalar_one_or_none()
 
 
 def find_user_for_login(session: Session, login: str) -> User | None:
-    """Return the user a sign-in names: by email when it has an @, else by username."""
-    return find_user_by(session, User.email if "@" in login else User.username, login)
+    """Return the user a sign-in names: by email when it has an @, else by username (canonical spellings)."""
+    return _find_user(session, User.email_key if "@" in login else User.username_key, login)
+
+
+def taken_fields(session: Session, username: str | None = None, email: str | None = None) -> tuple[str, ...]:
+    """Name the fields whose value already belongs to an account, as the unique keys compare them."""
+    wanted = {"username": (User.username_key, username), "email": (User.email_key, email)}
+    return tuple(name for name, (column, value) in wanted.items() if value is not None and _find_user(session, column, value))
+
+
+def register(session: Session, passwords: Passwords, username: str, email: str, password: str) -> User | Taken:
+    """Store a new account; a name or address taken meanwhile (a parallel sign-up) is Taken, never an error."""
+    user = User(username=username, email=email, password_hash=passwords.hash(password))
+    session.add(user)
+    if not _committed(session):
+        return Taken(taken_fields(session, username, email) or ("username", "email"))
+    return user
+
+
+def change_email(session: Session, user: User, email: str) -> bool:
+    """Give `user` a new address; False (nothing changed) when another account took it meanwhile."""
+    user.email = email
+    return _committed(session)
+
+
+def _committed(session: Session) -> bool:
+    """Commit; on a unique key's refusal roll back and say so (the check before it raced another request)."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
 
 
 def set_password(session: Session, passwords: Passwords, user: User, password: str) -> None:
@@ -167,14 +205,9 @@ def end_sessions(session: Session, *conditions) -> int:
     return ended.rowcount
 
 
-def end_session_of(session: Session, user_id: int, session_id: int) -> str | None:
-    """End one session of `user_id`; return its device name, or None when it is not theirs (or gone)."""
-    found = session.execute(select(UserSession).filter_by(id=session_id, user_id=user_id)).scalar_one_or_none()
-    if found is None:
-        return None
-    device = found.device
-    end_sessions(session, UserSession.id == found.id, UserSession.user_id == user_id)
-    return device
+def session_of(session: Session, user: User, session_id: int) -> UserSession | None:
+    """Return one live session of `user`, or None when it is not theirs (or has ended)."""
+    return session.execute(select(UserSession).filter_by(id=session_id, user_id=user.id)).scalar_one_or_none()
 
 
 def end_stale_sessions(session: Session, limits: SessionLimits, now: datetime) -> int:
@@ -231,13 +264,16 @@ def short_digest(value: str) -> str:
 
 
 class DeviceCookie:
-    """OWASP's device cookie: a signed list of [user id, nonce] for the accounts this browser signed in to."""
+    """OWASP's device cookie: a signed list of [user id, nonce, epoch] for the accounts this browser signed in to.
+
+    An entry counts only while its epoch is the account's device epoch: forget_devices raises it.
+    """
 
     def __init__(self, secret_key: str):
         self._serializer = URLSafeSerializer(secret_key, salt="secureshare device")
 
-    def read(self, raw: str | None) -> dict[int, str]:
-        """Return {user id: nonce}; nothing when the cookie is missing or forged."""
+    def _entries(self, raw: str | None) -> dict[int, tuple[str, int]]:
+        """Return {user id: (nonce, epoch)}; nothing when the cookie is missing or forged."""
         if not raw:
             return {}
         try:
@@ -246,21 +282,37 @@ class DeviceCookie:
             return {}
         if not isinstance(entries, list):
             return {}
-        return {entry[0]: entry[1] for entry in entries if isinstance(entry, list) and len(entry) == 2}
+        return {entry[0]: (entry[1], entry[2]) for entry in entries if isinstance(entry, list) and len(entry) == 3}
 
-    def with_account(self, raw: str | None, user_id: int) -> str:
-        """Return the cookie's new value, with `user_id` first (keeping its nonce) and at most 5 accounts."""
-        entries = self.read(raw)
-        entries.setdefault(user_id, secrets.token_urlsafe(16))
-        recent = [[user_id, entries.pop(user_id)], *([key, nonce] for key, nonce in entries.items())]
+    def nonce_for(self, raw: str | None, user: User) -> str | None:
+        """Return this browser's nonce for `user` while its trust holds, else None (an unknown device)."""
+        nonce, epoch = self._entries(raw).get(user.id, (None, None))
+        return nonce if epoch == user.device_epoch else None
+
+    def with_account(self, raw: str | None, user: User) -> str:
+        """Return the cookie's new value, with `user` first (a nonce of the current epoch) and at most 5 accounts."""
+        entries = self._entries(raw)
+        nonce = self.nonce_for(raw, user) or secrets.token_urlsafe(16)
+        entries.pop(user.id, None)
+        recent = [[user.id, nonce, user.device_epoch], *([key, *entry] for key, entry in entries.items())]
         return self._serializer.dumps(recent[:DEVICE_COOKIE_ACCOUNTS])
 
 
-def guess_account_key(user_id: int | None, login: str) -> str:
-    """Key guesses on the account: its id when the login resolves (username and email are one), else the login typed."""
-    if user_id is not None:
-        return f"user:{user_id}"
-    return "login:" + short_digest(login.strip().lower())
+def forget_devices(session: Session, user: User) -> None:
+    """End the trust of every device cookie `user` has handed out (their sign-in budgets are an unknown device's)."""
+    guarded_update(session, User, (User.id == user.id,), device_epoch=User.device_epoch + 1)
+    session.refresh(user)
+
+
+def login_guess_key(login: str) -> str:
+    """Key sign-in guesses on the spelling typed (canonical), never on the account it resolves to: a stranger must
+    not learn that a username and an email are one account from which of them is throttled."""
+    return "login:" + short_digest(canonical(login.strip()))
+
+
+def account_guess_key(user_id: int | None) -> str:
+    """Key guesses made after the password (the code step, re-authentication) on the account."""
+    return f"user:{user_id}"
 
 
 def guess_device_key(nonce: str | None) -> str:
@@ -431,16 +483,14 @@ def api_tokens_of(session: Session, user: User) -> list[ApiToken]:
     return list(session.execute(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())).scalars())
 
 
-def revoke_api_token(session: Session, user: User, token_id: int) -> str | None:
-    """Revoke one token of `user`; return its name, or None when it is not theirs (or gone)."""
-    name = session.scalar(select(ApiToken.name).filter_by(id=token_id, user_id=user.id))
-    if name is None:
-        return None
-    session.execute(
-        delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id).execution_options(synchronize_session=False)
-    )
+def api_token_of(session: Session, user: User, token_id: int) -> ApiToken | None:
+    """Return one token of `user`, or None when it is not theirs (or was revoked)."""
+    return session.execute(select(ApiToken).filter_by(id=token_id, user_id=user.id)).scalar_one_or_none()
+
+
+def revoke_api_token(session: Session, token: ApiToken) -> None:
+    session.execute(delete(ApiToken).where(ApiToken.id == token.id).execution_options(synchronize_session=False))
     session.commit()
-    return name
 
 
 def revoke_api_tokens(session: Session, user: User) -> int:

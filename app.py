@@ -29,6 +29,7 @@ from flask import (
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, SecurityError
@@ -55,14 +56,16 @@ from ratelimits import (
     unlock_ip_limit,
     unlock_secret_limit,
 )
-from schema import SHARE_ID_PATTERN, AccessEvent, Secret, SecretStatus, User, utcnow
+from schema import SHARE_ID_PATTERN, AccessEvent, Secret, SecretStatus, User, UserSession, utcnow
 from timetext import duration_text, relative_time
 
 UNAVAILABLE_TITLE = "Unavailable: its server key was removed"
+UNKNOWN_TITLE = "(title unavailable: its server key was removed)"
 DESTROYED_MESSAGE = "That was the last allowed try, so the secret has been destroyed for safety."
 GONE_MESSAGE = "This secret is no longer available: it expired, was viewed as often as allowed, or was deleted."
 EXPIRED_FORM_MESSAGE = "This form has expired or came from elsewhere. Reload the page and try again."
 CROSS_SITE_MESSAGE = "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
+LIMIT_STORE_DOWN_MESSAGE = "SecureShare can't take this request right now. Nothing was changed; try again in a minute."
 WRONG_LOGIN_MESSAGE = "That username or email and password don't match. Check them and try again."
 UNTRUSTED_HOST_PAGE = (
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
@@ -84,6 +87,7 @@ ERROR_TEXT = {
     503: ("SecureShare is busy", "Too many secrets are being unlocked right now. Try again in a few seconds."),
 }
 QUERY_TOKEN_NAMES = {"token", "access_token", "api_key"}
+QR_MIMETYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 web = Blueprint("web", __name__)
 api = Blueprint("api", __name__, url_prefix="/api")
@@ -104,6 +108,7 @@ class SecureShare(Flask):
     session_limits: accounts.SessionLimits
     secret_limits: forms.SecretLimits
     clock: vault.Clock
+    trusted_hosts: tuple[str, ...] | None
 
     @cached_property
     def name(self) -> str:
@@ -174,10 +179,9 @@ def _user() -> User:
 
 
 def _title_of(secret: Secret) -> str:
-    """Return the title for the owner's pages, or say that a key it needs was removed."""
-    if vault.key_retired(_keys(), secret):
-        return UNAVAILABLE_TITLE
-    return vault.title_of(_keys(), secret) or "(title unavailable)"
+    """Return the title for the owner's pages, even when the content's key was removed (the owner must tell which
+    secret to send again); only a removed label key hides it."""
+    return vault.title_of(_keys(), secret) or UNKNOWN_TITLE
 
 
 def _is_unavailable(secret: Secret) -> bool:
@@ -194,7 +198,7 @@ def _with_share_ids(secrets: list[Secret]) -> list[Secret]:
 def _expire_owned_due(owner_id: int) -> None:
     """Erase the owner's secrets whose time is up before listing them; a failure here never fails the page."""
     try:
-        vault.expire_due(db.session, current_app.policy, _now(), owner_id)
+        vault.expire_due(db.session, _now(), owner_id)
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.exception("could not expire due secrets; the purge will")
@@ -215,34 +219,17 @@ def _make_qr(secret: Secret) -> segno.QRCode:
     return segno.make(_share_link(secret), error="m", micro=False)
 
 
-def _qr_file(secret: Secret):
-    """Return the secret's QR PNG under its random name, drawing it again if the file is missing."""
-    path = current_app.policy.qr_dir / secret.qr_filename
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _make_qr(secret).save(path, kind="png", scale=8, border=4)
-    return path
-
-
-def _qr_png_response(secret: Secret) -> Response:
-    """The secret's QR code as PNG, from the QR folder (drawn again if the file is missing)."""
-    return _send_qr(_qr_file(secret).read_bytes(), "image/png", "png")
-
-
-def _qr_svg_response(secret: Secret) -> Response:
-    """The secret's QR code as SVG, drawn on request."""
+def _qr_response(secret: Secret, kind: str) -> Response:
+    """The secret's QR code as PNG or SVG, drawn in memory on each request: no image of a link is ever on disk, so
+    none can outlive its secret. ?download=1 makes it a download."""
     buffer = io.BytesIO()
-    _make_qr(secret).save(buffer, kind="svg", scale=8, border=4, xmldecl=False)
-    return _send_qr(buffer.getvalue(), "image/svg+xml", "svg")
-
-
-def _send_qr(data: bytes, mimetype: str, extension: str) -> Response:
-    """Send a QR image; ?download=1 makes it a download."""
+    _make_qr(secret).save(buffer, kind=kind, scale=8, border=4, **({"xmldecl": False} if kind == "svg" else {}))
+    buffer.seek(0)
     return send_file(
-        io.BytesIO(data),
-        mimetype=mimetype,
+        buffer,
+        mimetype=QR_MIMETYPES[kind],
         as_attachment=bool(request.args.get("download")),
-        download_name=f"secureshare-qr.{extension}",
+        download_name=f"secureshare-qr.{kind}",
         max_age=0,
     )
 
@@ -301,16 +288,6 @@ def index():
     return render_template("index.html")
 
 
-def _taken_fields(username: str | None, email: str | None) -> list[str]:
-    """Name the fields whose value already belongs to an account (the unique indexes would refuse them)."""
-    taken = []
-    if username is not None and accounts.find_user_by(db.session, User.username, username):
-        taken.append("username")
-    if email is not None and accounts.find_user_by(db.session, User.email, email):
-        taken.append("email")
-    return taken
-
-
 @web.route("/register", methods=["GET", "POST"])
 @register_limit
 def register():
@@ -318,16 +295,17 @@ def register():
     if current_user.is_authenticated:
         return redirect(url_for("web.dashboard"))
     form = forms.RegisterForm()
-    if form.validate_on_submit() and forms.mark_taken(form, _taken_fields(form.username.data, form.email.data)):
-        password_hash = current_app.passwords.hash(form.password.data)
-        user = User(username=form.username.data, email=form.email.data, password_hash=password_hash)
-        db.session.add(user)
-        db.session.commit()
-        current_app.logger.info("registered user %s (%s)", user.id, user.username)
-        signin.start_session(user)
-        signin.trust_this_device(user)
-        flash("Welcome to SecureShare. Your account is ready.", "success")
-        return redirect(url_for("web.dashboard"))
+    username, email = form.username.data, form.email.data
+    if form.validate_on_submit() and forms.mark_taken(form, accounts.taken_fields(db.session, username, email)):
+        match accounts.register(db.session, current_app.passwords, username, email, form.password.data):
+            case accounts.Taken(fields):
+                forms.mark_taken(form, fields)
+            case user:
+                current_app.logger.info("registered user %s (%s)", user.id, user.username)
+                signin.start_session(user)
+                signin.trust_this_device(user)
+                flash("Welcome to SecureShare. Your account is ready.", "success")
+                return redirect(url_for("web.dashboard"))
     return render_template("register.html", form=form), 400 if form.errors else 200
 
 
@@ -451,15 +429,15 @@ def change_email():
     user = _user()
     if (
         form.validate_on_submit()
-        and forms.mark_taken(form, _taken_fields(None, form.email.data))
+        and forms.mark_taken(form, accounts.taken_fields(db.session, email=form.email.data))
         and signin.reauthenticate(form, user)
     ):
-        user.email = form.email.data
-        db.session.commit()
-        signin.drop_pending_totp_key()  # a two-factor enrolment starts over with a new key
-        current_app.logger.info("email changed for %s", user.username)
-        flash("Email changed.", "success")
-        return redirect(url_for("web.account"))
+        if accounts.change_email(db.session, user, form.email.data):
+            signin.drop_pending_totp_key()  # a two-factor enrolment starts over with a new key
+            current_app.logger.info("email changed for %s", user.username)
+            flash("Email changed.", "success")
+            return redirect(url_for("web.account"))
+        forms.mark_taken(form, ("email",))  # taken by another account meanwhile
     return _render_account(400, email_form=form)
 
 
@@ -471,7 +449,7 @@ def delete_account():
     form = forms.ReauthForm(prefix="delete")
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
-        vault.delete_all_of(db.session, current_app.policy, user.id)
+        vault.delete_all_of(db.session, user.id)
         db.session.delete(user)
         db.session.commit()
         logout_user()
@@ -483,20 +461,31 @@ def delete_account():
     return _render_account(400, delete_form=form)
 
 
+def _render_sessions(status: int = 200, everywhere_form: forms.ReauthForm | None = None):
+    here = signin.current_session()
+    listed = accounts.sessions_of(db.session, current_user.id, here.id)
+    everywhere_form = everywhere_form or forms.ReauthForm(formdata=None, prefix="everywhere")
+    context = {"sessions": listed, "here": here, "form": forms.EmptyForm(), "everywhere_form": everywhere_form}
+    return render_template("account_sessions.html", **context), status
+
+
 @web.get("/account/sessions")
 @login_required
 def account_sessions():
     """Where you're signed in: every live session of this account, this one first."""
-    here = signin.current_session()
-    listed = accounts.sessions_of(db.session, current_user.id, here.id)
-    return render_template("account_sessions.html", sessions=listed, here=here, form=forms.EmptyForm())
+    return _render_sessions()
 
 
 @web.post("/account/sessions")
 @login_required
+@throttle_guesses
 def sign_out_everywhere():
-    """End every other session of this account and revoke its API tokens; this browser stays signed in."""
+    """End every other session and device trust of this account and revoke its API tokens, with the password (and a
+    code): a copied session cookie alone must not lock the owner out. This browser stays signed in."""
     user = _user()
+    form = forms.ReauthForm(prefix="everywhere")
+    if not (form.validate_on_submit() and signin.reauthenticate(form, user)):
+        return _render_sessions(400, form)
     signin.restart_sessions(user)
     accounts.revoke_api_tokens(db.session, user)
     current_app.logger.info("signed out everywhere: %s", user.username)
@@ -504,21 +493,41 @@ def sign_out_everywhere():
     return redirect(url_for("web.account_sessions"))
 
 
-@web.post("/account/sessions/<int:session_id>/end")
+def _confirm_page(status: int, form: forms.ReauthForm, **words):
+    """A page asking for the password (and a code) before a change that a copied cookie alone must not make."""
+    return render_template("account_confirm.html", form=form, **words), status
+
+
+@web.route("/account/sessions/<int:session_id>/end", methods=["GET", "POST"])
 @login_required
+@throttle_guesses
 def end_session(session_id: int):
-    """Sign out one session of this account (this one included).
+    """Sign out one session of this account: this one at once; another after the password (and a code).
 
     :raise 404: when it does not exist or belongs to someone else.
     """
     if session_id == signin.current_session().id:
-        signin.sign_out_here()
+        if request.method == "GET":
+            return redirect(url_for("web.account_sessions"))
+        signin.sign_out_here()  # guard_request has checked the token
         return redirect(url_for("web.login", signed_out=1))
-    device = accounts.end_session_of(db.session, current_user.id, session_id)
-    if device is None:
-        abort(404)
-    flash(f"Signed out {device}.", "success")
-    return redirect(url_for("web.account_sessions"))
+    user = _user()
+    target = accounts.session_of(db.session, user, session_id) or abort(404)
+    form = forms.ReauthForm()
+    if form.validate_on_submit() and signin.reauthenticate(form, user):
+        device = target.device
+        accounts.end_sessions(db.session, UserSession.id == target.id)
+        flash(f"Signed out {device}.", "success")
+        return redirect(url_for("web.account_sessions"))
+    return _confirm_page(
+        400 if request.method == "POST" else 200,
+        form,
+        heading=f"Sign out {target.device}?",
+        lead="It will have to sign in again with your password.",
+        action=url_for("web.end_session", session_id=target.id),
+        button="Sign it out",
+        back=url_for("web.account_sessions"),
+    )
 
 
 # --- account routes: two-factor -------------------------------------------------------------------------------------
@@ -612,7 +621,7 @@ def disable_two_factor():
 def _render_tokens(status: int = 200, **context):
     context.setdefault("form", forms.CreateTokenForm(formdata=None))
     tokens = accounts.api_tokens_of(db.session, _user())
-    return render_template("account_tokens.html", tokens=tokens, revoke_form=forms.EmptyForm(), **context), status
+    return render_template("account_tokens.html", tokens=tokens, **context), status
 
 
 @web.get("/account/tokens")
@@ -637,18 +646,31 @@ def create_api_token():
     return _render_tokens(400, form=form)
 
 
-@web.post("/account/tokens/<int:token_id>/revoke")
+@web.route("/account/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
 @login_required
+@throttle_guesses
 def revoke_api_token(token_id: int):
-    """Revoke one API token of this account.
+    """Revoke one API token of this account, after the password (and a code).
 
     :raise 404: when it does not exist or belongs to someone else.
     """
-    name = accounts.revoke_api_token(db.session, _user(), token_id)
-    if name is None:
-        abort(404)
-    flash(f"Token “{name}” revoked. Scripts using it now get “not signed in”.", "success")
-    return redirect(url_for("web.account_tokens"))
+    user = _user()
+    token = accounts.api_token_of(db.session, user, token_id) or abort(404)
+    form = forms.ReauthForm()
+    if form.validate_on_submit() and signin.reauthenticate(form, user):
+        name = token.name
+        accounts.revoke_api_token(db.session, token)
+        flash(f"Token “{name}” revoked. Scripts using it now get “not signed in”.", "success")
+        return redirect(url_for("web.account_tokens"))
+    return _confirm_page(
+        400 if request.method == "POST" else 200,
+        form,
+        heading=f"Revoke the token “{token.name}”?",
+        lead="Scripts that use it will get “not signed in” from then on. This can't be undone.",
+        action=url_for("web.revoke_api_token", token_id=token.id),
+        button="Revoke it",
+        back=url_for("web.account_tokens"),
+    )
 
 
 # --- secret routes ------------------------------------------------------------------------------------------------------
@@ -696,7 +718,7 @@ def create_secret():
 
 
 def _create_secret(form: forms.CreateSecretForm, owner: User) -> Secret:
-    """Store a new secret from a validated form, sealed, with its QR code written.
+    """Store a new secret from a validated form, sealed.
 
     :raise Refused: (503) when no key derivation could start in time.
     """
@@ -706,7 +728,6 @@ def _create_secret(form: forms.CreateSecretForm, owner: User) -> Secret:
         form.lifetime(), settings["max_views"], settings["blur_level"], _now(),
     ):  # fmt: skip
         case vault.Created(secret):
-            _qr_file(secret)
             current_app.logger.info("secret %s created by %s", secret.id, owner.username)
             return secret
         case outcome:
@@ -777,7 +798,7 @@ def delete_secret(unique_id: str):
     secret = get_owned_secret_or_404(unique_id)
     if request.method == "POST":  # guard_request has checked the token
         current_app.logger.info("secret %s deleted", secret.id)
-        match vault.delete(db.session, current_app.policy, unique_id, current_user.id, _now()):
+        match vault.delete(db.session, unique_id, current_user.id, _now()):
             case vault.Deleted():
                 flash("Secret deleted. Its link no longer works.", "success")
             case vault.Removed():
@@ -799,14 +820,14 @@ def secret_card(unique_id: str):
 @login_required
 def secret_qr_png(unique_id: str):
     """The QR code as PNG."""
-    return _qr_png_response(get_active_owned_secret(unique_id))
+    return _qr_response(get_active_owned_secret(unique_id), "png")
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.svg")
 @login_required
 def secret_qr_svg(unique_id: str):
     """The QR code as SVG, drawn on request."""
-    return _qr_svg_response(get_active_owned_secret(unique_id))
+    return _qr_response(get_active_owned_secret(unique_id), "svg")
 
 
 def _abort_unless_openable(unique_id: str) -> None:
@@ -865,12 +886,16 @@ def healthz():
 @web.get("/readyz")
 @limiter.exempt
 def readyz():
-    """Readiness: the database answers `SELECT 1`; 503 (never a 500) when it does not."""
+    """Readiness: the database answers `SELECT 1` and the rate-limit store (Redis) answers; 503 (never a 500) when
+    either does not."""
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.warning("readiness check: the database is unreachable")
+        return jsonify(status="unavailable"), 503
+    if limiter.enabled and not limiter.storage.check():
+        current_app.logger.warning("readiness check: the rate-limit store is unreachable")
         return jsonify(status="unavailable"), 503
     return jsonify(status="ok")
 
@@ -1005,7 +1030,7 @@ def api_edit_secret(caller: User, unique_id: str, body: dict):
 def api_delete_secret(caller: User, unique_id: str):
     """Delete one of the caller's secrets: its content is erased at once; an ended record is removed."""
     secret = get_owned_secret_or_404(unique_id, caller)
-    match vault.delete(db.session, current_app.policy, unique_id, caller.id, _now()):
+    match vault.delete(db.session, unique_id, caller.id, _now()):
         case vault.Deleted():
             db.session.refresh(secret)
             return jsonify(success=True, secret=_secret_json(secret))
@@ -1031,7 +1056,7 @@ def api_secret_events(caller: User, unique_id: str, query: dict):
 @api_operation("The share link's QR code, PNG", responses={200: "QrPng", 410: "Gone"})
 def api_secret_qr_png(caller: User, unique_id: str):
     """The QR code of an active secret's link, as PNG."""
-    return _qr_png_response(get_active_owned_secret(unique_id, caller))
+    return _qr_response(get_active_owned_secret(unique_id, caller), "png")
 
 
 @api.get("/secrets/<secret_id:unique_id>/qr.svg")
@@ -1039,7 +1064,7 @@ def api_secret_qr_png(caller: User, unique_id: str):
 @api_operation("The share link's QR code, SVG", responses={200: "QrSvg", 410: "Gone"})
 def api_secret_qr_svg(caller: User, unique_id: str):
     """The QR code of an active secret's link, as SVG."""
-    return _qr_svg_response(get_active_owned_secret(unique_id, caller))
+    return _qr_response(get_active_owned_secret(unique_id, caller), "svg")
 
 
 @api.post("/secrets/<secret_id:unique_id>/unlock")
@@ -1112,6 +1137,12 @@ def _handle_http_error(error: HTTPException):
     return _error_response(error.code or 500, error.description if custom else None, headers)
 
 
+def _handle_limit_store_down(_error: RedisError):
+    """Without its counters a limited request cannot be let through safely: refuse it, plainly, and log why once."""
+    current_app.logger.error("the rate-limit store is unreachable: refusing the requests it counts")
+    return _error_response(503, LIMIT_STORE_DOWN_MESSAGE, {"Retry-After": "30"}, reason="unavailable")
+
+
 def _handle_unexpected_error(_error: Exception):
     db.session.rollback()
     current_app.logger.exception("unhandled error")
@@ -1163,6 +1194,7 @@ def _register_handlers(app: SecureShare) -> None:
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(ApiError, api_schema.api_error_response)
     app.register_error_handler(Refused, _answer_refused)
+    app.register_error_handler(RedisError, _handle_limit_store_down)
     app.register_error_handler(Exception, _handle_unexpected_error)
     app.context_processor(_template_context)
     for command in commands.COMMANDS:
@@ -1179,8 +1211,9 @@ def create_app(config_class=None) -> SecureShare:
     app = SecureShare(__name__, instance_path=str(INSTANCE_DIR))
     app.config.from_object(config_class)
     startup.check_settings(app.config)  # first: nothing is generated or written for settings that cannot work
+    startup.keep_sqlite_file_private(app.config)
     _build_cores(app)
-    startup.configure_hosts(app.config)
+    app.trusted_hosts = startup.trusted_hosts(app.config)
     startup.configure_logging(app)
     startup.warn_about_per_process_limits(app)
     startup.configure_proxy(app)

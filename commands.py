@@ -1,5 +1,8 @@
 """Commands for operators: `flask --app app init-db | purge | keys status | keys rewrap`."""
 
+import shutil
+from pathlib import Path
+
 import click
 import flask_migrate
 from flask import current_app
@@ -12,6 +15,7 @@ import vault
 from extensions import db
 
 FIRST_REVISION = "0001"  # migrations/versions/0001_initial_schema.py: the schema init-db made before migrations
+OLD_QR_FOLDER = "qrcodes"  # under static/: QR images of share links, kept there before revision 0004
 
 
 def _predates_migrations() -> bool:
@@ -31,6 +35,9 @@ def init_db():
         flask_migrate.upgrade()
     except OperationalError as error:  # unreachable, wrong credentials: the driver's words, never the URL
         raise click.ClickException(f"The database could not be migrated: {error.orig}") from None
+    if (old_qr_folder := Path(current_app.static_folder) / OLD_QR_FOLDER).exists():
+        shutil.rmtree(old_qr_folder)
+        click.echo("Removed the QR images earlier versions kept in static/qrcodes (they are drawn in memory now).")
     click.echo("Database ready.")
 
 

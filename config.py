@@ -41,7 +41,6 @@ class Config:
     PROXY_COUNT = os.environ.get("PROXY_COUNT") or "0"
 
     LOG_FILE = BASE_DIR / "logs" / "app.log"
-    QR_DIR = BASE_DIR / "static" / "qrcodes"
 
     # Hostile input: bodies and multipart forms have hard ceilings; no automatic OPTIONS handlers.
     MAX_CONTENT_LENGTH = 256 * 1024
@@ -123,7 +122,8 @@ class Config:
 class DevelopmentConfig(Config):
     """Local use: keys are generated once into instance/ so sessions and secrets survive restarts."""
 
-    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or ["127.0.0.1", "localhost"]
+    # `make run` serves on port 5000; host names are compared without letter case, ports must match.
+    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or ["127.0.0.1:5000", "localhost:5000"]
 
 
 class TestingConfig(Config):

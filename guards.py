@@ -6,7 +6,6 @@ extensions registered their own hooks: bad input is refused before CSRF or a rat
 """
 
 import io
-import posixpath
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,6 +15,7 @@ from urllib.parse import parse_qsl
 from flask import Flask, Response, abort, current_app, g, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import BadSignature, TimestampSigner
+from werkzeug.exceptions import SecurityError
 
 import signin
 from api_schema import ApiError, text_is_clean
@@ -83,10 +83,10 @@ def csrf_checked_by(check: Callable[[], None]):
 
 
 def guard_request():
-    """Run every check a request must pass, in this order: id, malformed input, the session, CSRF."""
+    """Run every check a request must pass, in this order: id, host, malformed input, the session, CSRF."""
     g.request_id = secrets.token_hex(8)
+    _check_host()
     if request.endpoint == "static":
-        _refuse_qr_folder(request.view_args["filename"])
         return None  # static files need none of the rest
     if request.endpoint in PROBE_ENDPOINTS or request.routing_exception is not None:
         return None  # probes need none of this; a routing error is answered as it is
@@ -105,10 +105,28 @@ def _check_csrf() -> None:
     getattr(view, "csrf_check", csrf.protect)()
 
 
-def _refuse_qr_folder(filename: str) -> None:
-    """:raise 404: for any spelling of a path into static/qrcodes (./, x/../, %2e): QR codes go to their owner only."""
-    if posixpath.normpath(filename).lstrip("/").split("/")[0] == "qrcodes":
-        abort(404)
+def _check_host() -> None:
+    """:raise SecurityError: unless the Host header names a trusted host (any letter case) on a trusted port."""
+    trusted = current_app.trusted_hosts
+    if trusted is not None and not host_is_trusted(request.host, trusted):
+        raise SecurityError("untrusted host")
+
+
+def host_is_trusted(host: str, trusted: tuple[str, ...]) -> bool:
+    """Tell whether `host` (name[:port]) matches a trusted entry: the same name in any letter case, or a subdomain of
+    a `.name` entry, with the same port written (none for none: browsers leave out the scheme's own port)."""
+    name, port = _name_and_port(host.lower())
+    for entry in trusted:
+        entry_name, entry_port = _name_and_port(entry)
+        subdomains = entry_name.startswith(".")
+        if port == entry_port and (name == entry_name.lstrip(".") or (subdomains and name.endswith(entry_name))):
+            return True
+    return False
+
+
+def _name_and_port(host: str) -> tuple[str, str]:
+    name, colon, port = host.rpartition(":")
+    return (name, port) if colon and not port.endswith("]") else (host, "")
 
 
 # --- where a request came from --------------------------------------------------------------------------------------

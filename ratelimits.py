@@ -8,6 +8,7 @@ from flask_login import current_user
 import accounts
 import signin
 from extensions import db
+from schema import User
 
 
 def _client_network() -> str:
@@ -24,20 +25,20 @@ def _setting(name: str):
 # --- guesses of passwords and codes -------------------------------------------------------------------------------
 
 
-def _guessed_user_id() -> int | None:
+def _guessed_user() -> User | None:
     """Return the account a password or code is being tried on in this request, when it resolves to one."""
-    if "guessed_user_id" not in g:  # cached: three limits and their exemptions ask for it
-        g.guessed_user_id = _resolve_guessed_user_id()
-    return g.guessed_user_id
+    if "guessed_user" not in g:  # cached: three limits and their exemptions ask for it
+        g.guessed_user = _resolve_guessed_user()
+    return g.guessed_user
 
 
-def _resolve_guessed_user_id() -> int | None:
+def _resolve_guessed_user() -> User | None:
     if request.endpoint == "web.login":
-        user = accounts.find_user_for_login(db.session, _typed_login())
-        return user.id if user else None
+        return accounts.find_user_for_login(db.session, _typed_login())
     if request.endpoint == "web.login_code":
-        return (signin.pending_login() or {}).get("user")
-    return current_user.id if current_user.is_authenticated else None
+        pending = signin.pending_login()
+        return db.session.get(User, pending["user"]) if pending else None
+    return current_user._get_current_object() if current_user.is_authenticated else None
 
 
 def _typed_login() -> str:
@@ -45,11 +46,13 @@ def _typed_login() -> str:
 
 
 def _guess_account_key() -> str:
-    return accounts.guess_account_key(_guessed_user_id(), _typed_login())
+    if request.endpoint == "web.login":
+        return accounts.login_guess_key(_typed_login())
+    return accounts.account_guess_key(getattr(_guessed_user(), "id", None))
 
 
 def _trusted_device_nonce() -> str | None:
-    return signin.trusted_device_nonce(_guessed_user_id())
+    return signin.trusted_device_nonce(_guessed_user())
 
 
 def _from_trusted_device() -> bool:
@@ -64,8 +67,9 @@ def _device_key() -> str:
     return accounts.guess_device_key(_trusted_device_nonce())
 
 
-# Password and code guesses (sign-in, its code step and every re-authentication) share one budget per account and
-# per network for unknown devices; a trusted device has a budget of its own, so guessers cannot lock the owner out.
+# Password and code guesses (sign-in, its code step and every re-authentication) share one budget per spelling typed
+# at sign-in (per account after the password) and per network for unknown devices; a trusted device has a budget of
+# its own, so guessers cannot lock the owner out.
 # The back-off is the rate string's longer windows (10 a minute, then 30 an hour, then 100 a day). No meta limits:
 # Flask-Limiter checks those before `exempt_when`, so unknown devices' breaches would refuse trusted ones too.
 _guess_rate = _setting("RATELIMIT_LOGIN")

@@ -4,6 +4,7 @@ import enum
 import hashlib
 import secrets
 import sqlite3
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import (
@@ -18,10 +19,9 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     event,
-    func,
     select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
 class Base(DeclarativeBase):
@@ -40,6 +40,14 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC: the one source of 'now'."""
     return datetime.now(UTC)
+
+
+def canonical(text: str) -> str:
+    """Return the one spelling of a username or email that uniqueness and look-ups compare: NFKC, case-folded.
+
+    Python folds it, not the database, so SQLite and PostgreSQL (whose lower() differs by collation) agree.
+    """
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def new_token() -> str:
@@ -105,6 +113,9 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
     email: Mapped[str] = mapped_column(String(254))
+    # The canonical spellings, kept by the validators below: the only columns uniqueness and look-ups use.
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -114,6 +125,9 @@ class User(Base):
     totp_key_id: Mapped[str | None] = mapped_column(String(32))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     two_factor_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Device cookies carry the epoch they were issued in; raising it (a password change, "sign out everywhere")
+    # ends the trust of every device at once.
+    device_epoch: Mapped[int] = mapped_column(default=0)
 
     secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
     sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -124,10 +138,10 @@ class User(Base):
     session_token = None
     current_session = None  # that session's row, set by whoever resolved the token
 
-    __table_args__ = (
-        Index("uq_user_username_lower", func.lower(username), unique=True),
-        Index("uq_user_email_lower", func.lower(email), unique=True),
-    )
+    @validates("username", "email")
+    def _keep_canonical_key(self, column: str, value: str) -> str:
+        setattr(self, f"{column}_key", canonical(value))
+        return value
 
     def get_id(self) -> str | None:
         return self.session_token
@@ -195,7 +209,6 @@ class Secret(Base):
     # gives back every hold older than any derivation can last.
     tries_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16), default=SecretStatus.ACTIVE)
-    qr_filename: Mapped[str | None] = mapped_column(String(64))
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -56,11 +56,13 @@ def start_session(user: User, remember: bool = False) -> None:
 
 
 def restart_sessions(user: User) -> None:
-    """End every session of `user`, this one included (a copied cookie dies too), and keep this browser signed in
-    on a fresh session that is kept signed in only if this one was."""
+    """End every session of `user` and the trust of every device, this browser's included (a copied cookie dies too),
+    then keep this browser signed in and trusted, on a fresh session kept signed in only if this one was."""
     remember = current_session().remember
     accounts.end_sessions(db.session, UserSession.user_id == user.id)
+    accounts.forget_devices(db.session, user)
     start_session(user, remember=remember)
+    trust_this_device(user)
 
 
 def sign_out_here() -> None:
@@ -138,17 +140,17 @@ def _device_cookie() -> accounts.DeviceCookie:
     return accounts.DeviceCookie(current_app.secret_key)
 
 
-def trusted_device_nonce(user_id: int | None) -> str | None:
-    """Return this browser's device nonce for an account, when it has signed in to it before."""
-    if user_id is None:
+def trusted_device_nonce(user: User | None) -> str | None:
+    """Return this browser's device nonce for an account, when it signed in to it since its devices were last forgotten."""
+    if user is None:
         return None
-    return _device_cookie().read(request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])).get(user_id)
+    return _device_cookie().nonce_for(request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"]), user)
 
 
 def trust_this_device(user: User) -> None:
     """Give this browser a device cookie for `user` (OWASP device cookies): it keeps a sign-in budget of its own."""
     settings = current_app.config
-    value = _device_cookie().with_account(request.cookies.get(settings["DEVICE_COOKIE_NAME"]), user.id)
+    value = _device_cookie().with_account(request.cookies.get(settings["DEVICE_COOKIE_NAME"]), user)
 
     @after_this_request
     def _set_device_cookie(response: Response) -> Response:

@@ -16,6 +16,7 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from flask import Flask, g, has_request_context
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import vault
@@ -70,18 +71,38 @@ def _proxy_count(value) -> int:
     return int(written)
 
 
-def configure_hosts(settings: dict) -> None:
-    """Answer only to known host names: TRUSTED_HOSTS, else PUBLIC_BASE_URL's host; production needs one of them."""
-    if not settings["TRUSTED_HOSTS"] and settings["PUBLIC_BASE_URL"]:
-        settings["TRUSTED_HOSTS"] = [urlsplit(settings["PUBLIC_BASE_URL"]).hostname]
-    if settings["REQUIRE_HOSTS"] and not settings["TRUSTED_HOSTS"]:
+def trusted_hosts(settings: dict) -> tuple[str, ...] | None:
+    """Return the hosts to answer to (host or host:port, any letter case): TRUSTED_HOSTS, else PUBLIC_BASE_URL's;
+    None (any host) only where no host is required. Production needs one of the two settings.
+
+    Flask's own check ignores ports and letter case, so it is turned off (TRUSTED_HOSTS None in the config) and
+    guards.check_host applies these instead.
+    """
+    hosts = settings["TRUSTED_HOSTS"] or ([urlsplit(settings["PUBLIC_BASE_URL"]).netloc] if settings["PUBLIC_BASE_URL"] else [])
+    if settings["REQUIRE_HOSTS"] and not hosts:
         refuse_to_start("set PUBLIC_BASE_URL or TRUSTED_HOSTS in the environment (see README).")
+    settings["TRUSTED_HOSTS"] = None
+    return tuple(host.lower() for host in hosts) or None
 
 
 def configure_proxy(app: Flask) -> None:
     """Trust exactly PROXY_COUNT hops of X-Forwarded-For/-Proto/-Host, so a client cannot forge them."""
     if hops := app.config["PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+
+def keep_sqlite_file_private(settings: dict) -> None:
+    """Create a SQLite database file readable by its owner only, and tighten one made before (SQLite's -wal and -shm
+    files take the main file's mode); a server database is the operator's to protect."""
+    url = make_url(settings["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database)
+    if not path.parent.is_dir():
+        return  # nothing to protect: the database cannot open either, and /readyz says so
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 # --- keys and the cores' settings -------------------------------------------------------------------------------------
@@ -137,7 +158,6 @@ def vault_policy(settings: dict) -> vault.Policy:
         max_lifetime=settings["SECRET_MAX_EXPIRY"],
         retention=settings["SECRET_RETENTION"],
         purge_batch=settings["PURGE_BATCH_SIZE"],
-        qr_dir=Path(settings["QR_DIR"]),
     )
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -27,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError
 
-from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, UTCDateTime, new_token, new_unique_id, share_id_digest
+from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, UTCDateTime, new_unique_id, share_id_digest
 
 log = logging.getLogger("secureshare.vault")
 
@@ -160,7 +159,6 @@ class Policy:
     max_lifetime: timedelta = timedelta(days=30)
     retention: timedelta = timedelta(days=30)
     purge_batch: int = 5000
-    qr_dir: Path | None = None
     # Longer than any try can be held (a wait for a derivation slot, the derivation, a worker's timeout).
     stale_hold: timedelta = timedelta(minutes=5)
 
@@ -395,7 +393,6 @@ def create(
         blur_level=blur_level,
         max_views=max_views,
         expires_at=now + lifetime,
-        qr_filename=f"{new_token()}.png",
         created_at=now,
         updated_at=now,
         **seal_labels(keys, id_digest, share_id, title),
@@ -451,14 +448,14 @@ def _find(session: Session, share_id: str, owner_id: int | None = None) -> Secre
     return secret
 
 
-def _refused(session: Session, policy: Policy, secret: Secret, now: datetime) -> Gone | TriesInFlight:
+def _refused(session: Session, secret: Secret, now: datetime) -> Gone | TriesInFlight:
     """Say why a try could not be reserved, erasing the secret if its time is up."""
     try:
         session.refresh(secret)
     except ObjectDeletedError:  # purged meanwhile by another host
         return Gone()
     if secret.status == SecretStatus.ACTIVE and secret.is_expired(now):
-        _end(session, policy, SecretStatus.EXPIRED, now, Secret.id == secret.id, Secret.expires_at <= now)
+        _end(session, SecretStatus.EXPIRED, now, Secret.id == secret.id, Secret.expires_at <= now)
     return TriesInFlight() if secret.is_available(now) and secret.views_left() != 0 else Gone()
 
 
@@ -476,7 +473,7 @@ def _spend_wrong_password(
     session.commit()
     log.info("secret %s: wrong password", secret.id)
     limit_reached = Secret.failed_attempts >= policy.max_failed_attempts
-    if _end(session, policy, SecretStatus.DESTROYED, now, Secret.id == secret.id, limit_reached):
+    if _end(session, SecretStatus.DESTROYED, now, Secret.id == secret.id, limit_reached):
         return Destroyed()
     session.refresh(secret)
     if secret.status == SecretStatus.DESTROYED:  # a parallel wrong guess spent the last try first
@@ -515,11 +512,11 @@ def _check_password(
     """
     now = clock()
     if not secret.is_available(now):
-        return _refused(session, policy, secret, now)
+        return _refused(session, secret, now)
     if key_retired(keys, secret):
         return KeyRetired()
     if not _reserve_try(session, policy, secret.id, now):
-        return _refused(session, policy, secret, now)
+        return _refused(session, secret, now)
     held = True
     try:
         session.refresh(secret)
@@ -563,8 +560,8 @@ def unlock(
         if not viewed:
             _release_try(session, secret.id)
     if not viewed:
-        return _refused(session, policy, secret, now)
-    _end(session, policy, SecretStatus.USED_UP, now, Secret.id == secret.id, Secret.view_count >= Secret.max_views)
+        return _refused(session, secret, now)
+    _end(session, SecretStatus.USED_UP, now, Secret.id == secret.id, Secret.view_count >= Secret.max_views)
     session.refresh(secret)
     if secret.status == SecretStatus.ACTIVE and secret.key_id != keys.newest_id:
         _reseal(session, keys, secret, checked, password, now)
@@ -655,37 +652,21 @@ def edit(
 # --- ending, deleting, purging ------------------------------------------------------------------------------------------
 
 
-def _end(session: Session, policy: Policy, status: SecretStatus, now: datetime, *conditions) -> int:
+def _end(session: Session, status: SecretStatus, now: datetime, *conditions) -> int:
     """Move matching active secrets to `status`, erasing their content in the same statement; return how many."""
     ended = session.execute(
         update(Secret)
         .where(Secret.status == SecretStatus.ACTIVE, *conditions)
         .values(status=status, updated_at=now, **WIPED)
-        .returning(Secret.id, Secret.qr_filename)
+        .returning(Secret.id)
         .execution_options(synchronize_session=False)
-    ).all()
+    ).scalars().all()
     session.commit()
     if ended:
-        _forget(session, policy, [qr_filename for _, qr_filename in ended])
-        for secret_id, _ in ended:
+        _checkpoint(session)
+        for secret_id in ended:
             log.info("secret %s ended: %s", secret_id, status.value)
     return len(ended)
-
-
-def _forget(session: Session, policy: Policy, qr_filenames: list[str | None]) -> None:
-    """After an erasing statement: fold the WAL into the main file and remove the QR images."""
-    _checkpoint(session)
-    _remove_qr_files(policy, qr_filenames)
-
-
-def _remove_qr_files(policy: Policy, qr_filenames: list[str | None]) -> None:
-    for filename in filter(None, qr_filenames):
-        if policy.qr_dir is None:
-            continue
-        try:
-            (policy.qr_dir / filename).unlink(missing_ok=True)
-        except OSError:
-            log.exception("could not remove a QR file; the next purge tries again")
 
 
 def _checkpoint(session: Session) -> None:
@@ -706,43 +687,39 @@ def _checkpoint(session: Session) -> None:
         log.warning("WAL checkpoint was blocked by a reader; the next purge tries again")
 
 
-def expire_due(session: Session, policy: Policy, now: datetime, owner_id: int | None = None) -> int:
+def expire_due(session: Session, now: datetime, owner_id: int | None = None) -> int:
     """End (and erase) every active secret whose time is up, or only `owner_id`'s."""
     mine = () if owner_id is None else (Secret.owner_id == owner_id,)
-    return _end(session, policy, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine)
+    return _end(session, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine)
 
 
-def delete(session: Session, policy: Policy, share_id: str, owner_id: int, now: datetime) -> Deleted | Removed | Gone:
+def delete(session: Session, share_id: str, owner_id: int, now: datetime) -> Deleted | Removed | Gone:
     """Delete an owner's secret: an active one is erased and kept as a record; an ended record is removed."""
     secret = _find(session, share_id, owner_id)
     if secret is None:
         return Gone()
-    if _end(session, policy, SecretStatus.DELETED, now, Secret.id == secret.id):
+    if _end(session, SecretStatus.DELETED, now, Secret.id == secret.id):
         return Deleted()
     removed = session.execute(
         delete_rows(Secret)
         .where(Secret.id == secret.id, Secret.status != SecretStatus.ACTIVE)
-        .returning(Secret.qr_filename)
         .execution_options(synchronize_session=False)
-    ).all()
+    )
     session.commit()
-    if not removed:
+    if removed.rowcount != 1:
         return Gone()
-    _forget(session, policy, [row.qr_filename for row in removed])
+    _checkpoint(session)
     return Removed()
 
 
-def delete_all_of(session: Session, policy: Policy, owner_id: int) -> int:
+def delete_all_of(session: Session, owner_id: int) -> int:
     """Remove every secret of an account that is being deleted, with its events, erased on disk."""
     removed = session.execute(
-        delete_rows(Secret)
-        .where(Secret.owner_id == owner_id)
-        .returning(Secret.qr_filename)
-        .execution_options(synchronize_session=False)
-    ).all()
+        delete_rows(Secret).where(Secret.owner_id == owner_id).execution_options(synchronize_session=False)
+    )
     session.commit()
-    _forget(session, policy, [row.qr_filename for row in removed])
-    return len(removed)
+    _checkpoint(session)
+    return removed.rowcount
 
 
 def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
@@ -750,7 +727,7 @@ def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
 
     Safe to run on several hosts at once: every step is one statement that re-checks its own conditions.
     """
-    expired = expire_due(session, policy, now)
+    expired = expire_due(session, now)
     given_back = _give_back_stale_tries(session, policy, now)
     cutoff = now - policy.retention
     purged = 0
@@ -764,14 +741,12 @@ def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
         removed = session.execute(
             delete_rows(Secret)
             .where(Secret.id.in_(batch), Secret.status != SecretStatus.ACTIVE, Secret.updated_at < cutoff)
-            .returning(Secret.qr_filename)
             .execution_options(synchronize_session=False)
-        ).all()
+        )
         session.commit()
-        if not removed:
+        if not removed.rowcount:
             break
-        purged += len(removed)
-        _remove_qr_files(policy, [row.qr_filename for row in removed])
+        purged += removed.rowcount
     _checkpoint(session)  # once, at the end: these records' content was erased (and checkpointed) when they ended
     _vacuum_postgres(session)
     return PurgeReport(expired, purged, given_back)

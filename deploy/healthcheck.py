@@ -1,6 +1,7 @@
 """Container health check: exit 0 when gunicorn answers /healthz with 200 (python's urllib: the image has no curl).
 
-Asks with a Host the app trusts (TRUSTED_HOSTS, else PUBLIC_BASE_URL's), on the port gunicorn binds (GUNICORN_BIND).
+Asks with a Host the app trusts (TRUSTED_HOSTS, else PUBLIC_BASE_URL's host and port), on the port gunicorn binds
+(GUNICORN_BIND).
 """
 
 import os
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 
 def trusted_host() -> str:
     hosts = [host.strip() for host in os.environ.get("TRUSTED_HOSTS", "").split(",") if host.strip()]
-    return hosts[0] if hosts else urlsplit(os.environ.get("PUBLIC_BASE_URL", "")).hostname or "localhost"
+    return hosts[0] if hosts else urlsplit(os.environ.get("PUBLIC_BASE_URL", "")).netloc or "localhost"
 
 
 def main() -> int:

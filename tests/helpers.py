@@ -82,11 +82,35 @@ def make_config(tmp_path, clock, base=TestingConfig, **overrides):
     settings = {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'secureshare.db'}",
         "LOG_FILE": tmp_path / "logs" / "app.log",
-        "QR_DIR": tmp_path / "qrcodes",
         "CLOCK": clock,
         **overrides,
     }
     return type("PerTestConfig", (base,), settings)
+
+
+# Every spelling of a path that carries a share id ({id}; {encoded} is it percent-encoded), as sent, and as both
+# logs must show it: gunicorn's access log and the development server's request lines share redaction.py's rule.
+LOG_SPELLINGS = [
+    ("/view/{id}", "/view/[id]"),
+    ("/view//{id}", "/view//[id]"),
+    ("/view/./{id}", "/view/./[id]"),
+    ("/view%3Bx/{id}", "/view[id]/[id]"),
+    ("/view%3B{id}", "/view[id]"),
+    ("/%76iew/{id}", "/view/[id]"),
+    ("/VIEW/{id}", "/VIEW/[id]"),
+    ("/view%2F{id}", "/view/[id]"),
+    ("/view/{encoded}", "/view/[id]"),
+    ("/secrets/{id}/qr.png?x=1", "/secrets/[id]/qr.png?[query]"),
+    ("/login?next=/secrets/{id}/edit", "/login?[query]"),
+    ("/api/secrets/{id}", "/api/secrets/[id]"),
+    ("/api//secrets/{id}/../view/{id}", "/api//secrets/[id]/../[id]/[id]"),
+]
+
+
+def log_spellings(share_id: str) -> list[tuple[str, str]]:
+    """Return LOG_SPELLINGS for one share id: (path to send, the path both logs must show)."""
+    encoded = "".join(f"%{byte:02X}" for byte in share_id.encode())
+    return [(sent.format(id=share_id, encoded=encoded), shown) for sent, shown in LOG_SPELLINGS]
 
 
 SECRET_PASSWORD = "open-sesame-42"
@@ -193,6 +217,7 @@ def serving_the_test_app(run_dir: Path) -> Iterator[str]:
     env = {
         **os.environ,
         "SECURESHARE_TEST_DIR": str(run_dir),
+        "SECURESHARE_TEST_HOST": f"127.0.0.1:{port}",
         "SECRET_KEY": secrets.token_hex(32),
         "ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
     }

@@ -56,7 +56,8 @@ def test_sign_out_everywhere_revokes_tokens_and_says_so(app, logged_in_client):
     """Fault: API tokens survived 'sign out everywhere'."""
     token = issue_token(logged_in_client)
     assert "revoke API tokens" in logged_in_client.get("/account/sessions").text
-    assert post_form(logged_in_client, "/account/sessions", {}, token_page="/account/sessions").status_code == 302
+    everywhere = {"everywhere-current_password": PASSWORD}
+    assert post_form(logged_in_client, "/account/sessions", everywhere, token_page="/account/sessions").status_code == 302
     assert not token_works(app, token)
     assert logged_in_client.get("/dashboard").status_code == 200
 
@@ -69,7 +70,9 @@ def test_tokens_are_listed_and_revoked_one_by_one(app, logged_in_client):
     assert "backup script" in page and "ci deploy" in page
     assert first not in page and second not in page
     first_id = re.search(r'data-token-id="(\d+)"[^<]*<h3>backup script', page).group(1)
-    revoked = post_form(logged_in_client, f"/account/tokens/{first_id}/revoke", {}, token_page="/account/tokens")
+    confirm = logged_in_client.get(f"/account/tokens/{first_id}/revoke")
+    assert "Revoke the token “backup script”?" in confirm.text
+    revoked = post_form(logged_in_client, f"/account/tokens/{first_id}/revoke", {"current_password": PASSWORD})
     assert revoked.status_code == 302
     assert not token_works(app, first)
     assert token_works(app, second)

@@ -2,13 +2,14 @@
 
 import base64
 import os
+import stat
 
 import pytest
 
 import vault
 from app import create_app, db
 from schema import Secret
-from tests.helpers import SECRET_CONTENT, SECRET_PASSWORD, create_secret, load_secret, make_config, post_form, unlock
+from tests.helpers import SECRET_CONTENT, SECRET_PASSWORD, AuthActions, create_secret, load_secret, make_config, post_form, unlock
 
 CANARY = "CANARY-5f1e9c"
 
@@ -150,3 +151,17 @@ def test_edit_form_never_echoes_the_secret(app, logged_in_client):
     )
     assert response.status_code == 400
     assert SECRET_PASSWORD not in response.text
+
+
+def test_database_and_log_files_are_readable_by_their_owner_only(tmp_path, clock):
+    """Fault: in development the SQLite file and logs/app.log were created 0644, readable by every local user."""
+    app = create_app(make_config(tmp_path, clock))
+    with app.app_context():
+        db.create_all()
+    AuthActions(app.test_client()).register()
+    made = [tmp_path / name for name in ("secureshare.db", "secureshare.db-wal", "secureshare.db-shm", "logs/app.log")]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in made} == {path.name: 0o600 for path in made}
+    database = tmp_path / "secureshare.db"
+    database.chmod(0o644)  # as an earlier version left it
+    create_app(make_config(tmp_path, clock))
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

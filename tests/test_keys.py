@@ -37,14 +37,34 @@ def test_a_removed_key_shows_as_unavailable_and_spends_nothing(app, logged_in_cl
     detail = owner.get(f"/secrets/{unique_id}")
     assert detail.status_code == 200
     assert "Unavailable: its server key was removed" in detail.text
+    assert "Old label" not in dashboard.text + detail.text  # its label key is gone too
     listing = owner.get("/api/secrets")
     assert listing.status_code == 200
-    assert listing.json["secrets"][0]["title"] == "Unavailable: its server key was removed"
+    assert listing.json["secrets"][0]["unavailable"] == "Unavailable: its server key was removed"
     assert owner.get(f"/api/secrets/{unique_id}").status_code == 200
     recipient = retired.test_client()
     assert recipient.get(f"/view/{unique_id}").status_code == 410
     assert unlock(recipient, unique_id).status_code == 410
     assert load_secret(retired, unique_id).failed_attempts == 0
+
+
+def test_after_a_rewrap_the_owner_still_sees_the_title_of_a_secret_whose_content_key_was_removed(
+    app, logged_in_client, tmp_path, clock
+):
+    """Fault: the owner's pages showed only "Unavailable" in place of the title, so the owner could not tell which
+    secret to send again, though `keys rewrap` had moved the title to the new key."""
+    unique_id = create_secret(logged_in_client, title="Payroll VPN")
+    old_keys = app.config["ENCRYPTION_KEYS"]
+    rotated = restarted(app, tmp_path, clock, f"{new_key('k2')},{old_keys}")
+    assert "Re-sealed the labels of 1 records" in rotated.test_cli_runner().invoke(args=["keys", "rewrap"]).output
+    retired = restarted(app, tmp_path, clock, rotated.config["ENCRYPTION_KEYS"].split(",")[0])
+    owner = retired.test_client()
+    AuthActions(owner).login()
+    for page in (owner.get("/dashboard"), owner.get(f"/secrets/{unique_id}")):
+        assert "Payroll VPN" in page.text
+        assert "Unavailable: its server key was removed" in page.text
+    listed = owner.get("/api/secrets").json["secrets"][0]
+    assert (listed["title"], listed["unavailable"]) == ("Payroll VPN", "Unavailable: its server key was removed")
 
 
 def test_keys_status_and_rewrap(app, logged_in_client, recipient, tmp_path, clock):

@@ -5,7 +5,7 @@ import pytest
 import vault
 from app import db
 from schema import AccessEvent, Secret
-from tests.helpers import SECRET_CONTENT, create_secret, database_snapshot, load_secret, post_form, unlock
+from tests.helpers import SECRET_CONTENT, AuthActions, create_secret, database_snapshot, load_secret, post_form, unlock
 
 
 def assert_wiped(secret, status: str) -> None:
@@ -132,11 +132,9 @@ def _used_up_secret(app, logged_in_client) -> str:
     return unique_id
 
 
-def test_purge_deletes_old_records_with_their_events_and_qr_files(app, logged_in_client, clock):
+def test_purge_deletes_old_records_with_their_events(app, logged_in_client, clock):
     active_id = create_secret(logged_in_client)
     ended_id = _used_up_secret(app, logged_in_client)
-    leftover = app.config["QR_DIR"] / load_secret(app, ended_id).qr_filename
-    leftover.write_bytes(b"a file a crash left behind")
     clock.advance(days=29, hours=23)
     result = app.test_cli_runner().invoke(args=["purge"])
     assert "purged 0" in result.output
@@ -148,7 +146,6 @@ def test_purge_deletes_old_records_with_their_events_and_qr_files(app, logged_in
         events = db.session.scalar(db.select(db.func.count(AccessEvent.id)))
     assert ended_id not in remaining
     assert events == 0
-    assert not leftover.exists()
     # The active one expired meanwhile (24 h), so the same run erased it, but its record stays.
     assert remaining == [active_id]
     assert_wiped(load_secret(app, active_id), "expired")
@@ -162,19 +159,20 @@ def test_requests_never_run_maintenance(app, logged_in_client, clock):
 
 
 @pytest.mark.parametrize("ending", ["delete", "expire", "use_up", "destroy"])
-def test_qr_file_is_removed_on_every_ending(app, logged_in_client, recipient, clock, ending):
+def test_qr_code_is_refused_after_every_ending(app, logged_in_client, recipient, clock, ending):
     unique_id = create_secret(logged_in_client, max_views="1")
-    qr_file = app.config["QR_DIR"] / load_secret(app, unique_id).qr_filename
-    assert qr_file.exists()
+    assert logged_in_client.get(f"/secrets/{unique_id}/qr.png").status_code == 200
     if ending == "delete":
         post_form(logged_in_client, f"/secrets/{unique_id}/delete", {})
     elif ending == "expire":
         clock.advance(days=2)
         app.test_cli_runner().invoke(args=["purge"])
+        AuthActions(logged_in_client).login()  # two days on, the owner's session has ended too
     elif ending == "use_up":
         unlock(recipient, unique_id)
     else:
         for _ in range(5):
             unlock(recipient, unique_id, "wrong-guess")
-    assert not qr_file.exists()
     assert load_secret(app, unique_id).status != "active"
+    for path in ("qr.png", "qr.svg", "card"):
+        assert logged_in_client.get(f"/secrets/{unique_id}/{path}").status_code == 410

@@ -7,7 +7,10 @@ import pytest
 
 from app import create_app, db
 from tests.helpers import AuthActions, create_secret, load_secret, make_config, service_url, unlock
-from tests.test_accounts import test_duplicate_username_or_email_in_any_case  # noqa: F401 - run again here
+from tests.test_accounts import (  # noqa: F401 - run again here
+    test_addresses_python_and_postgresql_fold_differently_never_answer_500,
+    test_duplicate_username_or_email_in_any_case,
+)
 from tests.test_concurrency import (  # noqa: F401 - run again here
     test_twenty_parallel_unlocks_of_a_one_view_secret_reveal_once,
     test_twenty_parallel_wrong_guesses_never_pass_the_attempt_limit,
@@ -16,7 +19,7 @@ from tests.test_lifecycle import (  # noqa: F401 - run again here
     test_burn_after_reading,
     test_expiry_on_both_sides_of_the_second,
     test_five_wrong_passwords_destroy,
-    test_purge_deletes_old_records_with_their_events_and_qr_files,
+    test_purge_deletes_old_records_with_their_events,
 )
 from tests.test_secrets import test_wrong_then_right_password  # noqa: F401 - run again here
 

@@ -57,7 +57,8 @@ def test_bad_setting_refuses_to_start_saying_what_to_fix(tmp_path, clock, settin
     ],
 )
 def test_good_settings_start(tmp_path, clock, setting, value):
-    assert create_app(make_config(tmp_path, clock, **{setting: value})).config[setting] is not None
+    started = create_app(make_config(tmp_path, clock, **{setting: value}))
+    assert (started.trusted_hosts if setting == "TRUSTED_HOSTS" else started.config[setting]) is not None
 
 
 def test_proxy_count_is_a_number_once_started(tmp_path, clock):

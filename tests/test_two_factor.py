@@ -1,5 +1,6 @@
 """Two-factor sign-in: enrolment, the code step, clock skew, replay, recovery codes, and turning it off."""
 
+import os
 import re
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from app import db
 from schema import RecoveryCode, User
 from tests.helpers import CSRF_TOKEN_RE, OTHER_PASSWORD, PASSWORD, AuthActions, database_snapshot, post_form
 from tests.test_accounts import get_user
+from tests.test_qr import files_under
 
 KEY_RE = re.compile(r'id="totp-key" value="([A-Z2-7]+)"')
 RECOVERY_RE = re.compile(r"<li>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</li>")
@@ -115,7 +117,7 @@ def test_a_thiefs_view_of_the_pending_key_is_not_the_owners_next_key(app, logged
     [
         ("/account/password", {"current_password": PASSWORD, "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD}),
         ("/account/email", {"email-email": "new@example.org", "email-current_password": PASSWORD}),
-        ("/account/sessions", {}),
+        ("/account/sessions", {"everywhere-current_password": PASSWORD}),
     ],
 )
 def test_a_pending_key_is_forgotten_after_a_change_of_the_account(logged_in_client, path, fields):
@@ -124,10 +126,11 @@ def test_a_pending_key_is_forgotten_after_a_change_of_the_account(logged_in_clie
     assert enrolment_key(logged_in_client) != seen
 
 
-def test_enrolment_page_draws_the_qr_inline_and_writes_nothing(app, logged_in_client):
+def test_enrolment_page_draws_the_qr_inline_and_writes_nothing(app, logged_in_client, tmp_path):
+    before = files_under(tmp_path, app.static_folder)
     page = logged_in_client.get("/account/two-factor").text
     assert 'src="data:image/svg+xml' in page
-    assert not app.config["QR_DIR"].exists() or not any(app.config["QR_DIR"].iterdir())
+    assert {os.path.basename(path) for path in files_under(tmp_path, app.static_folder) - before} <= {"secureshare.db-wal"}
 
 
 def test_key_and_recovery_codes_are_not_stored_in_clear(app, two_factor):

@@ -224,18 +224,18 @@ def test_edit_replacing_content_needs_the_password_and_spends_a_try(session, key
 
 def test_delete_erases_then_a_second_delete_removes_the_record(session, keys, clock):
     share_id = make(session, keys, clock)
-    assert vault.delete(session, POLICY, share_id, 1, clock()) == vault.Deleted()
+    assert vault.delete(session, share_id, 1, clock()) == vault.Deleted()
     secret = row(session, share_id)
     assert (secret.status, secret.ciphertext) == ("deleted", None)
     clock.advance(days=10)
-    assert vault.delete(session, POLICY, share_id, 1, clock()) == vault.Removed()
+    assert vault.delete(session, share_id, 1, clock()) == vault.Removed()
     assert session.scalars(select(Secret)).all() == []
-    assert vault.delete(session, POLICY, share_id, 1, clock()) == vault.Gone()
+    assert vault.delete(session, share_id, 1, clock()) == vault.Gone()
 
 
 def test_two_purges_at_once_share_the_work(engine, session, keys, clock):
     for _ in range(30):
-        vault.delete(session, POLICY, make(session, keys, clock), 1, clock())
+        vault.delete(session, make(session, keys, clock), 1, clock())
     for _ in range(5):
         make(session, keys, clock)
     clock.advance(days=31)

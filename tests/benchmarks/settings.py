@@ -23,12 +23,11 @@ def bench_config(run_dir: Path, database_url: str, base_url: str, secret_key: st
     settings = {
         "SQLALCHEMY_DATABASE_URI": database_url,
         "LOG_FILE": run_dir / "app.log",
-        "QR_DIR": run_dir / "qrcodes",
         "KEY_DIR": None,
         "SECRET_KEY": secret_key,
         "ENCRYPTION_KEYS": encryption_keys,
         "PUBLIC_BASE_URL": base_url,
-        "TRUSTED_HOSTS": ["127.0.0.1"],
+        "TRUSTED_HOSTS": None,  # PUBLIC_BASE_URL's host and port
         "RATELIMIT_STORAGE_URI": "memory://",
         "HSTS": True,
         **limits,

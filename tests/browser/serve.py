@@ -1,7 +1,7 @@
 """The WSGI app the browser tests serve with gunicorn: testing settings, with the files a test run owns.
 
 gunicorn imports `application` from here; SECURESHARE_TEST_DIR (set by the fixture) holds the database, log and
-QR codes of the run.
+the keys of the run; SECURESHARE_TEST_HOST the host and port it answers to.
 """
 
 import os
@@ -18,10 +18,9 @@ RUN_DIR = Path(os.environ["SECURESHARE_TEST_DIR"])
 class BrowserTestConfig(TestingConfig):
     SQLALCHEMY_DATABASE_URI = f"sqlite:///{RUN_DIR / 'secureshare.db'}"
     LOG_FILE = RUN_DIR / "app.log"
-    QR_DIR = RUN_DIR / "qrcodes"
     SECRET_KEY = os.environ["SECRET_KEY"]
     ENCRYPTION_KEYS = os.environ["ENCRYPTION_KEYS"]
-    TRUSTED_HOSTS = ["127.0.0.1"]
+    TRUSTED_HOSTS = [os.environ["SECURESHARE_TEST_HOST"]]
 
 
 application = create_app(BrowserTestConfig)

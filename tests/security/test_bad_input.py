@@ -3,8 +3,8 @@
 import pytest
 from sqlalchemy import event
 
-from app import db
-from tests.helpers import PASSWORD, csrf_token, database_snapshot, post_form, secret_form, unlock
+from app import create_app, db
+from tests.helpers import PASSWORD, csrf_token, database_snapshot, make_config, post_form, secret_form, unlock
 
 
 def raw_post(client, path: str, body: bytes, token_page: str = "/login"):
@@ -102,6 +102,28 @@ def test_untrusted_host_is_400(app, client):
     response = client.get("/", headers={"Host": "evil.example"})
     assert response.status_code == 400
     assert "evil.example" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("trusted", "host", "status"),
+    [
+        (["localhost"], "LOCALHOST", 200),  # host names have no letter case
+        (["localhost"], "localhost:9999", 400),  # a port not listed is another site
+        (["secrets.example.org:8443"], "Secrets.Example.Org:8443", 200),
+        (["secrets.example.org:8443"], "secrets.example.org", 400),
+        (["secrets.example.org:8443"], "secrets.example.org:8444", 400),
+        ([".example.org"], "a.b.Example.org", 200),
+        ([".example.org"], "example.org", 200),
+        ([".example.org"], "badexample.org", 400),
+        (["[::1]:5000"], "[::1]:5000", 200),
+        (["[::1]:5000"], "[::1]", 400),
+    ],
+)
+def test_trusted_hosts_ignore_letter_case_and_match_ports(tmp_path, clock, trusted, host, status):
+    """Fault: `LOCALHOST` was refused and `localhost:9999` accepted: Werkzeug's check was case-sensitive and
+    ignored ports."""
+    app = create_app(make_config(tmp_path, clock, TRUSTED_HOSTS=trusted))
+    assert app.test_client().get("/", headers={"Host": host}).status_code == status
 
 
 def test_forwarded_host_never_reaches_links_or_codes(app, logged_in_client):

@@ -7,9 +7,11 @@ from datetime import timedelta
 import pytest
 
 from app import db
-from schema import UserSession
+from schema import ApiToken, UserSession
 from tests.helpers import OTHER_PASSWORD, PASSWORD, AuthActions, database_snapshot, post_form
+from tests.test_account_settings import token_works
 from tests.test_accounts import get_user
+from tests.test_api import issue_token
 
 
 def _session_cookie(client) -> str:
@@ -52,7 +54,7 @@ def test_sign_out_everywhere_ends_other_sessions_and_remember_cookies(app, clien
     other_auth = type(auth)(other)
     other_auth.login(remember=True)
     assert other.get("/dashboard").status_code == 200
-    response = post_form(client, "/account/sessions", {}, token_page="/account")
+    response = post_form(client, "/account/sessions", {"everywhere-current_password": PASSWORD}, token_page="/account")
     assert response.status_code == 302
     assert client.get("/dashboard").status_code == 200
     assert other.get("/dashboard").status_code == 302
@@ -144,7 +146,8 @@ def test_sessions_are_listed_and_ended_one_by_one(app, client, auth):
     assert "2001:db8:1:2::/64" in page and "2001:db8:1:2:aaaa::7" not in page
     with app.app_context():
         phone_session = db.session.execute(db.select(UserSession).filter_by(device="Chrome on Android")).scalar_one()
-    response = post_form(client, f"/account/sessions/{phone_session.id}/end", {}, token_page="/account/sessions")
+    assert "Sign out Chrome on Android?" in client.get(f"/account/sessions/{phone_session.id}/end").text
+    response = post_form(client, f"/account/sessions/{phone_session.id}/end", {"current_password": PASSWORD})
     assert response.status_code == 302
     assert phone.client.get("/dashboard").status_code == 302
     assert laptop.client.get("/dashboard").status_code == 200
@@ -188,3 +191,30 @@ def test_device_names_are_coarse(user_agent, device):
     from accounts import device_name
 
     assert device_name(user_agent) == device
+
+
+@pytest.mark.parametrize("change", ["sign out everywhere", "end one session", "revoke one token"])
+def test_a_copied_session_cookie_alone_cannot_sign_the_owner_out_or_revoke_tokens(app, client, auth, change):
+    """Fault: with only a session cookie (copied, or a browser left open) anyone could end the owner's other sessions
+    and revoke every API token. Each asks for the password now, like the other account changes."""
+    auth.register()
+    token = issue_token(client)
+    phone = AuthActions(app.test_client())
+    phone.login()
+    with app.app_context():
+        phone_session = db.session.execute(db.select(UserSession).order_by(UserSession.id.desc())).scalars().first()
+        token_id = db.session.execute(db.select(ApiToken.id)).scalar_one()
+    path, password_field = {
+        "sign out everywhere": ("/account/sessions", "everywhere-current_password"),
+        "end one session": (f"/account/sessions/{phone_session.id}/end", "current_password"),
+        "revoke one token": (f"/account/tokens/{token_id}/revoke", "current_password"),
+    }[change]
+    before = database_snapshot(app)
+    for guess in ({}, {password_field: OTHER_PASSWORD}):
+        refused = post_form(client, path, guess, token_page="/account/sessions")
+        assert refused.status_code == 400
+        assert database_snapshot(app) == before
+    assert phone.client.get("/dashboard").status_code == 200
+    assert token_works(app, token)
+    assert post_form(client, path, {password_field: PASSWORD}, token_page="/account/sessions").status_code == 302
+    assert database_snapshot(app) != before
