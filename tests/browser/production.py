@@ -218,18 +218,18 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
     site = ProductionSite(
         public_url, f"http://localhost:{http_port}", certificate, database_url, redis_url, ratelimit_prefix, access_log
     )
-    if not (_app_is_ready(gunicorn_port) and HttpsVisitor(site).get("/readyz").status == 200):
+    if not (_app_is_ready(gunicorn_port, f"localhost:{https_port}") and HttpsVisitor(site).get("/readyz").status == 200):
         stop()
         raise RuntimeError("the site is not ready:\n" + "\n".join(app_server.lines[-30:]))
     return site, stop
 
 
-def _app_is_ready(port: int) -> bool:
+def _app_is_ready(port: int, host: str) -> bool:
     """Ask gunicorn itself first: "Booting worker" comes before a worker has imported the app, which on a busy
     machine takes longer than nginx waits for an answer."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=START_TIMEOUT * 2)
     try:
-        connection.request("GET", "/readyz", headers={"Host": "localhost", "X-Forwarded-Proto": "https"})
+        connection.request("GET", "/readyz", headers={"Host": host, "X-Forwarded-Proto": "https"})
         return connection.getresponse().status == 200
     finally:
         connection.close()

@@ -63,6 +63,11 @@ def test_every_page(new_context, theme, viewport):
     visit(owner, shot("account"), "/account")
     visit(owner, shot("account-sessions"), "/account/sessions")
     visit(owner, shot("account-tokens"), "/account/tokens")
+    owner.get_by_label("Name").fill("backup script")
+    owner.get_by_label("Current password").fill(flows.ACCOUNT_PASSWORD)
+    owner.get_by_role("button", name="Create token").click()
+    owner.get_by_role("link", name="Revoke “backup script”").click()
+    visit(owner, shot("account-confirm"))
     visit(owner, shot("account-two-factor"), "/account/two-factor")
 
     recipient = new_context(viewport=viewport, color_scheme=theme).new_page()
