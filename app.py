@@ -493,9 +493,16 @@ def sign_out_everywhere():
     return redirect(url_for("web.account_sessions"))
 
 
-def _confirm_page(status: int, form: forms.ReauthForm, **words):
-    """A page asking for the password (and a code) before a change that a copied cookie alone must not make."""
-    return render_template("account_confirm.html", form=form, **words), status
+def _change_after_reauthentication(user: User, change, done: str, back: str, **words):
+    """Make a change a copied cookie alone must not make, once the password (and a code) is right; until then (or on
+    a GET) the confirmation page, with `words` for its heading, lead, form action and button."""
+    form = forms.ReauthForm()
+    if form.validate_on_submit() and signin.reauthenticate(form, user):
+        change()
+        flash(done, "success")
+        return redirect(back)
+    page = render_template("account_confirm.html", form=form, back=back, **words)
+    return page, 400 if request.method == "POST" else 200
 
 
 @web.route("/account/sessions/<int:session_id>/end", methods=["GET", "POST"])
@@ -513,20 +520,16 @@ def end_session(session_id: int):
         return redirect(url_for("web.login", signed_out=1))
     user = _user()
     target = accounts.session_of(db.session, user, session_id) or abort(404)
-    form = forms.ReauthForm()
-    if form.validate_on_submit() and signin.reauthenticate(form, user):
-        device = target.device
-        accounts.end_sessions(db.session, UserSession.id == target.id)
-        flash(f"Signed out {device}.", "success")
-        return redirect(url_for("web.account_sessions"))
-    return _confirm_page(
-        400 if request.method == "POST" else 200,
-        form,
-        heading=f"Sign out {target.device}?",
+    device = target.device
+    return _change_after_reauthentication(
+        user,
+        lambda: accounts.end_sessions(db.session, UserSession.id == target.id),
+        f"Signed out {device}.",
+        url_for("web.account_sessions"),
+        heading=f"Sign out {device}?",
         lead="It will have to sign in again with your password.",
         action=url_for("web.end_session", session_id=target.id),
         button="Sign it out",
-        back=url_for("web.account_sessions"),
     )
 
 
@@ -656,20 +659,16 @@ def revoke_api_token(token_id: int):
     """
     user = _user()
     token = accounts.api_token_of(db.session, user, token_id) or abort(404)
-    form = forms.ReauthForm()
-    if form.validate_on_submit() and signin.reauthenticate(form, user):
-        name = token.name
-        accounts.revoke_api_token(db.session, token)
-        flash(f"Token “{name}” revoked. Scripts using it now get “not signed in”.", "success")
-        return redirect(url_for("web.account_tokens"))
-    return _confirm_page(
-        400 if request.method == "POST" else 200,
-        form,
-        heading=f"Revoke the token “{token.name}”?",
+    name = token.name
+    return _change_after_reauthentication(
+        user,
+        lambda: accounts.revoke_api_token(db.session, token),
+        f"Token “{name}” revoked. Scripts using it now get “not signed in”.",
+        url_for("web.account_tokens"),
+        heading=f"Revoke the token “{name}”?",
         lead="Scripts that use it will get “not signed in” from then on. This can't be undone.",
         action=url_for("web.revoke_api_token", token_id=token.id),
         button="Revoke it",
-        back=url_for("web.account_tokens"),
     )
 
 
