@@ -1,6 +1,6 @@
 import os
 
-os.environ["APP_CONFIG"] = "testing"  # before `import app`: its module-level app must not touch instance/ or logs/
+os.environ["APP_CONFIG"] = "testing"  # any app built without its own settings uses the testing config
 
 from tests.benchmarks.run import main
 

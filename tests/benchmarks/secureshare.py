@@ -15,7 +15,7 @@ from app import create_app, db
 from schema import utcnow
 from tests.benchmarks import load, seed
 from tests.benchmarks.client import Browser
-from tests.benchmarks.servers import Gunicorn, rss_mib
+from tests.benchmarks.servers import Gunicorn, free_port, rss_mib
 from tests.benchmarks.settings import bench_config
 
 SECRET_PASSWORD = "open-sesame-for-the-bench-42"
@@ -65,7 +65,9 @@ class SecureShare:
 
     def start(self) -> None:
         gunicorn = Path(sys.executable).parent / "gunicorn"
-        self.server = Gunicorn(gunicorn, "tests.benchmarks.serve:application", self.env, self.run_dir / "gunicorn.log")
+        port = free_port()  # the app answers to its own host and port only
+        env = {**self.env, "BENCH_BASE_URL": f"http://127.0.0.1:{port}"}
+        self.server = Gunicorn(gunicorn, "tests.benchmarks.serve:application", env, self.run_dir / "gunicorn.log", port=port)
 
     def stop(self) -> None:
         if self.server:

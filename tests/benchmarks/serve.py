@@ -2,7 +2,7 @@
 
 import os
 
-os.environ["APP_CONFIG"] = "testing"  # before `import app`: its module-level app must not touch instance/ or logs/
+os.environ["APP_CONFIG"] = "testing"  # any app built without its own settings uses the testing config
 
 from app import create_app
 from tests.benchmarks.settings import config_from_environment

@@ -34,8 +34,8 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: flo
 class Gunicorn:
     """`app_spec` under gunicorn with the settings every target shares: 2 sync workers, no access log."""
 
-    def __init__(self, gunicorn: Path, app_spec: str, env: dict, log: Path, cwd: Path = REPO):
-        self.port = free_port()
+    def __init__(self, gunicorn: Path, app_spec: str, env: dict, log: Path, cwd: Path = REPO, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         # No config file (not even the project's gunicorn.conf.py): every target runs with exactly these settings.
