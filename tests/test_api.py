@@ -1,6 +1,7 @@
 """The JSON API: tokens, secrets by script, and the same rules as the pages."""
 
 import hashlib
+import json
 import re
 from datetime import timedelta
 
@@ -100,7 +101,17 @@ def test_validation_errors_name_the_fields(app, token):
     assert set(fields) == {"blur_level", "password"}
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"title": "\\u0000"}', b'{"title": "\\ud800"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        # A valid new secret but for its title: JSON escapes a NUL byte and a lone surrogate as \u0000 and \ud800.
+        json.dumps({**NEW_SECRET, "title": "\x00"}).encode(),
+        json.dumps({**NEW_SECRET, "title": "\ud800"}).encode(),
+    ],
+    ids=["not JSON", "not an object", "a NUL byte", "a lone surrogate"],
+)
 def test_bad_json_is_400(app, token, body):
     response = app.test_client().post("/api/secrets", data=body, content_type="application/json", headers=bearer(token))
     assert response.status_code == 400
