@@ -62,7 +62,10 @@ from timetext import duration_text, relative_time
 UNAVAILABLE_TITLE = "Unavailable: its server key was removed"
 UNKNOWN_TITLE = "(title unavailable: its server key was removed)"
 DESTROYED_MESSAGE = "That was the last allowed try, so the secret has been destroyed for safety."
-GONE_MESSAGE = "This secret is no longer available: it expired, was viewed as often as allowed, or was deleted."
+GONE_MESSAGE = (
+    "This secret is no longer available: it expired, was viewed as often as allowed, was destroyed after too many "
+    "wrong passwords, or was deleted."
+)
 EXPIRED_FORM_MESSAGE = "This form has expired or came from elsewhere. Reload the page and try again."
 CROSS_SITE_MESSAGE = "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
 LIMIT_STORE_DOWN_MESSAGE = "SecureShare can't take this request right now. Nothing was changed; try again in a minute."
@@ -79,7 +82,8 @@ ERROR_TEXT = {
     405: ("Not allowed", "This page can't be used that way."),
     410: (
         "This secret is no longer available",
-        "It has expired, was viewed as many times as allowed, or was deleted. Ask the sender to share it again.",
+        "It expired, was viewed as many times as allowed, was destroyed after too many wrong passwords, or was deleted. "
+        "Ask the sender to share it again.",
     ),
     413: ("That was too much", "What you sent is larger than SecureShare accepts. Shorten it and try again."),
     429: ("Too many tries", "Please wait a little, then try again."),
@@ -757,6 +761,10 @@ def _edit(unique_id: str, owner: User, form: forms.EditSecretForm) -> vault.Edit
     return vault.edit(db.session, _keys(), current_app.policy, unique_id, owner.id, _changes(form), current_app.clock, _visitor())
 
 
+def _times(count: int) -> str:
+    return f"{count} {'time' if count == 1 else 'times'}"
+
+
 def _expiry_too_late_message(latest: datetime) -> str:
     longest = duration_text(current_app.policy.max_lifetime)
     return f"A secret lasts at most {longest} from its creation: until {latest:%Y-%m-%d %H:%M} UTC. Choose a shorter time."
@@ -781,13 +789,14 @@ def edit_secret(unique_id: str):
             case vault.WrongPassword():
                 form.current_password.errors.append("That isn't the current password of this secret.")
             case vault.ViewsTaken(view_count):
-                form.max_views.errors.append(f"It has been viewed {view_count} times: choose more, or leave it blank.")
+                form.max_views.errors.append(f"It has been viewed {_times(view_count)}: choose more, or leave it blank.")
             case vault.ExpiryTooLate(latest):
                 form.expiration.errors.append(_expiry_too_late_message(latest))
             case outcome:
                 raise Refused(outcome)
     status = 400 if request.method == "POST" else 200
-    return render_template("edit_secret.html", form=form, secret=secret), status
+    max_tries = current_app.policy.max_failed_attempts
+    return render_template("edit_secret.html", form=form, secret=secret, max_tries=max_tries), status
 
 
 @web.route("/secrets/<secret_id:unique_id>/delete", methods=["GET", "POST"])
@@ -1014,7 +1023,7 @@ def api_edit_secret(caller: User, unique_id: str, body: dict):
             current_app.logger.info("secret %s edited by API", saved.id)
             return jsonify(success=True, secret=_secret_json(get_owned_secret_or_404(unique_id, caller)))
         case vault.ViewsTaken(view_count):
-            fields = {"max_views": [f"It has been viewed {view_count} times: choose more, or null for unlimited."]}
+            fields = {"max_views": [f"It has been viewed {_times(view_count)}: choose more, or null for unlimited."]}
         case vault.ExpiryTooLate(latest):
             longest = duration_text(current_app.policy.max_lifetime)
             fields = {"expires_in": [f"A secret lasts at most {longest} from its creation: until {_iso(latest)}."]}

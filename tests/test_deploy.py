@@ -208,3 +208,32 @@ def test_compose_takes_keys_from_the_environment_and_waits_for_healthy_services(
     assert all("healthcheck" in services[name] for name in ("db", "redis"))  # the app's is the image's HEALTHCHECK
     mounted = {volume.split(":")[0] for service in services.values() for volume in service.get("volumes", [])}
     assert mounted == set(compose["volumes"])
+
+
+def test_compose_runs_the_purge_every_minute_beside_the_app():
+    """Fault: the container setup had no purge, so expired content waited for its owner to open the dashboard."""
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    maintenance, app_env = services["maintenance"], services["app"]["environment"]
+    assert maintenance["entrypoint"] == ["/app/deploy/maintain.sh"]
+    assert maintenance["environment"] == {name: value for name, value in app_env.items() if "GUNICORN" not in name
+                                          and name != "WEB_CONCURRENCY"}  # fmt: skip
+    assert maintenance["depends_on"] == {"app": {"condition": "service_healthy"}}
+
+
+def test_maintain_script_purges_every_interval_and_stops_at_once(tmp_path):
+    env = {
+        **os.environ,
+        **_keys(),
+        "APP_CONFIG": "production",
+        "PUBLIC_BASE_URL": "https://secrets.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'maintained.db'}",
+        "MAINTAIN_EVERY_SECONDS": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    subprocess.run([BIN / "flask", "--app", "app", "init-db"], cwd=REPO, env=env, check=True, capture_output=True)
+    process = subprocess.Popen(["deploy/maintain.sh"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    runs = [process.stdout.readline() for _ in range(2)]  # two purges, a second apart
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) != 0  # ended by the signal, not after another minute
+    process.stdout.close()
+    assert all(line.startswith("Expired 0, purged 0.") for line in runs), runs

@@ -44,6 +44,7 @@ pid {run}/nginx.pid;
 error_log stderr notice;
 events {{ worker_connections 512; }}
 http {{
+    gzip on;  # as Debian's own nginx.conf has it: the site must turn it off where answers hold secrets
     client_body_temp_path {run}/client_body;
     proxy_temp_path {run}/proxy;
     fastcgi_temp_path {run}/fastcgi;

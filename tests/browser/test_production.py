@@ -147,7 +147,7 @@ def test_public_documents_are_compressed(production_site, path):
     assert len(packed.body) < len(plain.body) / 2
 
 
-@pytest.mark.parametrize("path", ["/login?next=/dashboard", "/register", f"/view/{'A' * 22}"])
+@pytest.mark.parametrize("path", ["/", "/login?next=/dashboard", "/register", f"/view/{'A' * 22}"])
 def test_pages_that_may_hold_secrets_are_never_compressed(production_site, path):
     """BREACH: a token or a secret beside text an attacker chose must not be compressed (deploy/nginx.conf)."""
     answer = send_raw(production_site, "GET", path, {"Accept-Encoding": "gzip"})
