@@ -258,9 +258,10 @@ def client_network(address: str | None) -> str:
     return network.partition("/")[0] if network else (address or "")
 
 
-def short_digest(value: str) -> str:
-    """Return a short one-way digest, for rate-limit keys that must not store ids or logins."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+def short_digest(value: str, key: str) -> str:
+    """Return a short keyed digest (HMAC-SHA256 under the app's secret key), for rate-limit keys: whoever reads the
+    limit store can neither read nor confirm a guessed login, device or share id from them."""
+    return hmac.new(key.encode("utf-8"), value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 class DeviceCookie:
@@ -304,10 +305,10 @@ def forget_devices(session: Session, user: User) -> None:
     session.refresh(user)
 
 
-def login_guess_key(login: str) -> str:
+def login_guess_key(login: str, key: str) -> str:
     """Key sign-in guesses on the spelling typed (canonical), never on the account it resolves to: a stranger must
     not learn that a username and an email are one account from which of them is throttled."""
-    return "login:" + short_digest(canonical(login.strip()))
+    return "login:" + short_digest(canonical(login.strip()), key)
 
 
 def account_guess_key(user_id: int | None) -> str:
@@ -315,8 +316,8 @@ def account_guess_key(user_id: int | None) -> str:
     return f"user:{user_id}"
 
 
-def guess_device_key(nonce: str | None) -> str:
-    return "device:" + short_digest(nonce or "")
+def guess_device_key(nonce: str | None, key: str) -> str:
+    return "device:" + short_digest(nonce or "", key)
 
 
 # --- two-factor ------------------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from ratelimits import (
     create_limit,
     limit_the_api,
     limiter,
+    note_a_password_try,
     register_limit,
     throttle_guesses,
     unlock_ip_limit,
@@ -86,6 +87,7 @@ ERROR_TEXT = {
         "Ask the sender to share it again.",
     ),
     413: ("That was too much", "What you sent is larger than SecureShare accepts. Shorten it and try again."),
+    415: ("That request didn't work", "This page takes its own form only. Go back and send the form again."),
     429: ("Too many tries", "Please wait a little, then try again."),
     500: ("Something went wrong on our side", "Nothing you did caused this. Please try again in a moment."),
     503: ("SecureShare is busy", "Too many secrets are being unlocked right now. Try again in a few seconds."),
@@ -509,7 +511,7 @@ def _change_after_reauthentication(user: User, change, done: str, back: str, **w
     return page, 400 if request.method == "POST" else 200
 
 
-@web.route("/account/sessions/<int:session_id>/end", methods=["GET", "POST"])
+@web.route("/account/sessions/<int(max=2147483647):session_id>/end", methods=["GET", "POST"])
 @login_required
 @throttle_guesses
 def end_session(session_id: int):
@@ -653,7 +655,7 @@ def create_api_token():
     return _render_tokens(400, form=form)
 
 
-@web.route("/account/tokens/<int:token_id>/revoke", methods=["GET", "POST"])
+@web.route("/account/tokens/<int(max=2147483647):token_id>/revoke", methods=["GET", "POST"])
 @login_required
 @throttle_guesses
 def revoke_api_token(token_id: int):
@@ -848,6 +850,7 @@ def _abort_unless_openable(unique_id: str) -> None:
 
 
 def _unlock(unique_id: str, password: str) -> vault.Outcome:
+    note_a_password_try()
     return vault.unlock(db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor())
 
 

@@ -158,7 +158,7 @@ def call(method: str, url: str, token: str | None = None, body: dict | None = No
         raise CliError(f"cannot reach {urlsplit(url).netloc}: {reason}", EXIT_UNREACHABLE) from None
     try:
         return json.loads(answer)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested past Python's parser
         raise CliError(MALFORMED_ANSWER) from None
 
 
@@ -168,7 +168,7 @@ def _refusal_text(refusal: urllib.error.HTTPError) -> str:
         error = json.load(refusal)["error"]
         fields = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in (error.get("fields") or {}).items())
         return error["message"] + (f" ({fields})" if fields else "")
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
         return f"the server answered {refusal.code}"
 
 

@@ -42,6 +42,8 @@ HSTS_VALUE = "max-age=63072000; includeSubDomains"
 # Sec-Fetch-Site values of a request our own pages made ("none": typed or bookmarked by the person).
 OWN_FETCH_SITES = {"same-origin", "none"}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# What a page's form may be sent as; "" is a post with no body (a button with only the session's token is not one).
+FORM_MIMETYPES = {"application/x-www-form-urlencoded", "multipart/form-data", ""}
 # Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
 PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
 # The recipient's form stays usable this long; after that a reload gives a fresh one.
@@ -199,9 +201,12 @@ def check_unlock_form() -> None:
 
 
 def _reject_malformed_input() -> None:
-    """Refuse oversized bodies (413), and invalid UTF-8, NUL bytes and lone surrogates in the query or form (400)."""
+    """Refuse oversized bodies (413), a page form in any other encoding than a form's (415), and invalid UTF-8, NUL
+    bytes and lone surrogates in the query or form (400)."""
     if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
         abort(413)  # said up front; Werkzeug would only notice when the body is read
+    if request.blueprint != "api" and request.method in UNSAFE_METHODS and request.mimetype not in FORM_MIMETYPES:
+        abort(415)  # Flask-WTF would read a JSON body as the form, past every check below
     _buffer_streamed_body()
     raw_sources = [request.query_string]
     if request.mimetype == "application/x-www-form-urlencoded":

@@ -47,7 +47,7 @@ def _typed_login() -> str:
 
 def _guess_account_key() -> str:
     if request.endpoint == "web.login":
-        return accounts.login_guess_key(_typed_login())
+        return accounts.login_guess_key(_typed_login(), current_app.secret_key)
     return accounts.account_guess_key(getattr(_guessed_user(), "id", None))
 
 
@@ -64,7 +64,7 @@ def _from_unknown_device() -> bool:
 
 
 def _device_key() -> str:
-    return accounts.guess_device_key(_trusted_device_nonce())
+    return accounts.guess_device_key(_trusted_device_nonce(), current_app.secret_key)
 
 
 # Password and code guesses (sign-in, its code step and every re-authentication) share one budget per spelling typed
@@ -107,13 +107,27 @@ create_limit = limiter.shared_limit(_setting("RATELIMIT_CREATE"), scope="create-
 
 
 def _unlock_limits_key() -> str:
-    return "unlock:" + accounts.short_digest(request.view_args["unique_id"])
+    return "unlock:" + accounts.short_digest(request.view_args["unique_id"], current_app.secret_key)
+
+
+def _a_password_was_tried(_response) -> bool:
+    """Spend the secret's budget only on a real try: a body with no password must not lock its recipient out."""
+    return g.get("password_tried", False)
+
+
+def note_a_password_try() -> None:
+    """Say that this request tries a password on a secret (its per-secret budget is spent after the answer)."""
+    g.password_tried = True
 
 
 # One budget per address and one per secret for unlocking, shared by the page and the API: two doors, one lock.
 unlock_ip_limit = limiter.shared_limit(_setting("RATELIMIT_UNLOCK_IP"), scope="unlock-ip", methods=["POST"])
 unlock_secret_limit = limiter.shared_limit(
-    _setting("RATELIMIT_UNLOCK_SECRET"), scope="unlock-secret", key_func=_unlock_limits_key, methods=["POST"]
+    _setting("RATELIMIT_UNLOCK_SECRET"),
+    scope="unlock-secret",
+    key_func=_unlock_limits_key,
+    methods=["POST"],
+    deduct_when=_a_password_was_tried,
 )
 
 

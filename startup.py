@@ -212,11 +212,18 @@ def configure_logging(app: Flask) -> None:
         werkzeug_logger.addFilter(RequestLogFilter())
 
 
+class PrivateLogFile(WatchedFileHandler):
+    """A log file readable by its owner only (lines name accounts and networks), made so again when a rotation moves
+    it away and this handler opens a new one."""
+
+    def _open(self):
+        descriptor = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(descriptor, "a", encoding=self.encoding)
+
+
 def _private_file_handler(path: Path) -> logging.Handler:
-    """A handler on `path`, created readable by its owner only (log lines name accounts and networks)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    return WatchedFileHandler(path, encoding="utf-8")
+    return PrivateLogFile(path, encoding="utf-8")
 
 
 def warn_about_per_process_limits(app: Flask) -> None:

@@ -161,6 +161,10 @@ def test_database_and_log_files_are_readable_by_their_owner_only(tmp_path, clock
     AuthActions(app.test_client()).register()
     made = [tmp_path / name for name in ("secureshare.db", "secureshare.db-wal", "secureshare.db-shm", "logs/app.log")]
     assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in made} == {path.name: 0o600 for path in made}
+    rotated = tmp_path / "logs" / "app.log"
+    rotated.rename(tmp_path / "logs" / "app.log.1")  # what logrotate does without `create`
+    AuthActions(app.test_client()).login()
+    assert stat.S_IMODE(rotated.stat().st_mode) == 0o600  # the new file is private too
     database = tmp_path / "secureshare.db"
     database.chmod(0o644)  # as an earlier version left it
     create_app(make_config(tmp_path, clock))

@@ -391,3 +391,37 @@ def test_open_raw_refuses_a_terminal_before_using_a_view(hostile_cli, hostile_se
     assert "send the output to a file or a pipe" in result.stderr.decode()
     assert shown == b""
     assert hostile_server.seen[seen:] == []  # never asked the server: no view spent
+
+
+DEEP_JSON = b"[" * 100_000
+
+
+class DeepJsonHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(DEEP_JSON)))
+        self.end_headers()
+        self.wfile.write(DEEP_JSON)
+
+    def log_message(self, *args) -> None:
+        """Keep the test's output quiet."""
+
+
+@pytest.fixture
+def deep_json_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DeepJsonHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+def test_deeply_nested_json_is_a_refusal_not_a_traceback(deep_json_server, home):
+    """Fault: JSON nested past Python's parser raised RecursionError, which the client showed as a traceback."""
+    result = run_cli("open", f"{deep_json_server}/view/{'A' * 22}", stdin="pw\n", home=home)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1

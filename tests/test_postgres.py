@@ -73,3 +73,11 @@ def test_times_are_utc_whatever_the_session_time_zone(new_york_app, clock):
     assert unlock(recipient, unique_id).status_code == 410
     result = new_york_app.test_cli_runner().invoke(args=["purge"])
     assert "Expired 1" in result.output
+
+
+@pytest.mark.parametrize("path", ["/account/sessions/2147483648/end", "/account/tokens/9223372036854775808/revoke"])
+def test_an_id_beyond_the_database_s_integers_is_a_404(app, path):
+    """Fault: an id past PostgreSQL's integer reached the query, and its out-of-range error was a 500."""
+    client = app.test_client()
+    AuthActions(client).register()
+    assert client.get(path).status_code == 404

@@ -340,3 +340,24 @@ def test_a_custom_expiry_left_out_on_the_page_is_a_field_error(app, logged_in_cl
     assert response.status_code == 400
     assert "Enter how long it should last." in response.text
     assert database_snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"login": 123, "password": "x"}, {"login": {"a": 1}, "password": "x"}, {"login": "a\u0000b", "password": "x"}],
+    ids=["number", "object", "nul"],
+)
+def test_a_page_form_sent_as_json_is_415(client, body):
+    """Fault: Flask-WTF read a JSON body as the form, past the malformed-input checks: numbers and objects were 500s,
+    and a NUL byte reached the database."""
+    token = csrf_token(client, "/login")
+    assert client.post("/login", json=body, headers={"X-CSRFToken": token}).status_code == 415
+
+
+def test_a_secret_sent_as_json_to_the_page_is_refused_and_nothing_is_stored(app, logged_in_client):
+    token = csrf_token(logged_in_client, "/create")
+    form = {"title": "a\x00b", "content": "c\x00d", "password": "secret-pass-1", "confirm": "secret-pass-1",
+            "expiration": "24h", "custom_unit": "hours", "blur_level": "10", "max_views": ""}  # fmt: skip
+    before = database_snapshot(app)
+    assert logged_in_client.post("/create", json=form, headers={"X-CSRFToken": token}).status_code == 415
+    assert database_snapshot(app) == before

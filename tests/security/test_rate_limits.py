@@ -6,7 +6,19 @@ import uuid
 import pytest
 
 from app import create_app, db
-from tests.helpers import OTHER_PASSWORD, PASSWORD, AuthActions, create_secret, csrf_token, make_config, post_form, service_url
+from tests.helpers import (
+    OTHER_PASSWORD,
+    PASSWORD,
+    AuthActions,
+    create_secret,
+    csrf_token,
+    load_secret,
+    make_config,
+    post_form,
+    recipient_form_token,
+    service_url,
+    unlock,
+)
 from tests.test_api import NEW_SECRET, issue_token
 
 
@@ -145,6 +157,26 @@ def test_limit_holds_against_the_real_redis(tmp_path, clock):
     keys = Redis.from_url(url).keys(f"*/{address}/guess-network/10/1/minute")
     assert len(keys) == 1
     assert int(Redis.from_url(url).get(keys[0])) >= 10
+
+
+def test_the_limit_store_holds_no_digest_anyone_could_recompute(tmp_path, clock):
+    """Fault: keys held sha256(login), so whoever read Redis could confirm a guessed username or email."""
+    import hashlib
+    import hmac
+
+    from redis import Redis
+
+    url = service_url("REDIS_URL", "Redis")
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    app = create_app(make_config(tmp_path, clock, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=url, RATELIMIT_KEY_PREFIX=prefix))
+    with app.app_context():
+        db.create_all()
+    hammer(app.test_client(), "/login", {"login": "Carol@Example.org", "password": "guess"}, 1)
+    keys = " ".join(key.decode() for key in Redis.from_url(url).keys(f"*{prefix}*"))
+    plain = hashlib.sha256(b"carol@example.org").hexdigest()[:32]
+    keyed = hmac.new(app.secret_key.encode(), b"carol@example.org", hashlib.sha256).hexdigest()[:32]
+    assert keyed in keys
+    assert plain not in keys
 
 
 def test_page_and_api_share_one_creation_budget(app, logged_in_client):
@@ -353,3 +385,22 @@ def test_a_password_change_or_signing_out_everywhere_ends_every_other_device_s_t
     assert stolen.login(password=new_password).status_code == 429  # an unknown device again
     auth.logout()
     assert auth.login(password=new_password).status_code == 302  # the browser that made the change keeps its trust
+
+
+def test_bodies_that_are_no_guess_leave_the_recipient_able_to_unlock(app, logged_in_client):
+    """Fault: a body with no password (empty, or a number) spent the secret's shared unlock budget, so anyone with the
+    link could keep its recipient out, and nothing showed it."""
+    app.config["RATELIMIT_UNLOCK_SECRET"] = "3 per minute"
+    unique_id = create_secret(logged_in_client)
+    stranger = app.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    bodies = [{}, {"password": 5}, {"pass": "x"}, {}]
+    assert [stranger.post(f"/api/secrets/{unique_id}/unlock", json=body).status_code for body in bodies] == [400, 400, 422, 400]
+    assert stranger.post(f"/view/{unique_id}", data={"csrf_token": recipient_form_token(app, unique_id)}).status_code == 400
+    recipient = app.test_client()
+    recipient.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    assert load_secret(app, unique_id).failed_attempts == 0
+    assert unlock(recipient, unique_id, "wrong-guess-1").status_code == 403  # real tries do count...
+    assert unlock(recipient, unique_id, "wrong-guess-2").status_code == 403
+    assert unlock(recipient, unique_id).status_code == 200
+    assert unlock(recipient, unique_id).status_code == 429  # ...three a minute

@@ -20,9 +20,3 @@ def test_an_address_whose_canonical_key_overflows_its_column_is_no_500_at_sign_u
 def test_an_address_whose_canonical_key_overflows_its_column_is_no_500_on_email_change(logged_in_client):
     fields = {"email-email": LONG_KEY_EMAIL, "email-current_password": PASSWORD}
     assert post_form(logged_in_client, "/account/email", fields, token_page="/account").status_code in {302, 400}
-
-
-@pytest.mark.xfail(strict=True, reason="r1-5: <int:...> ids beyond PostgreSQL's integer reach the query")
-@pytest.mark.parametrize("path", ["/account/sessions/2147483648/end", "/account/tokens/9223372036854775808/revoke"])
-def test_an_id_beyond_the_integer_range_is_a_404(logged_in_client, path):
-    assert logged_in_client.get(path).status_code == 404
