@@ -25,7 +25,7 @@ import api_schema
 import outbox
 import vault
 import webhooks
-from extensions import db
+from extensions import db, mail
 from schema import OutboxMessage, Secret, User, WebhookEndpoint
 
 OPENED_CHOICES = ("never", "first", "every")
@@ -74,10 +74,11 @@ def _send_email(payload: dict) -> None:
 
     :raise outbox.NotDelivered: with the server's refusal or the connection's failure, naming the domain only.
     """
-    message = EmailMessage(payload["subject"], payload["body"], current_app.config["MAIL_DEFAULT_SENDER"], [payload["to"]])
     domain = _domain_of(payload["to"])
+    sender = current_app.config["MAIL_DEFAULT_SENDER"]
     try:
-        message.send()
+        with mail.get_connection() as connection:  # closed whatever happens, a refused message too
+            EmailMessage(payload["subject"], payload["body"], sender, [payload["to"]], connection=connection).send()
     except smtplib.SMTPRecipientsRefused:
         raise outbox.NotDelivered(f"the mail server refused the recipient at {domain}", retry=False) from None
     except smtplib.SMTPResponseException as error:

@@ -21,6 +21,7 @@ from config import TestingConfig
 CSRF_TOKEN_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "violet-harbor-trumpet-42"
 OTHER_PASSWORD = "quiet-lantern-meadow-77"
+MAIL_SENDER = "SecureShare <secrets@example.org>"
 
 
 class FrozenClock:
