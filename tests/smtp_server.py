@@ -24,7 +24,7 @@ class Received:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        return str(self.message["Subject"]).strip()  # a folded, encoded header may come back with a leading space
 
     @property
     def body(self) -> str:
