@@ -105,6 +105,10 @@ LOG_SPELLINGS = [
     ("/login?next=/secrets/{id}/edit", "/login?[query]"),
     ("/api/secrets/{id}", "/api/secrets/[id]"),
     ("/api//secrets/{id}/../view/{id}", "/api//secrets/[id]/../[id]/[id]"),
+    ("/password/reset/{id}", "/password/reset/[id]"),
+    ("/password//reset/./{id}", "/password//reset/./[id]"),
+    ("/email/verify/{id}", "/email/verify/[id]"),
+    ("/email/%76erify/{id}", "/email/verify/[id]"),
 ]
 
 
