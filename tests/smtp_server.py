@@ -40,18 +40,28 @@ class MailCatcher:
 
     received: list[Received] = field(default_factory=list)
     refuse: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
 
     async def handle_DATA(self, _server, _session, envelope):
         if self.refuse:
             return "451 4.3.0 Try again later"
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
+        with self.arrived:
             self.received.append(Received(list(envelope.rcpt_tos), parsed))
+            self.arrived.notify_all()
         return "250 Message accepted"
 
     def to(self, address: str) -> list[Received]:
         return [message for message in self.received if address in message.recipients]
+
+    def wait_for(self, address: str, subject: str, timeout: float = 60) -> Received:
+        """Return the first message to `address` with `subject`, waiting until it arrives (another process sends it)."""
+        with self.arrived:
+            found = self.arrived.wait_for(
+                lambda: [message for message in self.to(address) if message.subject == subject], timeout=timeout
+            )
+        assert found, f"no message {subject!r} to {address} within {timeout} s"
+        return found[0]
 
 
 def throwaway_ca(folder: Path) -> tuple[trustme.CA, Path]:
