@@ -177,8 +177,9 @@ def test_two_deliverers_racing_send_each_message_once(engine, keys, clock):
 
     def deliverer() -> None:
         with Session(engine) as own:
-            barrier.wait()
-            run_deliverer(own, keys, clock, recorder)
+            seen = outbox.due_ids(own, clock(), 100)  # both see every message due...
+            barrier.wait()  # ...and then both try to deliver them all
+            outbox.deliver(own, keys, SCHEDULE, recorder, clock, seen)
 
     threads = [threading.Thread(target=deliverer) for _ in range(2)]
     for thread in threads:

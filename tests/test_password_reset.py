@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 import accounts
 from app import db
-from schema import AccountToken, ApiToken, User, UserSession, token_digest
+from schema import AccountToken, ApiToken, TokenPurpose, User, UserSession, token_digest
 from tests.helpers import OTHER_PASSWORD, PASSWORD, AuthActions, post_form
 from tests.mailbox import confirm_address, deliver, link_path, only_message
 from tests.test_two_factor import turn_on
@@ -112,6 +112,19 @@ def test_the_link_is_stored_as_a_digest_and_works_once(app, client, owner, mailb
     assert choose(client, path).status_code == 302
     assert client.get(path).status_code == 410
     assert choose(client, path, OTHER_PASSWORD).status_code == 410
+    assert owner.login(password=NEW_PASSWORD).status_code == 302
+
+
+def test_of_two_requests_with_one_link_only_one_changes_the_password(app, client, owner, mailbox):
+    """Both found the link before either used it: the guarded DELETE lets one through."""
+    ask_for_link(client)
+    token = reset_link(app, mailbox).rsplit("/", 1)[1]
+    with app.app_context():
+        first = accounts.find_link(db.session, token, TokenPurpose.PASSWORD_RESET, app.clock())
+        second = accounts.find_link(db.session, token, TokenPurpose.PASSWORD_RESET, app.clock())
+        db.session.expunge_all()
+        assert accounts.reset_password(db.session, app.passwords, first, NEW_PASSWORD) is True
+        assert accounts.reset_password(db.session, app.passwords, second, OTHER_PASSWORD) is False
     assert owner.login(password=NEW_PASSWORD).status_code == 302
 
 
