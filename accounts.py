@@ -5,6 +5,7 @@ HTTP answer; a change that must not race is one guarded statement whose row coun
 """
 
 import base64
+import enum
 import hashlib
 import hmac
 import ipaddress
@@ -18,17 +19,29 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
-from schema import ApiToken, RecoveryCode, User, UserSession, canonical, new_token, token_digest
+from schema import (
+    AccountToken,
+    ApiToken,
+    RecoveryCode,
+    TokenPurpose,
+    User,
+    UserSession,
+    canonical,
+    new_token,
+    token_digest,
+)
 from vault import KeyRing, guarded_update
 
 MIN_PASSWORD_SCORE = 3
 ZXCVBN_MAX_LENGTH = 72
 RECOVERY_CODE_COUNT = 10
+RECOVERY_CODES_LOW = 2  # the owner is told when a used code leaves this many or fewer
+RESET_LINKS_PER_HOUR = 3  # per account, whatever spelling asked: more are answered alike but not sent
 TOTP_CODE_RE = re.compile(r"[0-9]{6}")
 API_TOKEN_PREFIX = "ss_"  # noqa: S105 - a visible prefix, so a leaked token is recognisable in a scan
 SESSION_SEEN_STEP = timedelta(seconds=30)  # last-seen is written at most this often: one write, not one per request
@@ -129,7 +142,9 @@ def _committed(session: Session) -> bool:
 
 
 def set_password(session: Session, passwords: Passwords, user: User, password: str) -> None:
+    """Store a new password hash; every reset link still out dies with the old password."""
     user.password_hash = passwords.hash(password)
+    _delete_links(session, user.id, TokenPurpose.PASSWORD_RESET)
     session.commit()
 
 
@@ -455,6 +470,11 @@ def recovery_codes_left(session: Session, user: User) -> int:
     return session.scalar(select(func.count(RecoveryCode.id)).where(RecoveryCode.user_id == user.id))
 
 
+def is_recovery_code(code: str) -> bool:
+    """Tell whether a second factor typed is a recovery code (anything but a 6-digit authenticator code)."""
+    return not TOTP_CODE_RE.fullmatch(code.replace(" ", ""))
+
+
 # --- API tokens --------------------------------------------------------------------------------------------------------
 
 
@@ -500,3 +520,137 @@ def revoke_api_tokens(session: Session, user: User) -> int:
     )
     session.commit()
     return revoked.rowcount
+
+
+# --- links sent by email: password reset, address verification --------------------------------------------------------
+
+
+class EmailVerification(enum.StrEnum):
+    """EMAIL_VERIFICATION: must an address be confirmed before the account creates secrets (required), may it be
+    (optional), or is every address taken as typed (off)."""
+
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+    OFF = "off"
+
+
+def email_usable(user: User, verification: EmailVerification) -> bool:
+    """Tell whether mail that could open the account (a reset link) or tells about it may go to its address: a
+    confirmed one, or any when verification is off. An unconfirmed address may be someone else's (a typo)."""
+    return verification == EmailVerification.OFF or user.email_verified
+
+
+def may_create_secrets(user: User, verification: EmailVerification) -> bool:
+    return verification != EmailVerification.REQUIRED or user.email_verified
+
+
+def issue_link(
+    session: Session, user: User, purpose: TokenPurpose, lifetime: timedelta, now: datetime, email: str | None = None
+) -> str:
+    """Add a 256-bit link token for `user` to `session` (the caller commits it with the email that carries it).
+
+    Only its SHA-256 is kept. A new verification link replaces the older ones: the newest address asked for wins.
+    """
+    if purpose == TokenPurpose.VERIFY_EMAIL:
+        _delete_links(session, user.id, purpose)
+    token = new_token()
+    session.add(
+        AccountToken(
+            user_id=user.id,
+            purpose=purpose,
+            token_hash=token_digest(token),
+            email=email,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    return token
+
+
+def recent_links(session: Session, user: User, purpose: TokenPurpose, now: datetime) -> int:
+    """Count the links of `purpose` issued to `user` in the last hour."""
+    mine = (AccountToken.user_id == user.id, AccountToken.purpose == purpose)
+    return session.scalar(select(func.count(AccountToken.id)).where(*mine, AccountToken.created_at > now - timedelta(hours=1)))
+
+
+def find_link(session: Session, token: str, purpose: TokenPurpose, now: datetime) -> AccountToken | None:
+    """Return the unused, unexpired link a token names, without using it."""
+    row = session.execute(select(AccountToken).filter_by(token_hash=token_digest(token), purpose=purpose)).scalar_one_or_none()
+    return row if row is not None and now < row.expires_at else None
+
+
+def _use_link(session: Session, link: AccountToken) -> bool:
+    """Spend a link with one guarded DELETE (not yet committed): of two requests with the same link, one wins."""
+    used = session.execute(delete(AccountToken).where(AccountToken.id == link.id).execution_options(synchronize_session=False))
+    return used.rowcount == 1
+
+
+def _delete_links(session: Session, user_id: int, purpose: TokenPurpose) -> None:
+    session.execute(
+        delete(AccountToken)
+        .where(AccountToken.user_id == user_id, AccountToken.purpose == purpose)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reset_password(session: Session, passwords: Passwords, link: AccountToken, password: str) -> bool:
+    """Use a reset link: new password, every session ended, every device forgotten, every API token revoked and every
+    other reset link dead, in one transaction; False (nothing changed) when the link was used meanwhile.
+
+    API tokens go too: a reset means the password may have been someone else's, and they could have made tokens.
+    """
+    password_hash = passwords.hash(password)  # before the guarded DELETE: the slow part holds no lock
+    if not _use_link(session, link):
+        session.rollback()
+        return False
+    user_id = link.user_id
+    values = {"password_hash": password_hash, "device_epoch": User.device_epoch + 1}
+    session.execute(update(User).where(User.id == user_id).values(**values).execution_options(synchronize_session=False))
+    _delete_links(session, user_id, TokenPurpose.PASSWORD_RESET)
+    for model in (UserSession, ApiToken):
+        session.execute(delete(model).where(model.user_id == user_id).execution_options(synchronize_session=False))
+    session.commit()
+    return True
+
+
+def confirm_email(session: Session, link: AccountToken, now: datetime) -> User | Taken | None:
+    """Use a verification link: its address becomes the account's, confirmed; None when the link was used meanwhile,
+    Taken when another account took the address since."""
+    if not _use_link(session, link):
+        session.rollback()
+        return None
+    user = session.get(User, link.user_id)
+    user.email = link.email
+    user.email_verified_at = now
+    if not _committed(session):
+        return Taken(("email",))
+    return user
+
+
+def delete_expired_links(session: Session, now: datetime) -> int:
+    """Delete links past their time (they are refused anyway; this keeps the table small)."""
+    expired = session.execute(
+        delete(AccountToken).where(AccountToken.expires_at <= now).execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return expired.rowcount
+
+
+def pending_email(session: Session, user: User, now: datetime) -> str | None:
+    """Return the new address a live verification link would switch the account to, if there is one."""
+    waiting = select(AccountToken.email).where(
+        AccountToken.user_id == user.id,
+        AccountToken.purpose == TokenPurpose.VERIFY_EMAIL,
+        AccountToken.expires_at > now,
+    )
+    for address in session.execute(waiting).scalars():
+        if canonical(address) != user.email_key:
+            return address
+    return None
+
+
+def set_notice_defaults(session: Session, user: User, choices) -> None:
+    """Store what new secrets of `user` tell by email (a vault.NoticeChoices)."""
+    for column, value in choices.columns().items():
+        setattr(user, column, value)
+    session.commit()

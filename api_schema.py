@@ -30,6 +30,7 @@ ERROR_REASONS = {
 }  # fmt: skip
 MORE_REASONS = (
     "invalid_json", "invalid_fields", "token_in_query", "wrong_password", "destroyed", "attempts_in_flight", "unavailable",
+    "email_unverified",
 )  # fmt: skip
 
 
@@ -362,6 +363,36 @@ UNLOCKED = Shape(
     }
 )
 USER = Shape({"id": {"type": "integer"}, "username": {"type": "string"}, "email": {"type": "string"}})
+# What webhooks carry about a secret: never its content, its share id or link, nor its password.
+WEBHOOK_SECRET = Shape(
+    {
+        "number": {"type": "integer", "description": "The secret's number: /dashboard/<number> opens its page for you."},
+        "title": {"type": ["string", "null"], "description": "Your title; null when the server key that sealed it was removed."},
+        "status": SECRET.properties["status"],
+        "view_count": {"type": "integer"},
+        "max_views": {"type": ["integer", "null"]},
+        "failed_attempts": {"type": "integer"},
+        "expires_at": MOMENT,
+    }
+)
+WEBHOOK_VISITOR = Shape(
+    {
+        "device": {"type": "string", "description": "A coarse device name, like Chrome on Android."},
+        "network": {"type": "string", "description": "The network (/24 or /48), never the full address."},
+    }
+)
+WEBHOOK_EVENTS = {
+    "secret.opened": "One of your secrets was opened with its password (each time).",
+    "secret.destroyed": "Wrong passwords destroyed one of your secrets.",
+    "secret.expired_unopened": "One of your secrets expired before anyone opened it.",
+    "ping": "A test, sent from the Webhooks page.",
+}
+WEBHOOK_HEADERS = {
+    "X-SecureShare-Signature": "t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.\" followed by the raw body, keyed with the "
+    "endpoint's signing secret>. Refuse a call whose signature does not match, or whose t is more than 5 minutes old.",
+    "X-SecureShare-Event": "The event's name, as in the body.",
+    "X-SecureShare-Delivery": "The delivery's number, as in the body: a retry of the same delivery carries the same one.",
+}
 PAGE = Shape({name: {"type": "integer", "minimum": 0} for name in ("page", "per_page", "pages", "total")})
 
 
@@ -415,6 +446,47 @@ def _openapi_schemas() -> dict:
         "EventPage": _envelope(True, events={"type": "array", "items": _ref("Event")}, **PAGE.properties),
         "Unlocked": _envelope(True, secret=UNLOCKED.schema()),
         "AuthCheck": _envelope(True, user=USER.schema()),
+        "WebhookEvent": _webhook_event_schema(),
+    }
+
+
+def _webhook_event_schema() -> dict:
+    secret_event = {
+        "type": "object",
+        "properties": {"secret": WEBHOOK_SECRET.schema(), "visitor": {"oneOf": [WEBHOOK_VISITOR.schema(), {"type": "null"}]}},
+        "required": ["secret", "visitor"],
+        "description": "secret.* events: the secret, and for secret.opened who opened it.",
+    }
+    ping = {"type": "object", "properties": {"username": {"type": "string"}}, "required": ["username"], "description": "ping."}
+    properties = {
+        "delivery": {"type": "integer", "description": "This delivery's number; a retry repeats it, so a receiver can skip it."},
+        "event": {"type": "string", "enum": list(WEBHOOK_EVENTS)},
+        "occurred_at": MOMENT,
+        "data": {"oneOf": [secret_event, ping]},
+    }
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _openapi_webhooks() -> dict:
+    """OpenAPI 3.1's `webhooks`: what SecureShare POSTs to your endpoints, one entry per event."""
+    headers = [
+        {"name": name, "in": "header", "required": True, "description": words, "schema": {"type": "string"}}
+        for name, words in WEBHOOK_HEADERS.items()
+    ]
+    answer = (
+        "Any 2xx within 10 seconds counts as received. Anything else (a redirect too: none is followed) is retried "
+        "after 1 minute, then doubling up to an hour between tries, for up to 72 hours."
+    )
+    return {
+        event: {
+            "post": {
+                "summary": summary,
+                "parameters": headers,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("WebhookEvent")}}},
+                "responses": {"2XX": {"description": answer}},
+            }
+        }
+        for event, summary in WEBHOOK_EVENTS.items()
     }
 
 
@@ -459,6 +531,10 @@ def _openapi_responses() -> dict:
         "UnknownFields": _json_response("unknown_fields: names this request does not accept (listed in fields).", "Error"),
         "RateLimited": _json_response("rate_limited, or attempts_in_flight on an unlock.", "Error", retry_after),
         "Busy": _json_response("busy: too many unlocks at once (with Retry-After).", "Error", retry_after),
+        "EmailUnverified": _json_response(
+            "email_unverified: this SecureShare asks accounts to confirm their email address before they create secrets.",
+            "Error",
+        ),
     }
 
 
@@ -534,5 +610,6 @@ def openapi_document() -> dict:
         },
         "servers": [{"url": current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")}],
         "paths": paths,
+        "webhooks": _openapi_webhooks(),
         "components": {"schemas": _openapi_schemas(), "responses": _openapi_responses(), "securitySchemes": schemes},
     }

@@ -5,7 +5,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from urllib.parse import urlsplit
 
 import segno
@@ -40,12 +40,14 @@ import api_schema
 import commands
 import forms
 import guards
+import notify
 import signin
 import startup
 import vault
+import webhooks
 from api_schema import ApiError, api_operation
 from config import CONFIGS, INSTANCE_DIR
-from extensions import db, login_manager, migrate
+from extensions import db, login_manager, mail, migrate
 from guards import api_auth_required, csrf
 from ratelimits import (
     create_limit,
@@ -54,10 +56,21 @@ from ratelimits import (
     note_a_password_try,
     register_limit,
     throttle_guesses,
+    throttle_reset_requests,
     unlock_ip_limit,
     unlock_secret_limit,
+    verification_resend_limit,
 )
-from schema import SHARE_ID_PATTERN, AccessEvent, Secret, SecretStatus, User, UserSession, utcnow
+from schema import (
+    SHARE_ID_PATTERN,
+    AccessEvent,
+    Secret,
+    SecretStatus,
+    TokenPurpose,
+    User,
+    UserSession,
+    utcnow,
+)
 from timetext import duration_text, relative_time
 
 UNAVAILABLE_TITLE = "Unavailable: its server key was removed"
@@ -70,6 +83,7 @@ GONE_MESSAGE = (
 EXPIRED_FORM_MESSAGE = "This form has expired or came from elsewhere. Reload the page and try again."
 CROSS_SITE_MESSAGE = "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
 LIMIT_STORE_DOWN_MESSAGE = "SecureShare can't take this request right now. Nothing was changed; try again in a minute."
+UNVERIFIED_MESSAGE = "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
 WRONG_LOGIN_MESSAGE = "That username or email and password don't match. Check them and try again."
 UNTRUSTED_HOST_PAGE = (
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
@@ -103,6 +117,12 @@ class SecretIdConverter(BaseConverter):
     """Match share ids only, so a malformed id is a 404 from routing, before any database query."""
 
     regex = SHARE_ID_PATTERN
+
+
+class LinkTokenConverter(BaseConverter):
+    """Match the 256-bit tokens of links sent by email (schema.new_token), so anything else is a 404 from routing."""
+
+    regex = r"[A-Za-z0-9_-]{43}"
 
 
 class SecureShare(Flask):
@@ -204,7 +224,7 @@ def _with_share_ids(secrets: list[Secret]) -> list[Secret]:
 def _expire_owned_due(owner_id: int) -> None:
     """Erase the owner's secrets whose time is up before listing them; a failure here never fails the page."""
     try:
-        vault.expire_due(db.session, _now(), owner_id)
+        vault.expire_due(db.session, _now(), owner_id, current_app.policy.announce)
     except SQLAlchemyError:
         db.session.rollback()
         current_app.logger.exception("could not expire due secrets; the purge will")
@@ -308,6 +328,8 @@ def register():
                 forms.mark_taken(form, fields)
             case user:
                 current_app.logger.info("registered user %s (%s)", user.id, user.username)
+                _send_verification_link(user, user.email)
+                db.session.commit()
                 signin.start_session(user)
                 signin.trust_this_device(user)
                 flash("Welcome to SecureShare. Your account is ready.", "success")
@@ -357,7 +379,7 @@ def login_code():
         return redirect(url_for("web.login"))
     form = forms.LoginCodeForm()
     if form.validate_on_submit():
-        if accounts.accept_second_factor(db.session, _keys(), user, form.code.data, _now()):
+        if signin.accept_code(user, form.code.data):
             signin.complete_login(user, pending["remember"])
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
@@ -385,16 +407,21 @@ def _password_form(**kwargs) -> forms.ChangePasswordForm:
 
 def _render_account(status: int = 200, **page_forms):
     user = _user()
+    defaults = _account_notice_choices(user).columns()
     page_forms = {
         "password_form": _password_form(formdata=None),
         "email_form": forms.ChangeEmailForm(formdata=None, prefix="email"),
         "delete_form": forms.ReauthForm(formdata=None, prefix="delete"),
+        "notifications_form": forms.NotificationDefaultsForm(formdata=None, data=defaults, prefix="notify"),
+        "resend_form": forms.EmptyForm(),
         **page_forms,
     }
     summary = {
         "session_count": len(user.sessions),
         "token_count": len(user.api_tokens),
+        "webhook_count": len(webhooks.endpoints_of(db.session, user.id)),
         "recovery_left": accounts.recovery_codes_left(db.session, user),
+        "pending_email": accounts.pending_email(db.session, user, _now()),
     }
     return render_template("account.html", **summary, **page_forms), status
 
@@ -414,6 +441,7 @@ def change_password():
     form = _password_form()
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
+        notify.tell(user, "password_changed", tokens_kept=form.keep_tokens.data)
         accounts.set_password(db.session, current_app.passwords, user, form.password.data)
         signin.restart_sessions(user)
         message = "Password changed. Every other device has been signed out."
@@ -438,6 +466,9 @@ def change_email():
         and forms.mark_taken(form, accounts.taken_fields(db.session, email=form.email.data))
         and signin.reauthenticate(form, user)
     ):
+        if _verification() != accounts.EmailVerification.OFF:
+            return _ask_to_confirm_new_email(user, form.email.data)
+        notify.tell(user, "email_changed", new_address=form.email.data)  # to the old address, before it changes
         if accounts.change_email(db.session, user, form.email.data):
             signin.drop_pending_totp_key()  # a two-factor enrolment starts over with a new key
             current_app.logger.info("email changed for %s", user.username)
@@ -445,6 +476,141 @@ def change_email():
             return redirect(url_for("web.account"))
         forms.mark_taken(form, ("email",))  # taken by another account meanwhile
     return _render_account(400, email_form=form)
+
+
+def _ask_to_confirm_new_email(user: User, new_address: str):
+    """Send a link to the new address and a notice to the old one; the address changes when the link is opened."""
+    _send_verification_link(user, new_address)
+    notify.tell(user, "email_change_requested", new_address=new_address)
+    db.session.commit()
+    current_app.logger.info("email change asked for %s", user.username)
+    hours = duration_text(current_app.config["EMAIL_VERIFICATION_LIFETIME"])
+    flash(f"We sent a link to {new_address}. Your email changes when you open it (within {hours}).", "success")
+    return redirect(url_for("web.account"))
+
+
+def _verification() -> accounts.EmailVerification:
+    return current_app.config["EMAIL_VERIFICATION"]
+
+
+def _send_verification_link(user: User, address: str) -> None:
+    """Queue a link that confirms `address` for `user` (nothing when verification is off)."""
+    if _verification() == accounts.EmailVerification.OFF:
+        return
+    lifetime = current_app.config["EMAIL_VERIFICATION_LIFETIME"]
+    token = accounts.issue_link(db.session, user, TokenPurpose.VERIFY_EMAIL, lifetime, _now(), email=address)
+    page = notify.link("web.verify_email", token=token)
+    notify.email(address, "verify_email", deliver_by=_now() + lifetime, user=user, link=page, lifetime=duration_text(lifetime))
+
+
+@web.post("/account/email/verification")
+@login_required
+@verification_resend_limit
+def resend_verification():
+    """Send a fresh link to confirm the account's address (3 an hour)."""
+    user = _user()
+    if not user.email_verified and _verification() != accounts.EmailVerification.OFF:
+        _send_verification_link(user, user.email)
+        db.session.commit()
+        flash(f"We sent a new link to {user.email}. Open it to confirm your address.", "success")
+    return redirect(url_for("web.account"))
+
+
+@web.route("/email/verify/<link_token:token>", methods=["GET", "POST"])
+def verify_email(token: str):
+    """Confirm an address with the link sent to it: GET asks (mail scanners open links), POST confirms."""
+    link = accounts.find_link(db.session, token, TokenPurpose.VERIFY_EMAIL, _now())
+    if link is None:
+        return render_template("link_dead.html", purpose="verify"), 410
+    form = forms.EmptyForm()
+    if form.validate_on_submit():
+        match accounts.confirm_email(db.session, link, _now()):
+            case None:
+                return render_template("link_dead.html", purpose="verify"), 410
+            case accounts.Taken():
+                flash("That address now belongs to another account, so it can't be yours too.", "error")
+            case user:
+                current_app.logger.info("email confirmed for %s", user.username)
+                flash(f"Thank you: {user.email} is confirmed.", "success")
+                return redirect(url_for("web.account" if current_user.is_authenticated else "web.login"))
+    return render_template("verify_email.html", form=form, address=link.email), 400 if request.method == "POST" else 200
+
+
+@web.post("/account/notifications")
+@login_required
+def notification_defaults():
+    """Choose what new secrets tell by email (each secret's own choice can differ)."""
+    form = forms.NotificationDefaultsForm(prefix="notify")
+    if not form.validate_on_submit():
+        return _render_account(400, notifications_form=form)
+    accounts.set_notice_defaults(db.session, _user(), _notice_choices(form))
+    flash("Saved. New secrets start with these notifications.", "success")
+    return redirect(url_for("web.account"))
+
+
+def _notice_choices(form) -> vault.NoticeChoices:
+    return vault.NoticeChoices(form.notify_opened.data, form.notify_destroyed.data, form.notify_unopened.data)
+
+
+# --- account routes: password reset by email ---------------------------------------------------------------------------
+
+
+@web.route("/password/reset", methods=["GET", "POST"])
+@throttle_reset_requests
+def request_password_reset():
+    """Ask for a reset link. The answer is the same, word for word and in time, whether or not an account matches:
+    the look-up and the email happen after it has gone out."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.account"))
+    form = forms.PasswordResetRequestForm()
+    if notify.mail_enabled() and form.validate_on_submit():
+        notify.after_response(partial(_mail_reset_link, form.login.data))
+        return render_template("password_reset_request.html", form=None)
+    return render_template("password_reset_request.html", form=form), 400 if form.errors else 200
+
+
+def _mail_reset_link(login: str) -> None:
+    """After the answer: email a reset link when `login` names an account whose address may get one (at most
+    RESET_LINKS_PER_HOUR an hour: more are answered alike, but not sent)."""
+    user = accounts.find_user_for_login(db.session, login)
+    now = _now()
+    if user is None or not accounts.email_usable(user, _verification()):
+        return
+    if accounts.recent_links(db.session, user, TokenPurpose.PASSWORD_RESET, now) >= accounts.RESET_LINKS_PER_HOUR:
+        current_app.logger.info("reset link not sent to %s: enough this hour", user.username)
+        return
+    lifetime = current_app.config["PASSWORD_RESET_LIFETIME"]
+    token = accounts.issue_link(db.session, user, TokenPurpose.PASSWORD_RESET, lifetime, now)
+    page = notify.link("web.reset_password", token=token)
+    words = {"user": user, "link": page, "lifetime": duration_text(lifetime)}
+    message = notify.email(user.email, "password_reset", deliver_by=now + lifetime, **words)
+    db.session.commit()
+    current_app.logger.info("reset link queued for %s", user.username)
+    notify.deliver([message.id])
+
+
+@web.route("/password/reset/<link_token:token>", methods=["GET", "POST"])
+@throttle_guesses
+def reset_password(token: str):
+    """Choose a new password with a reset link, and a code when two-factor is on. Every session ends, every device is
+    forgotten and every API token is revoked; the person then signs in with the new password (OWASP)."""
+    link = accounts.find_link(db.session, token, TokenPurpose.PASSWORD_RESET, _now())
+    if link is None:
+        return render_template("link_dead.html", purpose="reset"), 410
+    user = db.session.get(User, link.user_id)
+    form = forms.ResetPasswordForm(account_words=[user.username, user.email])
+    if form.validate_on_submit() and signin.second_factor_ok(form, user):
+        notify.tell(user, "password_reset_done")
+        if not accounts.reset_password(db.session, current_app.passwords, link, form.password.data):
+            return render_template("link_dead.html", purpose="reset"), 410
+        if current_user.is_authenticated:
+            logout_user()  # its session row is gone: this browser signs in afresh, like every other
+        session.clear()
+        current_app.logger.info("password reset for %s", user.username)
+        flash("Your password is changed and every device is signed out. Sign in with your new password.", "success")
+        return redirect(url_for("web.login"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("password_reset.html", form=form, user=user), status
 
 
 @web.post("/account/delete")
@@ -603,6 +769,7 @@ def new_recovery_codes():
         return redirect(url_for("web.two_factor"))
     if form.validate_on_submit() and signin.reauthenticate(form, user):
         current_app.logger.info("new recovery codes for %s", user.username)
+        notify.tell(user, "recovery_codes_new")
         return _render_two_factor(recovery_codes=accounts.new_recovery_codes(db.session, user))
     return _render_two_factor(400, reauth_form=form)
 
@@ -617,6 +784,7 @@ def disable_two_factor():
     if not user.two_factor_on:
         return redirect(url_for("web.two_factor"))
     if form.validate_on_submit() and signin.reauthenticate(form, user):
+        notify.tell(user, "two_factor_off")
         accounts.turn_off_two_factor(db.session, user)
         current_app.logger.info("two-factor off for %s", user.username)
         flash("Two-factor sign-in is off. Your recovery codes no longer work.", "success")
@@ -649,6 +817,7 @@ def create_api_token():
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
         lifetime = forms.TOKEN_LIFETIMES[form.lifetime.data]
+        notify.tell(user, "api_token_created", name=form.name.data)
         token = accounts.issue_api_token(db.session, user, form.name.data, lifetime, _now())
         current_app.logger.info("API token issued for %s", user.username)
         return _render_tokens(new_api_token=token, new_token_name=form.name.data)
@@ -676,6 +845,69 @@ def revoke_api_token(token_id: int):
         action=url_for("web.revoke_api_token", token_id=token.id),
         button="Revoke it",
     )
+
+
+# --- account routes: webhooks -----------------------------------------------------------------------------------------------
+
+
+def _render_webhooks(status: int = 200, **context):
+    context.setdefault("form", forms.WebhookForm(formdata=None))
+    endpoints = webhooks.endpoints_of(db.session, current_user.id)
+    return render_template("account_webhooks.html", endpoints=endpoints, action_form=forms.EmptyForm(), **context), status
+
+
+@web.get("/account/webhooks")
+@login_required
+def account_webhooks():
+    """Webhooks: HTTPS addresses that receive your secrets' events as signed JSON."""
+    return _render_webhooks()
+
+
+@web.post("/account/webhooks")
+@login_required
+@throttle_guesses
+def add_webhook():
+    """Add an endpoint after re-authentication (it will hear of every secret's events); its signing secret is shown once."""
+    form = forms.WebhookForm()
+    user = _user()
+    settings = current_app.config
+    if form.validate_on_submit() and signin.reauthenticate(form, user):
+        if len(webhooks.endpoints_of(db.session, user.id)) >= settings["WEBHOOKS_PER_ACCOUNT"]:
+            form.url.errors.append(f"You have {settings['WEBHOOKS_PER_ACCOUNT']} already: remove one first.")
+        elif problem := webhooks.url_problem(form.url.data, settings["WEBHOOK_ALLOW_PRIVATE"]):
+            form.url.errors.append(problem)
+        else:
+            endpoint, secret = webhooks.add_endpoint(db.session, _keys(), user.id, form.url.data, _now())
+            current_app.logger.info("webhook %s added for %s", endpoint.id, user.username)
+            return _render_webhooks(new_secret=secret, new_host=endpoint.host)
+    return _render_webhooks(400, form=form)
+
+
+def _owned_endpoint_or_404(endpoint_id: int):
+    """:raise 404: when the endpoint does not exist or belongs to someone else."""
+    return webhooks.endpoint_of(db.session, current_user.id, endpoint_id) or abort(404)
+
+
+@web.post("/account/webhooks/<int:endpoint_id>/test")
+@login_required
+def test_webhook(endpoint_id: int):
+    """Send a `ping` event to one endpoint now."""
+    endpoint = _owned_endpoint_or_404(endpoint_id)
+    notify.ping_webhook(endpoint.id, current_user.username)
+    db.session.commit()
+    flash(f"A test event is on its way to {endpoint.host}. Reload this page to see how it went.", "success")
+    return redirect(url_for("web.account_webhooks"))
+
+
+@web.post("/account/webhooks/<int:endpoint_id>/delete")
+@login_required
+def delete_webhook(endpoint_id: int):
+    """Remove one endpoint; events waiting for it are dropped."""
+    endpoint = _owned_endpoint_or_404(endpoint_id)
+    host = endpoint.host
+    webhooks.remove_endpoint(db.session, endpoint)
+    flash(f"Removed the webhook to {host}. It gets no more events.", "success")
+    return redirect(url_for("web.account_webhooks"))
 
 
 # --- secret routes ------------------------------------------------------------------------------------------------------
@@ -709,28 +941,53 @@ def dashboard():
     return render_template("dashboard.html", page=page, totals=totals, status=status)
 
 
+@web.get("/dashboard/<int:number>")
+@login_required
+def secret_by_number(number: int):
+    """Secret number N of the owner: the link in notification emails, which never carry a share id.
+
+    :raise 404: when it does not exist (any more), belongs to someone else, or its share id's key was removed.
+    """
+    secret = db.first_or_404(db.select(Secret).filter_by(id=number, owner_id=current_user.id))
+    share_id = vault.share_id_of(_keys(), secret) or abort(404)
+    return redirect(url_for("web.secret_detail", unique_id=share_id))
+
+
+def _may_create_secrets(user: User) -> bool:
+    return accounts.may_create_secrets(user, _verification())
+
+
 @web.route("/create", methods=["GET", "POST"])
 @login_required
 @create_limit
 def create_secret():
     """Create a secret; on success the owner lands on its share page."""
-    form = _secret_form(forms.CreateSecretForm)
+    user = _user()
+    if not _may_create_secrets(user):
+        status = 403 if request.method == "POST" else 200
+        return render_template("create_secret.html", form=None, resend_form=forms.EmptyForm()), status
+    form = _secret_form(forms.CreateSecretForm, data=_account_notice_choices(user).columns())
     if form.validate_on_submit():
-        secret = _create_secret(form, _user())
+        secret = _create_secret(form, user)
         flash("Your secret is ready to share.", "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
 
 
+def _account_notice_choices(user: User) -> vault.NoticeChoices:
+    return vault.NoticeChoices(user.notify_opened, user.notify_destroyed, user.notify_unopened)
+
+
 def _create_secret(form: forms.CreateSecretForm, owner: User) -> Secret:
-    """Store a new secret from a validated form, sealed.
+    """Store a new secret from a validated form, sealed; the API's forms leave the notifications to the account.
 
     :raise Refused: (503) when no key derivation could start in time.
     """
     settings = form.data
+    notices = _notice_choices(form) if "notify_opened" in form else _account_notice_choices(owner)
     match vault.create(
         db.session, _keys(), owner.id, settings["title"], settings["content"], settings["password"],
-        form.lifetime(), settings["max_views"], settings["blur_level"], _now(),
+        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices,
     ):  # fmt: skip
         case vault.Created(secret):
             current_app.logger.info("secret %s created by %s", secret.id, owner.username)
@@ -756,6 +1013,7 @@ def _changes(form: forms.EditSecretForm) -> vault.Changes:
         current_password=form.current_password.data or None,
         content=form.content.data or None,
         password=form.password.data or None,
+        notices=_notice_choices(form) if "notify_opened" in form else None,
     )
 
 
@@ -780,7 +1038,12 @@ def edit_secret(unique_id: str):
     Checking the current password spends a try like an unlock, so a stolen account cannot guess freely.
     """
     secret = get_active_owned_secret(unique_id)
-    current = {"title": _title_of(secret), "blur_level": secret.blur_level, "max_views": secret.max_views}
+    current = {
+        "title": _title_of(secret),
+        "blur_level": secret.blur_level,
+        "max_views": secret.max_views,
+        **vault.NoticeChoices(secret.notify_opened, secret.notify_destroyed, secret.notify_unopened).columns(),
+    }
     form = _secret_form(forms.EditSecretForm, data=current)
     if form.validate_on_submit():
         match _edit(unique_id, _user(), form):
@@ -997,9 +1260,14 @@ def api_list_secrets(caller: User, query: dict):
 @api.post("/secrets")
 @api_auth_required
 @create_limit
-@api_operation("Create a secret", responses={201: "SecretCreated", 503: "Busy"}, body=api_schema.create_body)
+@api_operation(
+    "Create a secret", responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"}, body=api_schema.create_body
+)
 def api_create_secret(caller: User, body: dict):
-    """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location."""
+    """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location.
+    Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`."""
+    if not _may_create_secrets(caller):
+        raise ApiError(403, "email_unverified", UNVERIFIED_MESSAGE)
     secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, body), caller)
     location = url_for("api.api_get_secret", unique_id=secret.unique_id)
     return jsonify(success=True, secret=_secret_json(secret)), 201, {"Location": location}
@@ -1167,10 +1435,13 @@ def _template_context() -> dict:
     return {
         "now": _now(),
         "relative_time": relative_time,
+        "duration_text": duration_text,
         "title_of": _title_of,
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
+        "mail_enabled": notify.mail_enabled(),
+        "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),
     }
 
@@ -1193,6 +1464,7 @@ def _register_extensions(app: SecureShare) -> None:
     migrate.init_app(app, db)
     csrf.init_app(app)  # its own hook is off (WTF_CSRF_CHECK_DEFAULT): guard_request calls it in order
     limiter.init_app(app)
+    mail.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
     login_manager.login_message = "Please sign in to continue."
@@ -1202,6 +1474,7 @@ def _register_extensions(app: SecureShare) -> None:
 def _register_handlers(app: SecureShare) -> None:
     app.before_request(guards.guard_request)
     guards.install_security_headers(app)
+    app.after_request(notify.send_after_response)
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(ApiError, api_schema.api_error_response)
     app.register_error_handler(Refused, _answer_refused)
@@ -1229,6 +1502,7 @@ def create_app(config_class=None) -> SecureShare:
     startup.warn_about_per_process_limits(app)
     startup.configure_proxy(app)
     app.url_map.converters["secret_id"] = SecretIdConverter
+    app.url_map.converters["link_token"] = LinkTokenConverter
     _register_extensions(app)
     _register_handlers(app)
     app.register_blueprint(web)

@@ -1,4 +1,4 @@
-"""Commands for operators: `flask --app app init-db | purge | keys status | keys rewrap`."""
+"""Commands for operators: `flask --app app init-db | purge | keys status | keys rewrap | mail test | mail deliver`."""
 
 import shutil
 from pathlib import Path
@@ -11,7 +11,10 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 import accounts
+import notify
+import outbox
 import vault
+import webhooks
 from extensions import db
 
 FIRST_REVISION = "0001"  # migrations/versions/0001_initial_schema.py: the schema init-db made before migrations
@@ -48,6 +51,7 @@ def purge():
     now = current_app.clock()
     report = vault.purge(db.session, current_app.policy, now)
     stale = accounts.end_stale_sessions(db.session, current_app.session_limits, now)
+    accounts.delete_expired_links(db.session, now)
     click.echo(f"Expired {report.expired}, purged {report.purged}. Ended {stale} stale sessions.")
     if report.tries_given_back:
         click.echo(f"Gave back the tries held on {report.tries_given_back} secrets by workers that stopped mid-unlock.")
@@ -61,15 +65,18 @@ def keys_status():
     """Per key id: the live secrets it protects and when the last ends, the labels and the two-factor keys it seals."""
     ring = current_app.keys
     two_factor = accounts.two_factor_keys_by_key_id(db.session)
-    for use in vault.key_usage(db.session, ring, current_app.clock()):
-        state = "newest" if use.key_id == ring.newest_id else "configured" if use.configured else "NOT configured"
+    endpoints = webhooks.endpoints_by_key_id(db.session)
+    messages = outbox.sealed_by_key_id(db.session)
+    uses = {use.key_id: use for use in vault.key_usage(db.session, ring, current_app.clock())}
+    for key_id in [*uses, *sorted((set(two_factor) | set(endpoints) | set(messages)) - set(uses))]:
+        use = uses.get(key_id, vault.KeyUse(key_id, False, 0, None, 0))
+        state = "newest" if key_id == ring.newest_id else "configured" if use.configured else "NOT configured"
         last = f", the last ends {use.last_ends:%Y-%m-%d %H:%M} UTC" if use.last_ends else ""
         click.echo(
-            f"{use.key_id} ({state}): {use.live_secrets} live secrets{last}; labels of {use.labels} records; "
-            f"two-factor keys of {two_factor.pop(use.key_id, 0)} accounts"
+            f"{key_id} ({state}): {use.live_secrets} live secrets{last}; labels of {use.labels} records; "
+            f"two-factor keys of {two_factor.get(key_id, 0)} accounts; {endpoints.get(key_id, 0)} webhooks; "
+            f"{messages.get(key_id, 0)} messages waiting"
         )
-    for key_id, count in two_factor.items():  # named by two-factor keys alone: a removed key
-        click.echo(f"{key_id} (NOT configured): 0 live secrets; labels of 0 records; two-factor keys of {count} accounts")
 
 
 @keys.command("rewrap")
@@ -80,6 +87,40 @@ def keys_rewrap():
     click.echo(f"Re-sealed the labels of {moved} records under {ring.newest_id}; {stuck} need a removed key.")
     moved, stuck = accounts.rewrap_totp_keys(db.session, ring)
     click.echo(f"Re-sealed {moved} two-factor keys under {ring.newest_id}; {stuck} need a removed key.")
+    moved, stuck = webhooks.rewrap_endpoints(db.session, ring)
+    click.echo(f"Re-sealed {moved} webhooks under {ring.newest_id}; {stuck} need a removed key.")
 
 
-COMMANDS = (init_db, purge, keys)
+mail = AppGroup("mail", help="Email and webhooks: send a test message, deliver what waits in the outbox.")
+DELIVERY_BATCH = 200
+
+
+@mail.command("test")
+@click.argument("address")
+def mail_test(address: str):
+    """Send one test email to ADDRESS now, through the configured mail server."""
+    if not notify.mail_enabled():
+        raise click.ClickException("This SecureShare sends no email: set MAIL_SERVER (see docs/configuration.md).")
+    try:
+        notify.send_test_email(address)
+    except outbox.NotDelivered as refusal:
+        raise click.ClickException(f"Not sent: {refusal.reason}.") from None
+    click.echo(f"Sent a test message to {address} through {current_app.config['MAIL_SERVER'] or 'the development stand-in'}.")
+
+
+@mail.command("deliver")
+def mail_deliver():
+    """Deliver what waits in the outbox, retrying failures with back-off (run it every minute; any host may)."""
+    report = outbox.DeliveryReport()
+    while ids := outbox.due_ids(db.session, current_app.clock(), DELIVERY_BATCH):
+        if not report.add(notify.deliver(ids)):
+            break  # every one was taken by another deliverer meanwhile
+    removed = outbox.delete_finished(db.session, notify.schedule(), current_app.clock())
+    waiting = outbox.waiting(db.session)
+    click.echo(
+        f"Sent {report.sent}, to retry {report.retrying}, abandoned {report.abandoned}; "
+        f"{waiting} waiting; removed {removed} finished messages."
+    )
+
+
+COMMANDS = (init_db, purge, keys, mail)

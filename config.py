@@ -109,6 +109,37 @@ class Config:
     RATELIMIT_UNLOCK_IP = os.environ.get("RATELIMIT_UNLOCK_IP") or "20 per minute; 100 per hour"
     RATELIMIT_UNLOCK_SECRET = os.environ.get("RATELIMIT_UNLOCK_SECRET") or "10 per minute"
     RATELIMIT_API = "120 per minute"
+    # Asking for a password reset, per network and per spelling typed (never per account: that would say it exists).
+    RATELIMIT_PASSWORD_RESET = "5 per hour; 20 per day"  # noqa: S105 - a rate, not a password
+    RATELIMIT_VERIFICATION_RESEND = "3 per hour"
+
+    # Email (Flask-Mailman). With MAIL_SERVER set, mail goes out by SMTP; without it development prints each message
+    # to the terminal, tests keep them in memory and production sends none. startup.check_mail turns the words below
+    # into numbers and booleans, or refuses to start saying which one is wrong.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = os.environ.get("MAIL_PORT") or None  # 465 with MAIL_USE_SSL, 587 with MAIL_USE_TLS, else 25
+    MAIL_USE_TLS = os.environ.get("MAIL_USE_TLS") or "false"  # STARTTLS
+    MAIL_USE_SSL = os.environ.get("MAIL_USE_SSL") or "false"  # TLS from the first byte
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or None
+    MAIL_CA_FILE = os.environ.get("MAIL_CA_FILE") or None  # extra CA certificates for the SMTP server's
+    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 10)
+    # Without a mail server: the console in development (`make run` prints each message and its links).
+    MAIL_FALLBACK_BACKEND = "console"
+    # required | optional | off; unset: required when MAIL_SERVER is set, optional otherwise (off without any mail).
+    EMAIL_VERIFICATION = os.environ.get("EMAIL_VERIFICATION") or None
+    PASSWORD_RESET_LIFETIME = timedelta(minutes=30)
+    EMAIL_VERIFICATION_LIFETIME = timedelta(hours=48)
+    # The outbox: sent and abandoned messages are deleted this long after; a message still failing after
+    # OUTBOX_GIVE_UP_HOURS is abandoned (retries back off from 1 minute, doubling, to 1 hour between tries).
+    OUTBOX_KEEP_HOURS = _env_int("OUTBOX_KEEP_HOURS", 24)
+    OUTBOX_GIVE_UP_HOURS = _env_int("OUTBOX_GIVE_UP_HOURS", 72)
+    # Webhooks: never to loopback, private, link-local or reserved addresses unless allowed (internal endpoints).
+    WEBHOOK_ALLOW_PRIVATE = os.environ.get("WEBHOOK_ALLOW_PRIVATE") or "false"
+    WEBHOOK_CA_FILE = os.environ.get("WEBHOOK_CA_FILE") or None  # extra CA certificates for endpoints'
+    WEBHOOK_TIMEOUT = _env_int("WEBHOOK_TIMEOUT", 10)
+    WEBHOOKS_PER_ACCOUNT = 5
 
     SECURITY_CONTACT = os.environ.get("SECURITY_CONTACT") or "mailto:security@example.org"
     SECURITY_POLICY_URL = os.environ.get("SECURITY_POLICY_URL") or None
@@ -144,6 +175,9 @@ class TestingConfig(Config):
     PASSWORD_HASH_PARALLELISM = 1
     KDF_MEMORY_KIB = 19456
     KDF_ITERATIONS = 2
+    MAIL_SERVER = None
+    MAIL_FALLBACK_BACKEND = "locmem"  # messages kept in memory: app.extensions["mailman"].outbox
+    EMAIL_VERIFICATION = "off"  # tests of email verification turn it on
 
 
 class ProductionConfig(Config):
@@ -157,6 +191,7 @@ class ProductionConfig(Config):
     REMEMBER_COOKIE_SECURE = True
     REMEMBER_COOKIE_NAME = "__Host-remember_token"
     DEVICE_COOKIE_NAME = "__Host-device"
+    MAIL_FALLBACK_BACKEND = None  # no mail server, no email (and no password reset by email)
     HSTS = True
     WARN_PER_PROCESS_LIMITS = True
 

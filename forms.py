@@ -37,6 +37,11 @@ TOKEN_LIFETIME_CHOICES = [
     SelectChoice("365d", "1 year"),
     SelectChoice("never", "Never"),
 ]
+NOTIFY_OPENED_CHOICES = [
+    SelectChoice("never", "Don't tell me"),
+    SelectChoice("first", "The first time"),
+    SelectChoice("every", "Every time"),
+]
 TAKEN_MESSAGES = {
     # The form must say this much for a person to recover; sign-in never reveals which accounts exist.
     "username": "That username is taken. Try another.",
@@ -119,6 +124,39 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
             raise ValidationError("Use only letters, digits, dots, dashes and underscores.")
 
 
+class PasswordResetRequestForm(FlaskForm):
+    login = StringField(
+        "Username or email", filters=[_strip], validators=[InputRequired("Enter your username or email."), Length(max=254)]
+    )
+
+
+class ResetPasswordForm(NewPasswordMixin, FlaskForm):
+    """A new password through a reset link, and the second factor when two-factor is on (the route asks for it)."""
+
+    code = _code_field("Code from your authenticator app, or a recovery code", required=False)
+
+    def __init__(self, *args, account_words: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.account_words = account_words
+        self.password.label.text = "New password"
+        self.confirm.label.text = "Repeat new password"
+
+    def password_context(self) -> list[str]:
+        return self.account_words
+
+
+class NotificationsMixin:
+    """What the owner is told about a secret by email; the account page sets what new secrets start with."""
+
+    notify_opened = SelectField("Tell me when it's opened", choices=NOTIFY_OPENED_CHOICES, default="first")
+    notify_destroyed = BooleanField("Tell me if wrong passwords destroy it", default=True)
+    notify_unopened = BooleanField("Tell me if it expires without being opened", default=True)
+
+
+class NotificationDefaultsForm(NotificationsMixin, FlaskForm):
+    pass
+
+
 class LoginForm(FlaskForm):
     login = StringField("Username or email", filters=[_strip], validators=[InputRequired("Enter your username or email.")])
     password = PasswordField("Password", validators=[InputRequired("Enter your password."), Length(max=128)])
@@ -166,6 +204,14 @@ class CreateTokenForm(ReauthForm):
         "Name", filters=[_strip], validators=[DataRequired("Name the token after the script that uses it."), Length(max=64)]
     )
     lifetime = SelectField("Expires after", choices=TOKEN_LIFETIME_CHOICES, default="90d")
+
+
+class WebhookForm(ReauthForm):
+    url = StringField(
+        "Address",
+        filters=[_strip],
+        validators=[InputRequired("Enter the https:// address that should receive the events."), Length(max=2000)],
+    )
 
 
 class EmptyForm(FlaskForm):
@@ -237,7 +283,7 @@ def _secret_password_field(label: str, required: bool) -> PasswordField:
     return PasswordField(label, validators=[presence, Length(min=8, max=128, message="Use 8 to 128 characters.")])
 
 
-class CreateSecretForm(SecretSettingsForm):
+class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
     content = TextAreaField("Secret", validators=[DataRequired("Write the secret to share."), _validate_content_size])
     password = _secret_password_field("Password for this secret", required=True)
     confirm = PasswordField(
@@ -245,7 +291,7 @@ class CreateSecretForm(SecretSettingsForm):
     )
 
 
-class EditSecretForm(SecretSettingsForm):
+class EditSecretForm(NotificationsMixin, SecretSettingsForm):
     expiration = SelectField(
         "Expires", choices=[SelectChoice("keep", "Keep the current expiry"), *EXPIRATION_CHOICES], default="keep"
     )
@@ -286,10 +332,16 @@ class ApiExpiryMixin:
         return super().lifetime()
 
 
-class ApiCreateSecretForm(ApiExpiryMixin, CreateSecretForm):
+class ApiNotificationsLeftOut:
+    """Secrets made by the API are told about as the account's defaults say (the account page sets them)."""
+
+    notify_opened = notify_destroyed = notify_unopened = None
+
+
+class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
     # A script types nothing, so the confirmation is optional; when it is sent it must match.
     confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])
 
 
-class ApiEditSecretForm(ApiExpiryMixin, EditSecretForm):
+class ApiEditSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, EditSecretForm):
     """The edit form's settings; the API never replaces the content or the password."""

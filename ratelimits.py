@@ -8,7 +8,7 @@ from flask_login import current_user
 import accounts
 import signin
 from extensions import db
-from schema import User
+from schema import TokenPurpose, User, canonical
 
 
 def _client_network() -> str:
@@ -38,6 +38,9 @@ def _resolve_guessed_user() -> User | None:
     if request.endpoint == "web.login_code":
         pending = signin.pending_login()
         return db.session.get(User, pending["user"]) if pending else None
+    if request.endpoint == "web.reset_password":
+        link = accounts.find_link(db.session, request.view_args["token"], TokenPurpose.PASSWORD_RESET, current_app.clock())
+        return db.session.get(User, link.user_id) if link else None
     return current_user._get_current_object() if current_user.is_authenticated else None
 
 
@@ -91,9 +94,27 @@ def throttle_guesses(view):
     return view
 
 
-# --- sign-up, secrets, the API ----------------------------------------------------------------------------------------
+# --- sign-up, password reset, secrets, the API ---------------------------------------------------------------------------
 
 register_limit = limiter.limit(_setting("RATELIMIT_REGISTER"), methods=["POST"])
+
+
+def _reset_login_key() -> str:
+    """Key reset requests on the spelling typed, never the account: a 429 must not say that an account exists."""
+    return "reset:" + accounts.short_digest(canonical(_typed_login()))
+
+
+_reset_rate = _setting("RATELIMIT_PASSWORD_RESET")
+RESET_REQUEST_LIMITS = (
+    limiter.shared_limit(_reset_rate, scope="reset-network", methods=["POST"]),
+    limiter.shared_limit(_reset_rate, scope="reset-login", key_func=_reset_login_key, methods=["POST"]),
+)
+
+
+def throttle_reset_requests(view):
+    for limit in RESET_REQUEST_LIMITS:
+        view = limit(view)
+    return view
 
 
 def _creator_key() -> str:
@@ -101,6 +122,10 @@ def _creator_key() -> str:
     user = signin.api_caller() if request.path.startswith("/api/") else current_user
     return f"user:{getattr(user, 'id', None)}"
 
+
+verification_resend_limit = limiter.limit(
+    _setting("RATELIMIT_VERIFICATION_RESEND"), key_func=lambda: f"verify:{current_user.id}", methods=["POST"]
+)
 
 # One budget for creating secrets, shared by the page and the API.
 create_limit = limiter.shared_limit(_setting("RATELIMIT_CREATE"), scope="create-secret", key_func=_creator_key, methods=["POST"])

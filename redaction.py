@@ -1,15 +1,17 @@
 """Cut share ids and other link tokens out of log lines: one rule for gunicorn's logs and the app's. Standard library only.
 
-A share id in a path is a working link. Whatever the spelling (`/view//<id>`, `/view/./<id>`, `/view%3Bx/<id>`,
-`/%76iew/<id>`, `/VIEW/<id>`), every path segment after a word that leads to a secret is replaced by `[id]`, but the
-routes' own words; gunicorn.conf.py imports this module, so it must not import the app (nor Flask).
+A share id in a path is a working link, and so is the token of a link sent by email (`/password/reset/<token>`,
+`/email/verify/<token>`). Whatever the spelling (`/view//<id>`, `/view/./<id>`, `/view%3Bx/<id>`, `/%76iew/<id>`,
+`/VIEW/<id>`), every path segment after a word that leads to one is replaced by `[id]`, but the routes' own words;
+gunicorn.conf.py imports this module, so it must not import the app (nor Flask).
 """
 
 import re
 from urllib.parse import quote, unquote
 
-# Segments after these words are tokens (share ids, and later other link tokens) unless they are a route word.
-SECRET_PATH_WORDS = ("view", "secrets")
+# Segments after these words are tokens (share ids, the tokens of reset and verification links) unless they are a
+# route word.
+SECRET_PATH_WORDS = ("view", "secrets", "reset", "verify")
 ROUTE_WORDS = {"", ".", "..", "edit", "delete", "card", "qr.png", "qr.svg", "events", "unlock"}
 # A path in a log line: from a slash to the next space or quote; the query string goes with it.
 PATH_RE = re.compile(r"/[^\s\"']*")

@@ -128,6 +128,12 @@ class User(Base):
     # Device cookies carry the epoch they were issued in; raising it (a password change, "sign out everywhere")
     # ends the trust of every device at once.
     device_epoch: Mapped[int] = mapped_column(default=0)
+    # When the address was confirmed through a link sent to it; None: not (yet) confirmed.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The notifications a new secret starts with (the account page changes them; each secret can differ).
+    notify_opened: Mapped[str] = mapped_column(String(8), default="first")
+    notify_destroyed: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_unopened: Mapped[bool] = mapped_column(Boolean, default=True)
 
     secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
     sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -149,6 +155,10 @@ class User(Base):
     @property
     def two_factor_on(self) -> bool:
         return self.two_factor_since is not None
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -209,6 +219,10 @@ class Secret(Base):
     # gives back every hold older than any derivation can last.
     tries_held_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     status: Mapped[str] = mapped_column(String(16), default=SecretStatus.ACTIVE)
+    # What its owner is told: opened (never, the first time, every time), destroyed by wrong guesses, expired unopened.
+    notify_opened: Mapped[str] = mapped_column(String(8), default="never")
+    notify_destroyed: Mapped[bool] = mapped_column(Boolean, default=False)
+    notify_unopened: Mapped[bool] = mapped_column(Boolean, default=False)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -331,3 +345,78 @@ class RecoveryCode(Base):
 
     def __repr__(self) -> str:
         return f"<RecoveryCode {self.id} of user {self.user_id}>"
+
+
+class TokenPurpose(enum.StrEnum):
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose label, not a password
+    VERIFY_EMAIL = "verify_email"
+
+
+class AccountToken(Base):
+    """A link sent by email (a password reset, an address to confirm): only its digest is kept; using it deletes it."""
+
+    __tablename__ = "account_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))  # the address a verification link confirms
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"<AccountToken {self.id} {self.purpose} of user {self.user_id}>"
+
+
+class WebhookEndpoint(Base):
+    """An owner's HTTPS address that receives their secrets' events; its address and signing secret are sealed."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    host: Mapped[str] = mapped_column(String(253))  # shown in the list and named in logs; the full address may hold a key
+    key_id: Mapped[str] = mapped_column(String(32))
+    url_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(120))
+
+    def __repr__(self) -> str:
+        return f"<WebhookEndpoint {self.id} of user {self.user_id}>"
+
+
+class OutboxState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # abandoned after its retries, or its seal can no longer be opened
+
+
+class OutboxMessage(Base):
+    """An email or a webhook call on its way out. What it says (recipient, subject, body, payload) is sealed with the
+    server key; delivery needs only the clear columns. Its payload is erased once it is sent or abandoned."""
+
+    __tablename__ = "outbox_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8))  # email | webhook
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(8), default=OutboxState.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A message whose link dies at this time is not worth sending after it.
+    deliver_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A deliverer holds a message until then: another one skips it (a guarded claim), or takes it over after.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    endpoint_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_endpoint.id", ondelete="CASCADE"), index=True)
+
+    __table_args__ = (Index("ix_outbox_message_state_next_attempt_at", "state", "next_attempt_at"),)
+
+    def __repr__(self) -> str:
+        return f"<OutboxMessage {self.id} {self.channel} {self.kind} {self.state}>"

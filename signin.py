@@ -7,6 +7,7 @@ from flask import Response, after_this_request, current_app, flash, g, redirect,
 from flask_login import current_user, login_user, logout_user
 
 import accounts
+import notify
 from api_schema import ApiError
 from extensions import db, login_manager
 from forms import ReauthForm
@@ -126,6 +127,11 @@ def drop_pending_login() -> None:
 
 
 def complete_login(user: User, remember: bool) -> None:
+    """Sign `user` in; a browser that never signed in to the account before (or since its devices were forgotten)
+    makes a notice to the owner, stored with the sign-in."""
+    if trusted_device_nonce(user) is None:
+        device = accounts.device_name(request.user_agent.string or "")
+        notify.tell(user, "new_device", device=device, network=accounts.ip_prefix(request.remote_addr), at=_now())
     user.last_login_at = _now()
     db.session.commit()
     start_session(user, remember=remember)
@@ -173,14 +179,31 @@ def reauthenticate(form: ReauthForm, user: User) -> bool:
     if not current_app.passwords.check(user, form.current_password.data):
         form.current_password.errors.append("That isn't your current password.")
         return False
+    return second_factor_ok(form, user)
+
+
+def second_factor_ok(form, user: User) -> bool:
+    """Check the form's code when two-factor is on (True when it is off); put what failed next to the field."""
     if not user.two_factor_on:
         return True
     if not form.code.data:
         form.code.errors.append("Enter the code from your authenticator app, or a recovery code.")
         return False
-    if not accounts.accept_second_factor(db.session, current_app.keys, user, form.code.data, _now()):
+    if not accept_code(user, form.code.data):
         form.code.errors.append("That code didn't work. Use the newest code, or a recovery code you haven't used.")
         return False
+    return True
+
+
+def accept_code(user: User, code: str) -> bool:
+    """Accept an authenticator or recovery code; tell the owner when recovery codes run low."""
+    if not accounts.accept_second_factor(db.session, current_app.keys, user, code, _now()):
+        return False
+    if not accounts.is_recovery_code(code):
+        return True
+    if (left := accounts.recovery_codes_left(db.session, user)) <= accounts.RECOVERY_CODES_LOW:
+        notify.tell(user, "recovery_codes_low", left=left)
+        db.session.commit()
     return True
 
 

@@ -4,6 +4,7 @@ Each check refuses to start with one line saying what to fix, never a traceback.
 """
 
 import base64
+import ipaddress
 import logging
 import os
 import re
@@ -19,8 +20,9 @@ from flask import Flask, g, has_request_context
 from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import notify
 import vault
-from accounts import Passwords, SessionLimits
+from accounts import EmailVerification, Passwords, SessionLimits
 from redaction import redact
 from schema import utcnow
 
@@ -30,6 +32,8 @@ MAX_REMEMBERED_SESSION = timedelta(days=14)
 HOST_RE = re.compile(
     r"\.?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 )
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0", ""}
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(message)s"
 
 
@@ -45,6 +49,7 @@ def check_settings(settings: dict) -> None:
     _check_public_base_url(settings["PUBLIC_BASE_URL"])
     _check_trusted_hosts(settings["TRUSTED_HOSTS"])
     settings["PROXY_COUNT"] = _proxy_count(settings["PROXY_COUNT"])
+    check_mail(settings)
 
 
 def _check_public_base_url(value: str | None) -> None:
@@ -69,6 +74,76 @@ def _proxy_count(value) -> int:
     if not written.isascii() or not written.isdigit() or int(written) > MAX_PROXY_COUNT:
         refuse_to_start(f"PROXY_COUNT must be how many reverse proxies stand in front, 0 to {MAX_PROXY_COUNT}.")
     return int(written)
+
+
+def _yes_or_no(settings: dict, name: str) -> bool:
+    """Return a true/false setting written as a word (true/false, yes/no, on/off, 1/0), refusing any other."""
+    written = str(settings[name]).strip().lower()
+    if written not in TRUE_WORDS | FALSE_WORDS:
+        refuse_to_start(f"{name} must be true or false, not {settings[name]!r}.")
+    return written in TRUE_WORDS
+
+
+def _readable_file(settings: dict, name: str) -> None:
+    if settings[name] and not Path(settings[name]).is_file():
+        refuse_to_start(f"{name} must name a file of CA certificates (PEM) that exists, not {settings[name]!r}.")
+
+
+def _is_this_host(server: str) -> bool:
+    try:
+        return server == "localhost" or ipaddress.ip_address(server).is_loopback
+    except ValueError:
+        return False
+
+
+def check_mail(settings: dict) -> None:
+    """Turn the MAIL_*, EMAIL_VERIFICATION and WEBHOOK_* words into values and pick the mail backend, or refuse to start.
+
+    With MAIL_SERVER set mail goes out by SMTP: it needs a sender, both or neither of MAIL_USERNAME and MAIL_PASSWORD,
+    and in production TLS (STARTTLS or TLS) unless the server is a relay on this host, and PUBLIC_BASE_URL, since links
+    in emails must never be built on a request's Host header (a classic way to steal reset links).
+    """
+    use_tls, use_ssl = _yes_or_no(settings, "MAIL_USE_TLS"), _yes_or_no(settings, "MAIL_USE_SSL")
+    if use_tls and use_ssl:
+        refuse_to_start("set MAIL_USE_TLS (STARTTLS, usually port 587) or MAIL_USE_SSL (TLS, usually port 465), not both.")
+    settings["MAIL_USE_TLS"], settings["MAIL_USE_SSL"] = use_tls, use_ssl
+    port = str(settings["MAIL_PORT"] or (465 if use_ssl else 587 if use_tls else 25)).strip()
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        refuse_to_start(f"MAIL_PORT must be a port number, 1 to 65535, not {settings['MAIL_PORT']!r}.")
+    settings["MAIL_PORT"] = int(port)
+    _readable_file(settings, "MAIL_CA_FILE")
+    _readable_file(settings, "WEBHOOK_CA_FILE")
+    settings["WEBHOOK_ALLOW_PRIVATE"] = _yes_or_no(settings, "WEBHOOK_ALLOW_PRIVATE")
+    if server := settings["MAIL_SERVER"]:
+        _check_smtp(settings, server, use_tls or use_ssl)
+    settings["MAIL_BACKEND"] = notify.CheckedSmtpEmailBackend if server else settings["MAIL_FALLBACK_BACKEND"]
+    settings["EMAIL_VERIFICATION"] = _email_verification(settings)
+
+
+def _check_smtp(settings: dict, server: str, encrypted: bool) -> None:
+    sender = settings["MAIL_DEFAULT_SENDER"] or ""
+    if "@" not in sender or "\n" in sender or "\r" in sender:
+        refuse_to_start("set MAIL_DEFAULT_SENDER to the address emails come from, like SecureShare <secrets@example.org>.")
+    if bool(settings["MAIL_USERNAME"]) != bool(settings["MAIL_PASSWORD"]):
+        refuse_to_start("set both MAIL_USERNAME and MAIL_PASSWORD, or neither.")
+    if settings["REQUIRE_KEYS"] and not encrypted and not _is_this_host(server):
+        refuse_to_start(
+            "MAIL_SERVER needs MAIL_USE_TLS=true (STARTTLS) or MAIL_USE_SSL=true: reset links must not cross the network "
+            "in plain text (only a relay on this host may be spoken to without TLS)."
+        )
+    if settings["REQUIRE_HOSTS"] and not settings["PUBLIC_BASE_URL"]:
+        refuse_to_start("set PUBLIC_BASE_URL when MAIL_SERVER is set: links in emails are built on it.")
+
+
+def _email_verification(settings: dict) -> EmailVerification:
+    """EMAIL_VERIFICATION, or its default: required with a mail server, optional with only a stand-in, else off."""
+    server, backend = settings["MAIL_SERVER"], settings["MAIL_BACKEND"]
+    written = settings["EMAIL_VERIFICATION"] or ("required" if server else "optional" if backend else "off")
+    if written not in {mode.value for mode in EmailVerification}:
+        refuse_to_start(f"EMAIL_VERIFICATION must be required, optional or off, not {written!r}.")
+    if written != "off" and backend is None:
+        refuse_to_start(f"EMAIL_VERIFICATION={written} needs a mail server: set MAIL_SERVER (or EMAIL_VERIFICATION=off).")
+    return EmailVerification(written)
 
 
 def trusted_hosts(settings: dict) -> tuple[str, ...] | None:
@@ -158,6 +233,7 @@ def vault_policy(settings: dict) -> vault.Policy:
         max_lifetime=settings["SECRET_MAX_EXPIRY"],
         retention=settings["SECRET_RETENTION"],
         purge_batch=settings["PURGE_BATCH_SIZE"],
+        announce=notify.announce,
     )
 
 

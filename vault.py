@@ -152,8 +152,46 @@ class KdfCost:
 
 
 @dataclass(frozen=True)
+class Visitor:
+    """Who tried: kept coarse on purpose (a /24 or /48 network, a browser string)."""
+
+    user_agent: str = ""
+    ip_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A secret's event its owner may want to hear of: opened, destroyed (wrong passwords) or expired."""
+
+    secret_id: int
+    event: str
+    at: datetime
+    visitor: Visitor | None = None
+
+
+@dataclass(frozen=True)
+class NoticeChoices:
+    """What a secret's owner wants to hear of it: opened (never, first, every), destroyed, expired unopened."""
+
+    opened: str = "never"
+    destroyed: bool = False
+    unopened: bool = False
+
+    def columns(self) -> dict:
+        return {"notify_opened": self.opened, "notify_destroyed": self.destroyed, "notify_unopened": self.unopened}
+
+
+NO_NOTICES = NoticeChoices()
+
+
+# Told of each Notice inside the transaction that makes it happen (before its commit), so whatever it queues is
+# stored exactly when the event is; it must not commit, and must not raise.
+Announce = Callable[[Session, Notice], None]
+
+
+@dataclass(frozen=True)
 class Policy:
-    """The lifecycle's limits, from the app's settings."""
+    """The lifecycle's limits, from the app's settings, and who hears of a secret's events."""
 
     max_failed_attempts: int = 5
     max_lifetime: timedelta = timedelta(days=30)
@@ -161,14 +199,7 @@ class Policy:
     purge_batch: int = 5000
     # Longer than any try can be held (a wait for a derivation slot, the derivation, a worker's timeout).
     stale_hold: timedelta = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Who tried: kept coarse on purpose (a /24 or /48 network, a browser string)."""
-
-    user_agent: str = ""
-    ip_prefix: str = ""
+    announce: Announce | None = None
 
 
 class _DerivationBusy(Exception):
@@ -379,6 +410,7 @@ def create(
     max_views: int | None,
     blur_level: int,
     now: datetime,
+    notices: NoticeChoices = NO_NOTICES,
 ) -> Created | Busy:
     """Seal and store a new secret under the newest key, with a fresh share id and QR file name."""
     share_id = new_unique_id()
@@ -397,6 +429,7 @@ def create(
         updated_at=now,
         **seal_labels(keys, id_digest, share_id, title),
         **sealed,
+        **notices.columns(),
     )
     session.add(secret)
     session.commit()
@@ -448,14 +481,14 @@ def _find(session: Session, share_id: str, owner_id: int | None = None) -> Secre
     return secret
 
 
-def _refused(session: Session, secret: Secret, now: datetime) -> Gone | TriesInFlight:
+def _refused(session: Session, policy: Policy, secret: Secret, now: datetime) -> Gone | TriesInFlight:
     """Say why a try could not be reserved, erasing the secret if its time is up."""
     try:
         session.refresh(secret)
     except ObjectDeletedError:  # purged meanwhile by another host
         return Gone()
     if secret.status == SecretStatus.ACTIVE and secret.is_expired(now):
-        _end(session, SecretStatus.EXPIRED, now, Secret.id == secret.id, Secret.expires_at <= now)
+        _end(session, SecretStatus.EXPIRED, now, Secret.id == secret.id, Secret.expires_at <= now, announce=policy.announce)
     return TriesInFlight() if secret.is_available(now) and secret.views_left() != 0 else Gone()
 
 
@@ -473,7 +506,7 @@ def _spend_wrong_password(
     session.commit()
     log.info("secret %s: wrong password", secret.id)
     limit_reached = Secret.failed_attempts >= policy.max_failed_attempts
-    if _end(session, SecretStatus.DESTROYED, now, Secret.id == secret.id, limit_reached):
+    if _end(session, SecretStatus.DESTROYED, now, Secret.id == secret.id, limit_reached, announce=policy.announce):
         return Destroyed()
     session.refresh(secret)
     if secret.status == SecretStatus.DESTROYED:  # a parallel wrong guess spent the last try first
@@ -487,7 +520,7 @@ def _add_event(session: Session, secret_id: int, outcome: AccessOutcome, visitor
     session.add(event)
 
 
-def _take_view(session: Session, secret_id: int, visitor: Visitor, now: datetime) -> bool:
+def _take_view(session: Session, policy: Policy, secret_id: int, visitor: Visitor, now: datetime) -> bool:
     """Turn the held try into a view, with its event; False when the secret ended or its last view went first."""
     result = session.execute(
         update(Secret)
@@ -499,8 +532,14 @@ def _take_view(session: Session, secret_id: int, visitor: Visitor, now: datetime
         session.rollback()
         return False
     _add_event(session, secret_id, AccessOutcome.UNLOCKED, visitor, now)
+    _tell(session, policy.announce, Notice(secret_id, "opened", now, visitor))
     session.commit()
     return True
+
+
+def _tell(session: Session, announce: Announce | None, notice: Notice) -> None:
+    if announce is not None:
+        announce(session, notice)
 
 
 def _check_password(
@@ -512,11 +551,11 @@ def _check_password(
     """
     now = clock()
     if not secret.is_available(now):
-        return _refused(session, secret, now)
+        return _refused(session, policy, secret, now)
     if key_retired(keys, secret):
         return KeyRetired()
     if not _reserve_try(session, policy, secret.id, now):
-        return _refused(session, secret, now)
+        return _refused(session, policy, secret, now)
     held = True
     try:
         session.refresh(secret)
@@ -555,12 +594,12 @@ def unlock(
     now = clock()  # expiry is judged now, when the derivation is done, not when the request began
     viewed = False
     try:
-        viewed = _take_view(session, secret.id, visitor, now)
+        viewed = _take_view(session, policy, secret.id, visitor, now)
     finally:
         if not viewed:
             _release_try(session, secret.id)
     if not viewed:
-        return _refused(session, secret, now)
+        return _refused(session, policy, secret, now)
     _end(session, SecretStatus.USED_UP, now, Secret.id == secret.id, Secret.view_count >= Secret.max_views)
     session.refresh(secret)
     if secret.status == SecretStatus.ACTIVE and secret.key_id != keys.newest_id:
@@ -598,6 +637,7 @@ class Changes:
     current_password: str | None = None
     content: str | None = None
     password: str | None = None
+    notices: NoticeChoices | None = None  # None keeps them
 
     @property
     def replaces_content(self) -> bool:
@@ -622,6 +662,8 @@ def edit(
     if changes.max_views is not None and changes.max_views <= secret.view_count:
         return ViewsTaken(secret.view_count)
     values: dict = {"blur_level": changes.blur_level, "max_views": changes.max_views}
+    if changes.notices is not None:
+        values |= changes.notices.columns()
     if changes.lifetime is not None:
         latest = secret.created_at + policy.max_lifetime
         if now + changes.lifetime > latest:
@@ -652,8 +694,11 @@ def edit(
 # --- ending, deleting, purging ------------------------------------------------------------------------------------------
 
 
-def _end(session: Session, status: SecretStatus, now: datetime, *conditions) -> int:
-    """Move matching active secrets to `status`, erasing their content in the same statement; return how many."""
+def _end(session: Session, status: SecretStatus, now: datetime, *conditions, announce: Announce | None = None) -> int:
+    """Move matching active secrets to `status`, erasing their content in the same statement; return how many.
+
+    `announce` hears of each one before the commit (destroyed and expired secrets are news to their owners).
+    """
     ended = session.execute(
         update(Secret)
         .where(Secret.status == SecretStatus.ACTIVE, *conditions)
@@ -661,6 +706,8 @@ def _end(session: Session, status: SecretStatus, now: datetime, *conditions) -> 
         .returning(Secret.id)
         .execution_options(synchronize_session=False)
     ).scalars().all()
+    for secret_id in ended:
+        _tell(session, announce, Notice(secret_id, status.value, now))
     session.commit()
     if ended:
         _checkpoint(session)
@@ -687,10 +734,10 @@ def _checkpoint(session: Session) -> None:
         log.warning("WAL checkpoint was blocked by a reader; the next purge tries again")
 
 
-def expire_due(session: Session, now: datetime, owner_id: int | None = None) -> int:
+def expire_due(session: Session, now: datetime, owner_id: int | None = None, announce: Announce | None = None) -> int:
     """End (and erase) every active secret whose time is up, or only `owner_id`'s."""
     mine = () if owner_id is None else (Secret.owner_id == owner_id,)
-    return _end(session, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine)
+    return _end(session, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine, announce=announce)
 
 
 def delete(session: Session, share_id: str, owner_id: int, now: datetime) -> Deleted | Removed | Gone:
@@ -727,7 +774,7 @@ def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
 
     Safe to run on several hosts at once: every step is one statement that re-checks its own conditions.
     """
-    expired = expire_due(session, now)
+    expired = expire_due(session, now, announce=policy.announce)
     given_back = _give_back_stale_tries(session, policy, now)
     cutoff = now - policy.retention
     purged = 0

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from app import create_app, db
-from tests.helpers import AuthActions, FrozenClock, make_config
+from tests.helpers import MAIL_SENDER, AuthActions, FrozenClock, free_port, make_config
+from tests.smtp_server import MailCatcher, smtp_server
 
 
 @pytest.fixture
@@ -66,3 +67,29 @@ def log_text(app):
 def recipient(app):
     """A second, anonymous browser: the person the secret is for."""
     return app.test_client()
+
+
+# --- email: a real SMTP server (aiosmtpd) for a module's tests; a module points the app at it with
+# `config_overrides` returning `mail_settings` ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smtp_port():
+    """A plain SMTP server (as a relay on this host would be) for the module's tests; yield its port."""
+    port = free_port()
+    with smtp_server(port, MailCatcher()) as controller:
+        yield port, controller.handler
+
+
+@pytest.fixture
+def mailbox(smtp_port) -> MailCatcher:
+    catcher = smtp_port[1]
+    catcher.received.clear()
+    catcher.refuse = False
+    return catcher
+
+
+@pytest.fixture
+def mail_settings(smtp_port) -> dict:
+    server = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port[0], "MAIL_DEFAULT_SENDER": MAIL_SENDER}
+    return {**server, "EMAIL_VERIFICATION": "optional"}

@@ -21,6 +21,7 @@ from config import TestingConfig
 CSRF_TOKEN_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 PASSWORD = "violet-harbor-trumpet-42"
 OTHER_PASSWORD = "quiet-lantern-meadow-77"
+MAIL_SENDER = "SecureShare <secrets@example.org>"
 
 
 class FrozenClock:
@@ -104,6 +105,10 @@ LOG_SPELLINGS = [
     ("/login?next=/secrets/{id}/edit", "/login?[query]"),
     ("/api/secrets/{id}", "/api/secrets/[id]"),
     ("/api//secrets/{id}/../view/{id}", "/api//secrets/[id]/../[id]/[id]"),
+    ("/password/reset/{id}", "/password/reset/[id]"),
+    ("/password//reset/./{id}", "/password//reset/./[id]"),
+    ("/email/verify/{id}", "/email/verify/[id]"),
+    ("/email/%76erify/{id}", "/email/verify/[id]"),
 ]
 
 

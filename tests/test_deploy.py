@@ -232,7 +232,7 @@ def test_maintain_script_purges_every_interval_and_stops_at_once(tmp_path):
     }
     subprocess.run([BIN / "flask", "--app", "app", "init-db"], cwd=REPO, env=env, check=True, capture_output=True)
     process = subprocess.Popen(["deploy/maintain.sh"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-    runs = [process.stdout.readline() for _ in range(2)]  # two purges, a second apart
+    runs = [process.stdout.readline() for _ in range(4)][::2]  # two purges a second apart, each with a delivery
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) != 0  # ended by the signal, not after another minute
     process.stdout.close()

@@ -28,7 +28,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import create_engine, text
 
 from schema import Base
-from tests.helpers import CSRF_TOKEN_RE, free_port
+from tests.helpers import CSRF_TOKEN_RE, MAIL_SENDER, free_port
+from tests.smtp_server import MailCatcher, smtp_server
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_EXAMPLE = REPO / "deploy" / "nginx.conf"
@@ -147,13 +148,31 @@ class ProductionSite:
     redis_url: str
     ratelimit_prefix: str
     access_log: Path
+    mailbox: MailCatcher  # what the workers sent through the SMTP server on loopback
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.certificate))
 
 
 def start_production_site(run: Path, database_url: str, redis_url: str):
-    """Start gunicorn and nginx; return the site and a function that stops both."""
+    """Start an SMTP server (a relay on this host), gunicorn and nginx; return the site and a function that stops them."""
+    mailbox, smtp_port = MailCatcher(), free_port()
+    mail_server = smtp_server(smtp_port, mailbox)
+    mail_server.__enter__()
+    try:
+        site, stop_web = _start_web_servers(run, database_url, redis_url, smtp_port, mailbox)
+    except BaseException:
+        mail_server.__exit__(None, None, None)
+        raise
+
+    def stop() -> None:
+        stop_web()
+        mail_server.__exit__(None, None, None)
+
+    return site, stop
+
+
+def _start_web_servers(run: Path, database_url: str, redis_url: str, smtp_port: int, mailbox: MailCatcher):
     gunicorn_port, https_port, http_port = free_port(), free_port(), free_port()
     public_url = f"https://localhost:{https_port}"
     ratelimit_prefix = f"test-{secrets.token_hex(4)}"  # Redis outlives test runs
@@ -172,6 +191,12 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
         "TRUSTED_HOSTS": "",
         "KDF_MEMORY_KIB": "19456",  # the floor: production code, a cheaper cost so 50 parallel unlocks stay quick
         "FLASK_DEBUG": "",
+        # A relay on this host, as a small server may have one: plain SMTP to loopback is allowed in production.
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": str(smtp_port),
+        "MAIL_DEFAULT_SENDER": MAIL_SENDER,
+        # Optional, so the other suites' accounts create secrets without reading their mail; the reset walk confirms.
+        "EMAIL_VERIFICATION": "optional",
     }
     bin_dir = Path(sys.executable).parent
     reset_database(database_url)
@@ -217,7 +242,7 @@ def start_production_site(run: Path, database_url: str, redis_url: str):
         app_server.stop()
 
     site = ProductionSite(
-        public_url, f"http://localhost:{http_port}", certificate, database_url, redis_url, ratelimit_prefix, access_log
+        public_url, f"http://localhost:{http_port}", certificate, database_url, redis_url, ratelimit_prefix, access_log, mailbox
     )
     if not (_app_is_ready(gunicorn_port, f"localhost:{https_port}") and HttpsVisitor(site).get("/readyz").status == 200):
         stop()

@@ -21,6 +21,7 @@ class BrowserTestConfig(TestingConfig):
     SECRET_KEY = os.environ["SECRET_KEY"]
     ENCRYPTION_KEYS = os.environ["ENCRYPTION_KEYS"]
     TRUSTED_HOSTS = [os.environ["SECURESHARE_TEST_HOST"]]
+    EMAIL_VERIFICATION = "optional"  # the pages show an address waiting to be confirmed
 
 
 application = create_app(BrowserTestConfig)

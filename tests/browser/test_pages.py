@@ -43,6 +43,13 @@ def test_every_page(new_context, theme, viewport):
     expect(visitor.get_by_text("Use 3 to 32 characters.")).to_be_visible()
     visit(visitor, shot("register-errors"))
     visit(visitor, shot("login"), "/login")
+    visitor.get_by_role("link", name="Forgot password?").click()
+    visit(visitor, shot("password-reset"))
+    visitor.get_by_label("Username or email").fill("someone@example.org")
+    visitor.get_by_role("button", name="Email me a link").click()
+    expect(visitor.get_by_role("heading", name="Check your email")).to_be_visible()
+    visit(visitor, shot("password-reset-sent"))
+    visit(visitor, shot("link-dead"), "/password/reset/" + "A" * 43, status=410)
     visit(visitor, shot("not-found"), "/no/such/page", status=404)
 
     owner = new_context(viewport=viewport, color_scheme=theme).new_page()
@@ -69,6 +76,7 @@ def test_every_page(new_context, theme, viewport):
     owner.get_by_role("link", name="Revoke “backup script”").click()
     visit(owner, shot("account-confirm"))
     visit(owner, shot("account-two-factor"), "/account/two-factor")
+    visit(owner, shot("account-webhooks"), "/account/webhooks")
 
     recipient = new_context(viewport=viewport, color_scheme=theme).new_page()
     visit(recipient, shot("view"), link)

@@ -15,6 +15,7 @@ from tests.browser.conftest import PHONE, ContextMaker, screenshot
 from tests.browser.production import HttpsVisitor, send_raw
 
 APP_HEADERS = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS_VALUE}
+NEW_PASSWORD = "copper-kettle-orchard-58"
 
 
 @pytest.fixture
@@ -152,3 +153,43 @@ def test_pages_that_may_hold_secrets_are_never_compressed(production_site, path)
     """BREACH: a token or a secret beside text an attacker chose must not be compressed (deploy/nginx.conf)."""
     answer = send_raw(production_site, "GET", path, {"Accept-Encoding": "gzip"})
     assert answer.headers.get("Content-Encoding") is None
+
+
+def test_a_person_who_forgot_the_password_gets_back_in_by_email(production_site, https_context):
+    """Sign up, confirm the address, forget the password: "Forgot password?", the link from the captured message, a
+    new password, and in. Each message goes out from the gunicorn worker right after its answer, through SMTP."""
+    username = f"forgot{uuid.uuid4().hex[:8]}"
+    address = f"{username}@example.org"
+    page = https_context().new_page()
+    flows.register(page, username)
+    confirm = production_site.mailbox.wait_for(address, "Confirm your email address for SecureShare")
+    page.goto(link_in(confirm, "/email/verify/"))
+    page.get_by_role("button", name=f"Confirm {address}").click()
+    expect(page.get_by_text(f"Thank you: {address} is confirmed.")).to_be_visible()
+    flows.sign_out(page)
+
+    page.get_by_role("link", name="Forgot password?").click()
+    page.get_by_label("Username or email").fill(address)
+    page.get_by_role("button", name="Email me a link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    reset = production_site.mailbox.wait_for(address, "Reset your SecureShare password")
+    page.goto(link_in(reset, "/password/reset/"))
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("Repeat new password").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Save the new password").click()
+    expect(page.get_by_text("Your password is changed and every device is signed out.")).to_be_visible()
+    page.get_by_label("Username or email").fill(username)
+    page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/dashboard")
+    production_site.mailbox.wait_for(address, "Your SecureShare password was reset")
+
+    log = production_site.access_log.read_text()
+    assert "POST /password/reset/[id]" in log and "POST /email/verify/[id]" in log
+    for message, word in ((confirm, "/email/verify/"), (reset, "/password/reset/")):
+        assert link_in(message, word).rsplit("/", 1)[1] not in log
+
+
+def link_in(message, word: str) -> str:
+    [link] = [link for link in message.links() if word in link]
+    return link
