@@ -51,6 +51,7 @@ from extensions import db, login_manager, mail, migrate
 from guards import api_auth_required, csrf
 from ratelimits import (
     create_limit,
+    email_change_limit,
     limit_the_api,
     limiter,
     note_a_password_try,
@@ -456,6 +457,7 @@ def change_password():
 
 @web.post("/account/email")
 @login_required
+@email_change_limit
 @throttle_guesses
 def change_email():
     """Change the email address, checked for uniqueness as at sign-up."""
@@ -463,8 +465,8 @@ def change_email():
     user = _user()
     if (
         form.validate_on_submit()
+        and signin.reauthenticate(form, user)  # first: only the owner may learn whether an address is taken
         and forms.mark_taken(form, accounts.taken_fields(db.session, email=form.email.data))
-        and signin.reauthenticate(form, user)
     ):
         if _verification() != accounts.EmailVerification.OFF:
             return _ask_to_confirm_new_email(user, form.email.data)

@@ -103,6 +103,7 @@ class Config:
     RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX") or "secureshare"
     RATELIMIT_LOGIN = "10 per minute; 30 per hour; 100 per day"
     RATELIMIT_REGISTER = "5 per hour"
+    RATELIMIT_EMAIL_CHANGE = "5 per hour"
     RATELIMIT_CREATE = "30 per hour"
     # Settable so a load or race test can reach the database guard behind them; the 5-try limit per secret
     # is enforced by the database whatever these say.

@@ -19,9 +19,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
 
 from accounts import password_feedback
+from schema import canonical
 from timetext import duration_text
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
+MAX_EMAIL_LENGTH = 254
 EXPIRATION_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EXPIRATION_CHOICES = [
     SelectChoice("1h", "1 hour"),
@@ -62,11 +64,22 @@ def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
+def _fits_once_canonical(_form, field) -> None:
+    # NFKC can make one character many (U+FDFA is 18): the stored canonical spelling must fit as well.
+    if field.data and len(canonical(field.data)) > MAX_EMAIL_LENGTH:
+        raise ValidationError("That address is too long.")
+
+
 def _email_field(label: str) -> StringField:
     return StringField(
         label,
         filters=[_strip],
-        validators=[InputRequired("Enter your email address."), Length(max=254), Email("Enter a valid email address.")],
+        validators=[
+            InputRequired("Enter your email address."),
+            Length(max=MAX_EMAIL_LENGTH),
+            Email("Enter a valid email address."),
+            _fits_once_canonical,
+        ],
     )
 
 

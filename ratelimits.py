@@ -97,6 +97,11 @@ def throttle_guesses(view):
 # --- sign-up, password reset, secrets, the API ---------------------------------------------------------------------------
 
 register_limit = limiter.limit(_setting("RATELIMIT_REGISTER"), methods=["POST"])
+# Like sign-up, an email change says whether an address has an account: as few answers a day per account as sign-up
+# gives a network, whatever device it comes from.
+email_change_limit = limiter.limit(
+    _setting("RATELIMIT_EMAIL_CHANGE"), key_func=lambda: f"user:{current_user.id}", methods=["POST"]
+)
 
 
 def _reset_login_key() -> str:

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from app import create_app, db
-from tests.helpers import AuthActions, create_secret, load_secret, make_config, service_url, unlock
+from tests.helpers import PASSWORD, AuthActions, create_secret, load_secret, make_config, post_form, service_url, unlock
 from tests.test_accounts import (  # noqa: F401 - run again here
     test_addresses_python_and_postgresql_fold_differently_never_answer_500,
     test_duplicate_username_or_email_in_any_case,
@@ -81,3 +81,17 @@ def test_an_id_beyond_the_database_s_integers_is_a_404(app, path):
     client = app.test_client()
     AuthActions(client).register()
     assert client.get(path).status_code == 404
+
+
+# NFKC turns U+FDFA into 18 characters: a 76-character address (email_validator accepts it) has a 1,164-character
+# canonical key, over the email_key column's 320.
+LONG_KEY_EMAIL = "\ufdfa" * 64 + "@example.org"
+
+
+def test_an_address_whose_canonical_key_overflows_its_column_is_no_500_at_sign_up(client):
+    assert AuthActions(client).register(username="bob", email=LONG_KEY_EMAIL).status_code == 400
+
+
+def test_an_address_whose_canonical_key_overflows_its_column_is_no_500_on_email_change(logged_in_client):
+    fields = {"email-email": LONG_KEY_EMAIL, "email-current_password": PASSWORD}
+    assert post_form(logged_in_client, "/account/email", fields, token_page="/account").status_code == 400

@@ -3,6 +3,8 @@
 import pytest
 from argon2 import PasswordHasher
 
+from tests.helpers import AuthActions, post_form
+
 
 @pytest.mark.parametrize("login", ["alice", "nobody"])
 def test_wrong_password_and_unknown_user_answer_alike(client, auth, login):
@@ -43,3 +45,14 @@ def test_dummy_hash_has_the_same_cost_as_real_ones(app, auth):
     real = get_user(app).password_hash
     dummy = app.passwords.dummy_hash
     assert real.split("$")[3] == dummy.split("$")[3]  # m=…,t=…,p=…
+
+
+def test_email_change_says_an_address_is_taken_only_after_the_password(app, logged_in_client):
+    """Fault: /account/email said "already has an account" before checking the password, so any signed-in session
+    could test addresses at the guess throttle's pace."""
+    mallory = app.test_client()
+    AuthActions(mallory).register(username="mallory", email="mallory@example.org")
+    fields = {"email-email": "alice@example.org", "email-current_password": "not-mallorys-password"}
+    page = post_form(mallory, "/account/email", fields, token_page="/account")
+    assert page.status_code == 400
+    assert "already has an account" not in page.text

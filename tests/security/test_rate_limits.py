@@ -241,7 +241,6 @@ def guess_from(app, address: str, login: str = "alice", times: int = 1) -> list[
     [
         ("/account/password", {"current_password": "guess", "password": OTHER_PASSWORD, "confirm": OTHER_PASSWORD}),
         ("/account/delete", {"delete-current_password": "guess"}),
-        ("/account/email", {"email-email": "new@example.org", "email-current_password": "guess"}),
         ("/account/tokens", {"name": "x", "lifetime": "30d", "current_password": "guess"}),
     ],
 )
@@ -404,3 +403,15 @@ def test_bodies_that_are_no_guess_leave_the_recipient_able_to_unlock(app, logged
     assert unlock(recipient, unique_id, "wrong-guess-2").status_code == 403
     assert unlock(recipient, unique_id).status_code == 200
     assert unlock(recipient, unique_id).status_code == 429  # ...three a minute
+
+
+def test_email_changes_are_few_an_hour_per_account_whatever_the_device(app, logged_in_client):
+    """An email change says whether an address has an account (after the password): no more answers than sign-up.
+    (Its password checks count in the guess budget too, but this one runs out first.)"""
+    fields = {"email-email": "taken@example.org", "email-current_password": PASSWORD}
+    statuses = [post_form(logged_in_client, "/account/email", fields, token_page="/account").status_code for _ in range(6)]
+    assert statuses[5] == 429 and 429 not in statuses[:5]
+    AuthActions(app.test_client()).login()  # a fresh device (a fresh nonce) gets no fresh budget
+    fresh = app.test_client()
+    AuthActions(fresh).login()
+    assert post_form(fresh, "/account/email", fields, token_page="/account").status_code == 429
