@@ -106,7 +106,7 @@ email_change_limit = limiter.limit(
 
 def _reset_login_key() -> str:
     """Key reset requests on the spelling typed, never the account: a 429 must not say that an account exists."""
-    return "reset:" + accounts.short_digest(canonical(_typed_login()))
+    return "reset:" + accounts.short_digest(canonical(_typed_login()), current_app.secret_key)
 
 
 _reset_rate = _setting("RATELIMIT_PASSWORD_RESET")

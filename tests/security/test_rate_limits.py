@@ -415,3 +415,18 @@ def test_email_changes_are_few_an_hour_per_account_whatever_the_device(app, logg
     fresh = app.test_client()
     AuthActions(fresh).login()
     assert post_form(fresh, "/account/email", fields, token_page="/account").status_code == 429
+
+
+def test_reset_requests_are_limited_per_spelling_and_per_network(app):
+    """Five an hour for one spelling from anywhere, and for one network whatever it asks for; the answer is the same
+    page whether or not the account exists, a 429 after the budget."""
+    statuses = []
+    for number in range(6):
+        asker = app.test_client()
+        asker.environ_base["REMOTE_ADDR"] = f"203.0.113.{number}"
+        statuses.append(post_form(asker, "/password/reset", {"login": "Dana@Example.org"}).status_code)
+    assert statuses[:5] == [200] * 5 and statuses[5] == 429
+    neighbour = app.test_client()
+    neighbour.environ_base["REMOTE_ADDR"] = "198.51.100.4"
+    statuses = [post_form(neighbour, "/password/reset", {"login": f"someone{n}@example.org"}).status_code for n in range(6)]
+    assert statuses[:5] == [200] * 5 and statuses[5] == 429
