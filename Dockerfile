@@ -13,7 +13,7 @@ COPY static/favicon.svg ./static/
 COPY static/css ./static/css
 COPY static/js ./static/js
 COPY migrations ./migrations
-COPY deploy/entrypoint.sh deploy/healthcheck.py ./deploy/
+COPY deploy/entrypoint.sh deploy/healthcheck.py deploy/maintain.sh ./deploy/
 RUN mkdir -p instance logs \
     && groupadd --system --gid 10001 secureshare \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin secureshare \

@@ -450,9 +450,9 @@ def test_the_last_view_goes_to_one_of_the_right_passwords_in_flight(session, key
     for _ in range(5):  # five right passwords deriving at once hold every try
         assert vault._reserve_try(session, POLICY, secret_id, clock())
     assert vault.unlock(session, keys, POLICY, share_id, PASSWORD, clock) == vault.TriesInFlight()  # one view is left
-    assert vault._take_view(session, secret_id, vault.Visitor(), clock())  # the first one is done
+    assert vault._take_view(session, POLICY, secret_id, vault.Visitor(), clock())  # the first one is done
     # Until its unlock ends the secret, the last view is taken while the secret is still active:
-    assert not vault._take_view(session, secret_id, vault.Visitor(), clock())
+    assert not vault._take_view(session, POLICY, secret_id, vault.Visitor(), clock())
     assert vault.unlock(session, keys, POLICY, share_id, PASSWORD, clock) == vault.Gone()
     assert counters(session, share_id) == ("active", 1, 0, 4)
 
@@ -460,7 +460,7 @@ def test_the_last_view_goes_to_one_of_the_right_passwords_in_flight(session, key
 def test_a_view_or_a_give_back_needs_a_held_try(session, keys, clock):
     share_id = make(session, keys, clock)
     secret_id = row(session, share_id).id  # no try held: none taken, or the purge gave it back as stale
-    assert not vault._take_view(session, secret_id, vault.Visitor(), clock())
+    assert not vault._take_view(session, POLICY, secret_id, vault.Visitor(), clock())
     vault._release_try(session, secret_id)
     assert counters(session, share_id) == ("active", 0, 0, 0)
 
