@@ -37,10 +37,12 @@ from werkzeug.routing import BaseConverter
 
 import accounts
 import api_schema
+import audit
 import commands
 import forms
 import guards
 import notify
+import registration
 import signin
 import startup
 import vault
@@ -65,6 +67,7 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
+    Invitation,
     Secret,
     SecretStatus,
     TokenPurpose,
@@ -85,6 +88,7 @@ EXPIRED_FORM_MESSAGE = "This form has expired or came from elsewhere. Reload the
 CROSS_SITE_MESSAGE = "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
 LIMIT_STORE_DOWN_MESSAGE = "SecureShare can't take this request right now. Nothing was changed; try again in a minute."
 UNVERIFIED_MESSAGE = "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
+DISABLED_MESSAGE = "This account is disabled. Ask the administrator of this SecureShare to enable it."
 WRONG_LOGIN_MESSAGE = "That username or email and password don't match. Check them and try again."
 UNTRUSTED_HOST_PAGE = (
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
@@ -315,27 +319,97 @@ def index():
     return render_template("index.html")
 
 
+REGISTRATION_REFUSALS = {
+    registration.Refusal.CLOSED: "Sign-up is closed on this SecureShare. Ask its administrator to make you an account.",
+    registration.Refusal.INVITATION_NEEDED: (
+        "This SecureShare takes new accounts by invitation only. Ask someone who has an account here for an invitation link."
+    ),
+    registration.Refusal.INVITATION_DEAD: (
+        "This invitation link doesn't work any more: it was used already, has expired or was withdrawn. "
+        "Ask whoever sent it for a new one."
+    ),
+    registration.Refusal.OTHER_ADDRESS: "This invitation is for another email address. Use the address it was sent to.",
+}
+
+
+def _registration() -> registration.RegistrationPolicy:
+    return current_app.config["REGISTRATION_POLICY"]
+
+
 @web.route("/register", methods=["GET", "POST"])
 @register_limit
 def register():
-    """Create an account and sign in with it."""
+    """Create an account and sign in with it, when the registration mode lets this visitor in."""
+    return _sign_up(None)
+
+
+@web.route("/invite/<link_token:token>", methods=["GET", "POST"])
+@register_limit
+def accept_invitation(token: str):
+    """Create an account with an invitation link: single use, until it expires, perhaps for one address only."""
+    return _sign_up(token)
+
+
+def _sign_up(token: str | None):
     if current_user.is_authenticated:
         return redirect(url_for("web.dashboard"))
+    invitation = registration.find_invitation(db.session, token) if token else None
+    refusal = registration.page_refusal(_registration(), invitation, token is not None, _now())
+    if refusal is not None:
+        status = 410 if refusal == registration.Refusal.INVITATION_DEAD else 403 if request.method == "POST" else 200
+        return render_template("register.html", form=None, refusal=REGISTRATION_REFUSALS[refusal]), status
     form = forms.RegisterForm()
     username, email = form.username.data, form.email.data
-    if form.validate_on_submit() and forms.mark_taken(form, accounts.taken_fields(db.session, username, email)):
-        match accounts.register(db.session, current_app.passwords, username, email, form.password.data):
+    if (
+        form.validate_on_submit()
+        and _address_may_sign_up(form, invitation)
+        and forms.mark_taken(form, accounts.taken_fields(db.session, username, email))
+    ):
+        claim = partial(_claim_invitation, invitation) if invitation else None
+        match accounts.register(db.session, current_app.passwords, username, email, form.password.data, claim):
             case accounts.Taken(fields):
                 forms.mark_taken(form, fields)
+            case accounts.NotClaimed():
+                message = REGISTRATION_REFUSALS[registration.Refusal.INVITATION_DEAD]
+                return render_template("register.html", form=None, refusal=message), 410
             case user:
-                current_app.logger.info("registered user %s (%s)", user.id, user.username)
-                _send_verification_link(user, user.email)
-                db.session.commit()
-                signin.start_session(user)
-                signin.trust_this_device(user)
-                flash("Welcome to SecureShare. Your account is ready.", "success")
-                return redirect(url_for("web.dashboard"))
-    return render_template("register.html", form=form), 400 if form.errors else 200
+                return _welcome(user)
+    return render_template("register.html", form=form, invitation=invitation), 400 if form.errors else 200
+
+
+def _address_may_sign_up(form: forms.RegisterForm, invitation) -> bool:
+    """Put why the address may not sign up (another invitation's, a domain not allowed) next to it."""
+    match registration.address_refusal(_registration(), invitation, form.email.data):
+        case None:
+            return True
+        case registration.Refusal.DOMAIN:
+            allowed = _registration().domains.described()
+            form.email.errors.append(f"Only addresses at {allowed} can sign up here. Ask an administrator for an invitation.")
+        case refusal:
+            form.email.errors.append(REGISTRATION_REFUSALS[refusal])
+    return False
+
+
+def _claim_invitation(invitation, user: User) -> bool:
+    """Spend the invitation on the new account and record it, in the account's own transaction."""
+    if not registration.use_invitation(db.session, invitation, user, _now()):
+        return False
+    audit.record(db.session, _network_actor(user), "invitation.used", user.username, _now(), f"invitation {invitation.id}")
+    return True
+
+
+def _network_actor(user: User) -> audit.Actor:
+    return audit.Actor.of(user, accounts.ip_prefix(request.remote_addr))
+
+
+def _welcome(user: User):
+    current_app.logger.info("registered user %s (%s)", user.id, user.username)
+    _send_verification_link(user, user.email)
+    db.session.commit()
+    signin.start_session(user)
+    signin.trust_this_device(user)
+    flash("Welcome to SecureShare. Your account is ready.", "success")
+    return redirect(url_for("web.dashboard"))
 
 
 @web.route("/login", methods=["GET", "POST"])
@@ -347,11 +421,14 @@ def login():
     form = forms.LoginForm()
     if form.validate_on_submit():
         user = accounts.find_user_for_login(db.session, form.login.data)
-        if current_app.passwords.check(user, form.password.data):
+        if not current_app.passwords.check(user, form.password.data):
+            # Never log what was typed for an unknown account: it may be a password in the wrong box.
+            current_app.logger.info("sign-in failed for %s", user.username if user else "an unknown account")
+            form.password.errors.append(WRONG_LOGIN_MESSAGE)
+        elif user.disabled:  # said only after the right password: a stranger learns nothing about the account
+            form.password.errors.append(DISABLED_MESSAGE)
+        else:
             return _after_password(user, form.password.data, form.remember.data)
-        # Never log what was typed for an unknown account: it may be a password in the wrong box.
-        current_app.logger.info("sign-in failed for %s", user.username if user else "an unknown account")
-        form.password.errors.append(WRONG_LOGIN_MESSAGE)
     status = 400 if request.method == "POST" else 200
     return render_template("login.html", form=form, signed_out=request.args.get("signed_out")), status
 
@@ -374,7 +451,7 @@ def login_code():
     """The second sign-in step: a code from the authenticator app, or a recovery code."""
     pending = signin.pending_login()
     user = db.session.get(User, pending["user"]) if pending else None
-    if user is None or not user.two_factor_on:
+    if user is None or not user.two_factor_on or user.disabled:
         signin.drop_pending_login()
         flash("Please sign in again.", "info")
         return redirect(url_for("web.login"))
@@ -423,6 +500,7 @@ def _render_account(status: int = 200, **page_forms):
         "webhook_count": len(webhooks.endpoints_of(db.session, user.id)),
         "recovery_left": accounts.recovery_codes_left(db.session, user),
         "pending_email": accounts.pending_email(db.session, user, _now()),
+        "may_invite": _may_invite(user),
     }
     return render_template("account.html", **summary, **page_forms), status
 
@@ -576,7 +654,7 @@ def _mail_reset_link(login: str) -> None:
     RESET_LINKS_PER_HOUR an hour: more are answered alike, but not sent)."""
     user = accounts.find_user_for_login(db.session, login)
     now = _now()
-    if user is None or not accounts.email_usable(user, _verification()):
+    if user is None or user.disabled or not accounts.email_usable(user, _verification()):
         return
     if accounts.recent_links(db.session, user, TokenPurpose.PASSWORD_RESET, now) >= accounts.RESET_LINKS_PER_HOUR:
         current_app.logger.info("reset link not sent to %s: enough this hour", user.username)
@@ -623,9 +701,7 @@ def delete_account():
     form = forms.ReauthForm(prefix="delete")
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
-        vault.delete_all_of(db.session, user.id)
-        db.session.delete(user)
-        db.session.commit()
+        vault.delete_account(db.session, user)
         logout_user()
         session.clear()
         after_this_request(signin.forget_remember_cookie)
@@ -847,6 +923,69 @@ def revoke_api_token(token_id: int):
         action=url_for("web.revoke_api_token", token_id=token.id),
         button="Revoke it",
     )
+
+
+# --- account routes: invitations ---------------------------------------------------------------------------------------
+
+
+def _may_invite(user: User) -> bool:
+    return registration.may_invite(_registration(), user)
+
+
+def _render_invitations(status: int = 200, **context):
+    context.setdefault("form", forms.InvitationForm(formdata=None))
+    listed = registration.invitations_of(db.session, _user())
+    return render_template("account_invitations.html", invitations=listed, action_form=forms.EmptyForm(), **context), status
+
+
+@web.get("/account/invitations")
+@login_required
+def account_invitations():
+    """Invitation links: make one (shown once), see which were used, withdraw one.
+
+    :raise 404: when this account may not invite (sign-up closed, or only administrators invite).
+    """
+    if not _may_invite(_user()):
+        abort(404)
+    return _render_invitations()
+
+
+@web.post("/account/invitations")
+@login_required
+@throttle_guesses
+def create_invitation():
+    """Make an invitation link after re-authentication; only its digest is kept, so it is shown once."""
+    user = _user()
+    if not _may_invite(user):
+        abort(404)
+    form = forms.InvitationForm()
+    if not (form.validate_on_submit() and signin.reauthenticate(form, user)):
+        return _render_invitations(400, form=form)
+    lifetime = registration.INVITATION_LIFETIMES[form.lifetime.data]
+    invitation, token = registration.invite(db.session, user, form.email.data or None, lifetime, _now())
+    db.session.flush()
+    audit.record(db.session, _network_actor(user), "invitation.created", form.email.data or "", _now(), f"invitation {invitation.id}")
+    db.session.commit()
+    current_app.logger.info("invitation %s made by %s", invitation.id, user.username)
+    return _render_invitations(new_link=_public_url("web.accept_invitation", token=token), new_invitation=invitation)
+
+
+@web.post("/account/invitations/<int(max=2147483647):invitation_id>/withdraw")
+@login_required
+def withdraw_invitation(invitation_id: int):
+    """End an unused invitation of this account now (an administrator may end anyone's).
+
+    :raise 404: when it does not exist or is someone else's.
+    """
+    user = _user()
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or not (invitation.created_by_id == user.id or user.is_admin):
+        abort(404)
+    if registration.withdraw(db.session, invitation, _now()):
+        audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), f"invitation {invitation.id}")
+        flash("Invitation withdrawn: its link no longer works.", "success")
+    db.session.commit()
+    return redirect(url_for("web.account_invitations"))
 
 
 # --- account routes: webhooks -----------------------------------------------------------------------------------------------
