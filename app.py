@@ -964,7 +964,8 @@ def create_invitation():
     lifetime = registration.INVITATION_LIFETIMES[form.lifetime.data]
     invitation, token = registration.invite(db.session, user, form.email.data or None, lifetime, _now())
     db.session.flush()
-    audit.record(db.session, _network_actor(user), "invitation.created", form.email.data or "", _now(), f"invitation {invitation.id}")
+    bound = f" for {form.email.data}" if form.email.data else ""
+    audit.record(db.session, _network_actor(user), "invitation.created", "", _now(), f"invitation {invitation.id}{bound}"[:200])
     db.session.commit()
     current_app.logger.info("invitation %s made by %s", invitation.id, user.username)
     return _render_invitations(new_link=_public_url("web.accept_invitation", token=token), new_invitation=invitation)
