@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import BaseConverter
 
 import accounts
+import administration
 import api_schema
 import audit
 import commands
@@ -405,6 +406,7 @@ def _network_actor(user: User) -> audit.Actor:
 def _welcome(user: User):
     current_app.logger.info("registered user %s (%s)", user.id, user.username)
     _send_verification_link(user, user.email)
+    user.last_login_at = _now()  # signed in from here
     db.session.commit()
     signin.start_session(user)
     signin.trust_this_device(user)
@@ -934,8 +936,9 @@ def _may_invite(user: User) -> bool:
 
 def _render_invitations(status: int = 200, **context):
     context.setdefault("form", forms.InvitationForm(formdata=None))
-    listed = registration.invitations_of(db.session, _user())
-    return render_template("account_invitations.html", invitations=listed, action_form=forms.EmptyForm(), **context), status
+    context.setdefault("invitations", registration.invitations_of(db.session, _user()))
+    words = {"action_form": forms.EmptyForm(), "may_invite": _may_invite(_user())}
+    return render_template("account_invitations.html", **words, **context), status
 
 
 @web.get("/account/invitations")
@@ -1515,6 +1518,160 @@ def api_unlock_secret(unique_id: str, body: dict):
             raise Refused(outcome)
 
 
+# --- administration: /admin, for administrators only ------------------------------------------------------------------------
+
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+AUDIT_FILTER_ACTIONS = ("", *audit.ACTIONS)
+
+
+@admin.before_request
+def _administrators_only():
+    """:raise 404: for anyone but a signed-in administrator, signed-out visitors included (the pages' existence is
+    nobody else's business)."""
+    if not (current_user.is_authenticated and current_user.is_admin):
+        abort(404)
+
+
+def _keyset_id(name: str) -> int | None:
+    """Return ?after= or ?before= as a row id. :raise 400: unless it is a whole number in the database's range."""
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > 2147483647:
+        abort(400, "Use the page's own links to move between pages.")
+    return int(raw)
+
+
+@admin.get("/")
+def overview():
+    """The instance in figures (counts only) and the policies it runs with."""
+    figures = administration.figures(db.session, _now())
+    return render_template("admin_overview.html", figures=figures, policies=_policies_in_words())
+
+
+def _policies_in_words() -> list[tuple[str, str]]:
+    """The instance's policies as the operator set them, in words for the overview."""
+    policy = _registration()
+    mode = {
+        registration.RegistrationMode.OPEN: "Anyone may sign up",
+        registration.RegistrationMode.DOMAINS: f"Addresses at {policy.domains.described()}, or an invitation",
+        registration.RegistrationMode.INVITE: "By invitation only",
+        registration.RegistrationMode.CLOSED: "Closed: accounts are made on the command line",
+    }[policy.mode]
+    return [
+        ("Sign-up (REGISTRATION)", mode),
+        ("Who may invite (USERS_MAY_INVITE)", "Every account" if policy.users_may_invite else "Administrators"),
+        ("Longest expiry (SECRET_MAX_EXPIRY_DAYS)", duration_text(current_app.policy.max_lifetime)),
+        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{current_app.config['AUDIT_RETENTION_DAYS']} days"),
+    ]
+
+
+@admin.get("/users")
+def users():
+    """Accounts, newest first, 50 a page (keyset: as fast on the last page as the first), searched by the start of a
+    username or email address. Never a secret's title, content or link, nor a token."""
+    search = request.args.get("q", "")[:254]
+    rows = administration.users_page(db.session, _now(), search, _keyset_id("after"))
+    more = len(rows) == administration.USERS_PAGE_SIZE
+    return render_template("admin_users.html", rows=rows, search=search, next_after=rows[-1].id if more else None)
+
+
+def _other_user_or_404(user_id: int) -> User:
+    """Return the account an administrator acts on.
+
+    :raise 404: when there is none, or it is the administrator's own (their own account is changed on its own page).
+    """
+    target = db.get_or_404(User, user_id)
+    if target.id == current_user.id:
+        abort(404)
+    return target
+
+
+ADMIN_CHANGES = {
+    # action: (what it does, its heading, its lead, its button, what is flashed)
+    "disable": (
+        administration.disable,
+        "Disable {}?",
+        "They are signed out everywhere and their API tokens stop working. Their secrets can't be opened until you "
+        "enable the account again (recipients see that the secret is unavailable).",
+        "Disable the account",
+        "Disabled {}.",
+    ),
+    "enable": (
+        administration.enable,
+        "Enable {}?",
+        "They can sign in again, and their secrets that haven't expired can be opened again.",
+        "Enable the account",
+        "Enabled {}.",
+    ),
+    "reset-two-factor": (
+        administration.reset_two_factor,
+        "Turn off two-factor sign-in for {}?",
+        "Do this only for someone who lost both their authenticator app and their recovery codes, once you are sure "
+        "it's them. They are signed out everywhere, then sign in with their password alone. They are told by email.",
+        "Turn it off",
+        "Two-factor sign-in is off for {}. They were told by email where email is set up.",
+    ),
+    "delete": (
+        administration.delete_user,
+        "Delete {} and all their secrets?",
+        "Every secret of theirs is erased and its link stops working at once. This can't be undone.",
+        "Delete the account",
+        "Deleted {} and erased their secrets.",
+    ),
+}
+
+
+@admin.route(f"/users/<int(max=2147483647):user_id>/<any({', '.join(map(repr, ADMIN_CHANGES))}):action>", methods=["GET", "POST"])
+@throttle_guesses
+def change_user(user_id: int, action: str):
+    """Disable, enable, delete or reset the two-factor sign-in of an account, after the administrator's password (and
+    a code); each change is written to the audit log with it.
+
+    :raise 404: when there is no such account, or it is the administrator's own.
+    """
+    me = _user()
+    target = _other_user_or_404(user_id)
+    change, heading, lead, button, done = ADMIN_CHANGES[action]
+    username = target.username
+
+    def make_change() -> None:
+        if action == "reset-two-factor" and target.two_factor_on:
+            notify.tell(target, "two_factor_reset")  # committed with the change
+        change(db.session, target, _network_actor(me), _now())
+        current_app.logger.info("administrator %s: %s %s", me.username, action, username)
+
+    return _change_after_reauthentication(
+        me,
+        make_change,
+        done.format(username),
+        url_for("admin.users", q=username),
+        heading=heading.format(username),
+        lead=lead,
+        action=url_for("admin.change_user", user_id=user_id, action=action),
+        button=button,
+    )
+
+
+@admin.get("/invitations")
+def invitations():
+    """Every invitation, newest first: whom it is for, who made it, whether it was used; and a form to make one."""
+    return _render_invitations(show_all=True, invitations=registration.invitations_of(db.session, None))
+
+
+@admin.get("/audit")
+def audit_log():
+    """The audit log, newest first, filtered by action and by a username (who acted, or to whom)."""
+    action = request.args.get("action", "")
+    if action not in AUDIT_FILTER_ACTIONS:
+        abort(400, "Choose an action from the list.")
+    name = request.args.get("name", "").strip()[:32]
+    events = audit.events(db.session, action, name, _keyset_id("before"))
+    more = len(events) == audit.PAGE_SIZE
+    context = {"events": events, "action": action, "name": name, "actions": audit.ACTIONS}
+    return render_template("admin_audit.html", next_before=events[-1].id if more else None, **context)
+
+
 # --- error handlers ------------------------------------------------------------------------------------------------------
 
 
@@ -1649,6 +1806,7 @@ def create_app(config_class=None) -> SecureShare:
     _register_handlers(app)
     app.register_blueprint(web)
     app.register_blueprint(api)
+    app.register_blueprint(admin)
     return app
 
 
