@@ -18,6 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
 
+import i18n
 from accounts import password_feedback
 from schema import canonical
 from timetext import duration_text
@@ -93,6 +94,13 @@ def mark_taken(form: FlaskForm, fields: list[str]) -> bool:
     for name in fields:
         form[name].errors = [*form[name].errors, TAKEN_MESSAGES[name]]
     return not fields
+
+
+class LanguageMenuForm(FlaskForm):
+    """The language menu of every page, for a signed-in user (the choice is saved on the account)."""
+
+    lang = SelectField(choices=list(i18n.LANGUAGES.items()))
+    next = StringField(validators=[Optional(), Length(max=2048)])
 
 
 # --- accounts ------------------------------------------------------------------------------------------------------

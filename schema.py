@@ -134,6 +134,9 @@ class User(Base):
     notify_opened: Mapped[str] = mapped_column(String(8), default="first")
     notify_destroyed: Mapped[bool] = mapped_column(Boolean, default=True)
     notify_unopened: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Pages and emails in this language (i18n.LANGUAGES) and time zone (an IANA name); None: the browser's, and UTC.
+    language: Mapped[str | None] = mapped_column(String(8))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
     sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")
