@@ -26,7 +26,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext, lazy_gettext, ngettext
+from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
@@ -344,6 +344,8 @@ def register():
                 forms.mark_taken(form, fields)
             case user:
                 current_app.logger.info("registered user %s (%s)", user.id, user.username)
+                # The language this page was in, and the zone the browser told the form (static/js/app.js).
+                user.language, user.time_zone = str(get_locale()), form.time_zone.data
                 _send_verification_link(user, user.email)
                 db.session.commit()
                 signin.start_session(user)
@@ -433,6 +435,12 @@ def _password_form(**kwargs) -> forms.ChangePasswordForm:
     return forms.ChangePasswordForm(account_words=[current_user.username, current_user.email], **kwargs)
 
 
+def _locale_form(**kwargs) -> forms.LanguageAndTimeZoneForm:
+    user = _user()
+    current = {"language": i18n.language_of(user), "time_zone": i18n.time_zone_of(user)}
+    return forms.LanguageAndTimeZoneForm(data=current, prefix="locale", **kwargs)
+
+
 def _render_account(status: int = 200, **page_forms):
     user = _user()
     defaults = _account_notice_choices(user).columns()
@@ -441,6 +449,7 @@ def _render_account(status: int = 200, **page_forms):
         "email_form": forms.ChangeEmailForm(formdata=None, prefix="email"),
         "delete_form": forms.ReauthForm(formdata=None, prefix="delete"),
         "notifications_form": forms.NotificationDefaultsForm(formdata=None, data=defaults, prefix="notify"),
+        "locale_form": _locale_form(formdata=None),
         "resend_form": forms.EmptyForm(),
         **page_forms,
     }
@@ -529,7 +538,7 @@ def _send_verification_link(user: User, address: str) -> None:
     lifetime = current_app.config["EMAIL_VERIFICATION_LIFETIME"]
     token = accounts.issue_link(db.session, user, TokenPurpose.VERIFY_EMAIL, lifetime, _now(), email=address)
     page = notify.link("web.verify_email", token=token)
-    notify.email(address, "verify_email", deliver_by=_now() + lifetime, user=user, link=page, lifetime=duration_text(lifetime))
+    notify.email(address, "verify_email", deliver_by=_now() + lifetime, user=user, link=page, lifetime=lifetime)
 
 
 @web.post("/account/email/verification")
@@ -577,6 +586,22 @@ def notification_defaults():
     return redirect(url_for("web.account"))
 
 
+@web.post("/account/locale")
+@login_required
+def language_and_time_zone():
+    """Choose the account's language and time zone, for its pages, printed cards and emails."""
+    form = _locale_form()
+    if not form.validate_on_submit():
+        return _render_account(400, locale_form=form)
+    user = _user()
+    user.language, user.time_zone = form.language.data, form.time_zone.data
+    db.session.commit()
+    refresh()  # the answer below is already in the new language
+    flash(gettext("Saved. Pages, cards and emails now use %(language)s and %(zone)s time.",
+                  language=i18n.LANGUAGES[user.language], zone=user.time_zone), "success")
+    return redirect(url_for("web.account"))
+
+
 def _notice_choices(form) -> vault.NoticeChoices:
     return vault.NoticeChoices(form.notify_opened.data, form.notify_destroyed.data, form.notify_unopened.data)
 
@@ -611,7 +636,7 @@ def _mail_reset_link(login: str) -> None:
     lifetime = current_app.config["PASSWORD_RESET_LIFETIME"]
     token = accounts.issue_link(db.session, user, TokenPurpose.PASSWORD_RESET, lifetime, now)
     page = notify.link("web.reset_password", token=token)
-    words = {"user": user, "link": page, "lifetime": duration_text(lifetime)}
+    words = {"user": user, "link": page, "lifetime": lifetime}
     message = notify.email(user.email, "password_reset", deliver_by=now + lifetime, **words)
     db.session.commit()
     current_app.logger.info("reset link queued for %s", user.username)
@@ -1415,7 +1440,9 @@ def _error_response(code: int, message: str | None = None, headers: dict | None 
         reason = reason or api_schema.ERROR_REASONS.get(code, "server_error")
         response = api_schema.api_error_response(ApiError(code, reason, message or words))
     else:
-        page = render_template("error.html", code=code, title=title, message=message or words, request_id=g.get("request_id"))
+        # As plain text: a lazy message would reach the page unescaped (its __html__ trusts it).
+        words = str(message or words)
+        page = render_template("error.html", code=code, title=str(title), message=words, request_id=g.get("request_id"))
         response = Response(page)
     response.status_code = code
     for name, value in (headers or {}).items():

@@ -165,6 +165,16 @@ function setUpReveal() {
   window.addEventListener("pagehide", () => { content.textContent = ""; });
 }
 
+// The browser's time zone for a form that has none yet: sign-up's hidden field, the Account page's unsaved choice.
+function suggestTimeZone() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone) return;
+  document.querySelectorAll("[data-browser-time-zone]").forEach((field) => {
+    if (field.tagName === "SELECT" && ![...field.options].some((option) => option.value === zone)) return;
+    field.value = zone;
+  });
+}
+
 function setUpPrint() {
   document.querySelectorAll("[data-print]").forEach((button) => button.addEventListener("click", () => window.print()));
 }
@@ -178,4 +188,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpBlurPreview();
   setUpReveal();
   setUpPrint();
+  suggestTimeZone();
 });
