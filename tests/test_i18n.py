@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from schema import User
-from tests.helpers import AuthActions, create_secret, post_form, unlock
+from tests.helpers import create_secret, post_form, unlock
 from timetext import duration_text, relative_time
 
 

@@ -48,7 +48,7 @@ def catalogue(request):
 
 def test_the_languages_are_english_and_the_five_catalogues():
     assert set(i18n.LANGUAGES) == {"en", "de", "fr", "es", "pt_BR", "ar"}
-    assert i18n.RIGHT_TO_LEFT == {"ar"}
+    assert {"ar"} == i18n.RIGHT_TO_LEFT
 
 
 def test_messages_pot_holds_what_the_code_says(extracted):
