@@ -43,7 +43,7 @@ class ApiError(Exception):
 
 
 def api_error_response(error: ApiError):
-    details = {"code": error.status, "reason": error.reason, "message": error.message, **error.details}
+    details = {"code": error.status, "reason": error.reason, "message": str(error.message), **error.details}
     response = jsonify(success=False, error=details)
     response.status_code = error.status
     response.headers.update(error.headers)
