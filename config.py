@@ -94,6 +94,12 @@ class Config:
     SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
     PURGE_BATCH_SIZE = 5000  # records deleted per statement and commit: fewer, larger commits purge faster
     SECRETS_PER_PAGE = 20
+    # Attached files: the create forms (page and API) take up to FILE_MAX_BYTES of files in all, at most
+    # FILE_MAX_COUNT of them, sealed as they stream in; every other form keeps MAX_CONTENT_LENGTH. Checked at start.
+    FILE_MAX_BYTES = os.environ.get("FILE_MAX_BYTES") or str(25 * 1024 * 1024)
+    FILE_MAX_COUNT = os.environ.get("FILE_MAX_COUNT") or "10"
+    # A recipient's download links work this long after the unlock; a used-up secret's files are kept as long.
+    FILE_LINK_MINUTES = 15
 
     # Rate limits (Flask-Limiter); memory by default, Redis in production.
     RATELIMIT_ENABLED = True
