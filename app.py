@@ -241,8 +241,11 @@ def _expire_owned_due(owner_id: int) -> None:
 
 def _public_url(endpoint: str, **values) -> str:
     """Return the full URL of `endpoint`: on PUBLIC_BASE_URL when set, else on this (trusted) host."""
-    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
-    return base + url_for(endpoint, **values)
+    return _public_url_of(url_for(endpoint, **values))
+
+
+def _public_url_of(path: str) -> str:
+    return (current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")) + path
 
 
 def _share_link(secret: Secret) -> str:
@@ -1486,14 +1489,23 @@ def api_list_secrets(caller: User, query: dict):
 @api_auth_required
 @create_limit
 @api_operation(
-    "Create a secret", responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"}, body=api_schema.create_body
+    "Create a secret",
+    responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"},
+    body=api_schema.create_body,
+    files=True,
 )
 def api_create_secret(caller: User, body: dict):
     """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location.
-    Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`."""
+    Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`.
+    With files, send multipart/form-data: the JSON fields as the part `secret`, each file as a part `files`."""
     if not _may_create_secrets(caller):
         raise ApiError(403, "email_unverified", UNVERIFIED_MESSAGE)
-    secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, body), caller)
+    try:
+        attached = guards.finish_upload()
+    except attachments.EmptyFile as empty:
+        raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields={"files": [f"{empty.name} is empty."]}) from None
+    form = api_schema.api_form(forms.ApiCreateSecretForm, body, files_attached=attached is not None)
+    secret = _create_secret(form, caller, attached)
     location = url_for("api.api_get_secret", unique_id=secret.unique_id)
     return jsonify(success=True, secret=_secret_json(secret)), 201, {"Location": location}
 
@@ -1584,9 +1596,13 @@ def api_unlock_secret(unique_id: str, body: dict):
     if vault.openable(db.session, _keys(), unique_id, _now()) is None:
         abort(404)  # an id that never existed is a 404, as on the page
     match _unlock(unique_id, body["password"]):
-        case vault.Unlocked(content, secret):
+        case vault.Unlocked(content, secret, files_key):
             current_app.logger.info("secret %s unlocked through the API", secret.id)
+            files = _files_with_links(unique_id, secret, files_key)
+            if files is None:
+                raise ApiError(409, "files_tampered", "The attached files could not be opened: they were changed.")
             unlocked = api_schema.UNLOCKED.build(
+                files=[{"name": file.name, "size": file.size, "url": _public_url_of(file.url)} for file in files],
                 title=_title_of(secret),
                 content=content,
                 view_count=secret.view_count,

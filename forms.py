@@ -330,8 +330,12 @@ class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
     # Never read here: the upload's sink has sealed each file as it arrived (guards.UploadRequest).
     files = MultipleFileField("Files")
 
+    def __init__(self, *args, files_attached: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.files_attached = files_attached  # the API's files come beside its JSON, not in a field
+
     def has_files(self) -> bool:
-        return self.files is not None and any(upload.filename for upload in self.files.data or [])
+        return self.files_attached or (self.files is not None and any(upload.filename for upload in self.files.data or []))
     password = _secret_password_field("Password for this secret", required=True)
     confirm = PasswordField(
         "Repeat password", validators=[InputRequired("Repeat the password."), EqualTo("password", "The passwords don't match.")]
@@ -386,7 +390,6 @@ class ApiNotificationsLeftOut:
 
 
 class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
-    content = TextAreaField("Secret", validators=[DataRequired("Write the secret to share."), _validate_content_size])
     files = None
     # A script types nothing, so the confirmation is optional; when it is sent it must match.
     confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])

@@ -53,7 +53,7 @@ FORM_MIMETYPES = {"application/x-www-form-urlencoded", "multipart/form-data", ""
 # Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
 PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
 # The forms that take files (up to FILE_MAX_BYTES, sealed as they stream in); every other body keeps its small limit.
-UPLOAD_ENDPOINTS = {"web.create_secret"}
+UPLOAD_ENDPOINTS = {"web.create_secret", "api.api_create_secret"}
 # The recipient's form stays usable this long; after that a reload gives a fresh one.
 UNLOCK_FORM_MAX_AGE = timedelta(hours=12)
 
@@ -277,7 +277,7 @@ def _prepare_upload() -> None:
     (it would have to be held in memory to be measured)."""
     if request.endpoint not in UPLOAD_ENDPOINTS or request.mimetype != "multipart/form-data":
         return
-    if not current_user.is_authenticated:
+    if not (signin.api_caller() if request.blueprint == "api" else current_user.is_authenticated):
         return  # refused further on; its body keeps the small limit
     if request.content_length is None:
         abort(411)

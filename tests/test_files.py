@@ -175,3 +175,9 @@ def test_a_hostile_name_is_cleaned_in_the_page_and_the_header(logged_in_client, 
     assert "\u202e" not in page.text and "\\" not in disposition and "\x07" not in disposition
     assert len(disposition) < 1200
     assert SECRET_PASSWORD not in page.text
+
+
+def test_the_owner_sees_how_many_files_and_their_size_never_their_names(logged_in_client):
+    share_id = share_id_of(post_files(logged_in_client, [("payroll.xlsx", b"x" * 2048), ("b.txt", b"y" * 1024)]))
+    for page in (logged_in_client.get("/dashboard").text, logged_in_client.get(f"/secrets/{share_id}").text):
+        assert "2 files, 3.0 KiB" in page and "payroll" not in page
