@@ -93,17 +93,19 @@ def csrf_checked_by(check: Callable[[], None]):
 
 
 def guard_request():
-    """Run every check a request must pass, in this order: id, host, malformed input, the session, CSRF."""
+    """Run every check a request must pass, in this order: id, host, the session, malformed input, CSRF."""
     g.request_id = secrets.token_hex(8)
     _check_host()
     if request.endpoint == "static":
         return None  # static files need none of the rest
     if request.endpoint in PROBE_ENDPOINTS or request.routing_exception is not None:
         return None  # probes need none of this; a routing error is answered as it is
-    _prepare_upload()
-    _reject_malformed_input()
+    # The session first: counting its activity commits, and an upload's chunks must find nothing else to commit until
+    # their secret is created (they wait for it in the open transaction).
     if (answer := signin.enforce_session_lifetime()) is not None:
         return answer
+    _prepare_upload()
+    _reject_malformed_input()
     _check_csrf()
     return None
 

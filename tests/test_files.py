@@ -24,9 +24,10 @@ def config_overrides():
     return {"FILE_MAX_BYTES": 700_000, "FILE_MAX_COUNT": 3}
 
 
-def post_files(client, files: list[tuple[str, bytes]], **fields):
-    """Post the create form as a browser does, multipart, with `files` in its file input."""
+def post_files(client, files: list[tuple[str, bytes]], pause=lambda: None, **fields):
+    """Post the create form as a browser does, multipart, with `files` in its file input (`pause` after the page)."""
     fields = MultiDict({"csrf_token": csrf_token(client, "/create"), **secret_form(**fields)})
+    pause()
     for name, content in files:
         fields.add("files", FileStorage(io.BytesIO(content), name, content_type="text/plain"))
     boundary, body = encode_multipart(fields)  # in memory: the test client would spool a large body to a file itself
@@ -181,3 +182,9 @@ def test_the_owner_sees_how_many_files_and_their_size_never_their_names(logged_i
     share_id = share_id_of(post_files(logged_in_client, [("payroll.xlsx", b"x" * 2048), ("b.txt", b"y" * 1024)]))
     for page in (logged_in_client.get("/dashboard").text, logged_in_client.get(f"/secrets/{share_id}").text):
         assert "2 files, 3.0 KiB" in page and "payroll" not in page
+
+
+def test_an_upload_survives_the_commits_of_the_checks_before_it(app, logged_in_client, clock):
+    # The session's activity is due to be recorded (a commit) on the post.
+    share_id = share_id_of(post_files(logged_in_client, [("a.bin", os.urandom(200_000))], pause=lambda: clock.advance(minutes=1)))
+    assert load_secret(app, share_id).file_count == 1
