@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 import vault
@@ -115,6 +115,15 @@ def _open(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:
     return cipher.decrypt(sealed[:12], sealed[12:], aad)
 
 
+# Built once, run through the connection: hundreds of chunks a file need no ORM machinery.
+_INSERT_CHUNK = insert(FileChunk)
+_CHUNK_AT = select(FileChunk.sealed).where(
+    FileChunk.secret_digest == bindparam("digest"),
+    FileChunk.file_position == bindparam("file_position"),
+    FileChunk.position == bindparam("position"),
+)
+
+
 class Upload:
     """The files of one secret being created, sealed and stored (in the session's open transaction) as they arrive.
 
@@ -154,7 +163,7 @@ class Upload:
     def _store_chunk(self, file_position: int, position: int, plaintext: bytes, last: bool) -> None:
         sealed = _seal(self._cipher, plaintext, _chunk_aad(self.share_id, file_position, position, last))
         row = {"secret_digest": self._digest, "file_position": file_position, "position": position, "sealed": sealed}
-        self.session.execute(insert(FileChunk).values(**row))
+        self.session.connection().execute(_INSERT_CHUNK, row)
 
     def finish(self) -> vault.Attached | None:
         """Seal each file's last chunk and its name, type and size; None when no file was attached.
@@ -265,12 +274,11 @@ def open_chunks(session: Session, share_id: str, files_key: bytes, file: FileInf
     :raise Tampered: (while iterating) when a chunk does not open in its place, is missing, or the file is short.
     """
     cipher = AESGCM(files_key)
-    query = select(FileChunk.sealed).where(
-        FileChunk.secret_digest == share_id_digest(share_id), FileChunk.file_position == file.position
-    )
+    place = {"digest": share_id_digest(share_id), "file_position": file.position}
+    connection = session.connection()
     position, size = 0, 0
     while True:
-        sealed = session.execute(query.where(FileChunk.position == position)).scalar_one_or_none()
+        sealed = connection.execute(_CHUNK_AT, {**place, "position": position}).scalar_one_or_none()
         if sealed is None:
             raise Tampered()  # the stream stopped before a last chunk
         plaintext, last = _open_chunk(cipher, sealed, share_id, file.position, position)
