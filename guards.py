@@ -20,6 +20,7 @@ from werkzeug.exceptions import SecurityError
 
 import attachments
 import signin
+import vault
 from api_schema import ApiError, text_is_clean
 from extensions import db
 from schema import share_id_digest
@@ -288,7 +289,7 @@ def _prepare_upload() -> None:
     g.upload = attachments.Upload(db.session, settings["FILE_MAX_BYTES"], settings["FILE_MAX_COUNT"])
 
 
-def finish_upload() -> "attachments.vault.Attached | None":
+def finish_upload() -> vault.Attached | None:
     """Seal the last chunks and descriptions of the request's files; None when it brought none.
 
     :raise attachments.EmptyFile: for a chosen file with no bytes.

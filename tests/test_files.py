@@ -188,3 +188,12 @@ def test_an_upload_survives_the_commits_of_the_checks_before_it(app, logged_in_c
     # The session's activity is due to be recorded (a commit) on the post.
     share_id = share_id_of(post_files(logged_in_client, [("a.bin", os.urandom(200_000))], pause=lambda: clock.advance(minutes=1)))
     assert load_secret(app, share_id).file_count == 1
+
+
+def test_no_file_name_content_or_download_token_reaches_the_log(logged_in_client, recipient, log_text):
+    share_id = share_id_of(post_files(logged_in_client, [("payroll-2026.xlsx", b"CANARY-in-a-file")]))
+    [link] = download_links(unlock(recipient, share_id).text)
+    assert recipient.get(link).status_code == 200
+    token = link.split("/files/", 1)[1].split("/", 1)[0]
+    logged = log_text()
+    assert "secret" in logged and all(word not in logged for word in ("payroll", "CANARY-in-a-file", token, share_id))
