@@ -170,11 +170,16 @@ class Config:
     REQUIRE_HOSTS = False
 
 
+# `make run` serves on port 5000, or on `make run PORT=5001`, which it hands on as FLASK_RUN_PORT (the variable
+# `flask run --port` reads too).
+_RUN_PORT = os.environ.get("FLASK_RUN_PORT") or "5000"
+
+
 class DevelopmentConfig(Config):
     """Local use: keys are generated once into instance/ so sessions and secrets survive restarts."""
 
-    # `make run` serves on port 5000; host names are compared without letter case, ports must match.
-    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or ["127.0.0.1:5000", "localhost:5000"]
+    # The port `make run` serves on; host names are compared without letter case, ports must match.
+    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or [f"127.0.0.1:{_RUN_PORT}", f"localhost:{_RUN_PORT}"]
 
 
 class TestingConfig(Config):
