@@ -30,6 +30,7 @@ from schema import utcnow
 MIN_SECRET_KEY_LENGTH = 32
 MAX_PROXY_COUNT = 5
 MAX_REMEMBERED_SESSION = timedelta(days=14)
+MAX_VIEWS = 100  # the form's own ceiling
 HOST_RE = re.compile(
     r"\.?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 )
@@ -52,8 +53,30 @@ def check_settings(settings: dict) -> None:
     settings["PROXY_COUNT"] = _proxy_count(settings["PROXY_COUNT"])
     check_mail(settings)
     settings["REGISTRATION_POLICY"] = registration_policy(settings)
+    check_secret_policies(settings)
     if settings["AUDIT_RETENTION_DAYS"] < 1:
         refuse_to_start("AUDIT_RETENTION_DAYS must be a number of days, 1 or more.")
+    settings["FILE_MAX_BYTES"] = _whole_number(settings, "FILE_MAX_BYTES", 1, 1024**3, "a number of bytes")
+    settings["FILE_MAX_COUNT"] = _whole_number(settings, "FILE_MAX_COUNT", 1, 100, "a number of files")
+
+
+def _whole_number(settings: dict, name: str, low: int, high: int, what: str) -> int:
+    value = str(settings[name]).strip()
+    if not value.isdigit() or not low <= int(value) <= high:
+        refuse_to_start(f"{name} must be {what} from {low} to {high}.")
+    return int(value)
+
+
+def check_secret_policies(settings: dict) -> None:
+    """Refuse view and secret-count policies that no secret could meet; turn REQUIRE_TWO_FACTOR into a boolean."""
+    most = settings["SECRET_MAX_VIEWS"]
+    if not 0 <= most <= MAX_VIEWS:
+        refuse_to_start(f"SECRET_MAX_VIEWS must be 1 to {MAX_VIEWS}, or 0 for no limit but the form's.")
+    if not 0 <= settings["SECRET_DEFAULT_VIEWS"] <= (most or MAX_VIEWS) or (most and not settings["SECRET_DEFAULT_VIEWS"]):
+        refuse_to_start(f"SECRET_DEFAULT_VIEWS must be 1 to {most or MAX_VIEWS}" + ("." if most else ", or 0 for unlimited."))
+    if settings["ACTIVE_SECRETS_PER_USER"] < 0:
+        refuse_to_start("ACTIVE_SECRETS_PER_USER must be a number of secrets, or 0 for no limit.")
+    settings["REQUIRE_TWO_FACTOR"] = _yes_or_no(settings, "REQUIRE_TWO_FACTOR")
 
 
 def registration_policy(settings: dict) -> registration.RegistrationPolicy:
@@ -252,6 +275,7 @@ def vault_policy(settings: dict) -> vault.Policy:
         max_lifetime=settings["SECRET_MAX_EXPIRY"],
         retention=settings["SECRET_RETENTION"],
         purge_batch=settings["PURGE_BATCH_SIZE"],
+        file_link_window=timedelta(minutes=settings["FILE_LINK_MINUTES"]),
         announce=notify.announce,
     )
 
