@@ -68,6 +68,7 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
+    AccessOutcome,
     Invitation,
     Secret,
     SecretStatus,
@@ -1257,9 +1258,11 @@ def _abort_unless_openable(unique_id: str) -> None:
             abort(410)
 
 
-def _unlock(unique_id: str, password: str) -> vault.Outcome:
+def _unlock(unique_id: str, password: str, form_mark: str | None = None) -> vault.Outcome:
     note_a_password_try()
-    return vault.unlock(db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor())
+    return vault.unlock(
+        db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor(), form_mark
+    )
 
 
 @web.route("/view/<secret_id:unique_id>", methods=["GET", "POST"])
@@ -1273,13 +1276,29 @@ def view_secret(unique_id: str):
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("view_secret.html", form=form), status
-    match _unlock(unique_id, form.password.data):
-        case vault.Unlocked(content, secret):
-            current_app.logger.info("secret %s unlocked", secret.id)
-            return render_template("view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret))
+    match _unlock(unique_id, form.password.data, guards.unlock_form_mark()):
+        case vault.Unlocked(content, secret, replayed):
+            current_app.logger.info("secret %s %s", secret.id, "shown again" if replayed else "unlocked")
+            return render_template(
+                "view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret), replayed=replayed,
+                form_token=request.form["csrf_token"],
+            )
         case vault.WrongPassword(left):
             form.password.errors.append(wrong_password_message(left))
             return render_template("view_secret.html", form=form), 403
+        case outcome:
+            raise Refused(outcome)
+
+
+@web.post("/view/<secret_id:unique_id>/destroy")
+@guards.csrf_checked_by(guards.check_unlock_form)
+@unlock_ip_limit
+def destroy_by_recipient(unique_id: str):
+    """"I have it: destroy it now": the form that unlocked the secret (within vault.REPLAY_WINDOW) ends it."""
+    match vault.end_by_recipient(db.session, unique_id, guards.unlock_form_mark(), _now(), _visitor()):
+        case vault.EndedByRecipient():
+            current_app.logger.info("a secret was ended by its recipient")
+            return render_template("view_secret.html", form=None, ended=True)
         case outcome:
             raise Refused(outcome)
 
@@ -1739,9 +1758,11 @@ def _template_context() -> dict:
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
+        "AccessOutcome": AccessOutcome,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),
+        "replay_minutes": int(vault.REPLAY_WINDOW.total_seconds() // 60),
     }
 
 

@@ -5,6 +5,8 @@ before-request hook (`guard_request`) runs the checks in a fixed order, so nothi
 extensions registered their own hooks: bad input is refused before CSRF or a rate limit reads the form.
 """
 
+import hashlib
+import hmac
 import io
 import secrets
 from collections.abc import Callable
@@ -176,7 +178,18 @@ def unlock_form_token(unique_id: str) -> str:
 
     An anonymous recipient has nothing to keep, so the page sets no cookie (nor does a link preview or a scanner).
     """
-    return _unlock_form_signer(unique_id).sign("unlock").decode()
+    # A fresh nonce per page, so one form's mark (unlock_form_mark) is never another visitor's.
+    return _unlock_form_signer(unique_id).sign(secrets.token_urlsafe(12)).decode()
+
+
+def unlock_form_mark() -> str:
+    """Return a keyed hash of the posted unlock form's token: what the vault keeps to know the form again.
+
+    Keyed with the app's secret, so the database alone cannot tie a mark to a token.
+    """
+    token = request.form.get("csrf_token", "").encode()
+    key = current_app.secret_key
+    return hmac.new(key if isinstance(key, bytes) else key.encode(), b"unlock form mark|" + token, hashlib.sha256).hexdigest()
 
 
 def check_unlock_form() -> None:

@@ -148,3 +148,15 @@ def test_the_back_button_cannot_show_it_again(new_context):
     with pytest.raises(PlaywrightError, match="ERR_CACHE_MISS"):
         recipient.go_back()  # no-store: the browser will not redisplay the unlocked page
     expect(recipient.locator("body")).not_to_contain_text("CorridorGuest")
+
+
+def test_reloading_the_revealed_secret_spends_no_view_and_the_recipient_can_end_it(new_context):
+    recipient = _unlocked_page(new_context, "Reload me")
+    expect(recipient.get_by_text("Views: 1 of")).to_be_visible()
+    recipient.reload()  # the browser posts the same form again
+    expect(recipient.locator("[data-secret-content]")).to_contain_text("CorridorGuest")
+    expect(recipient.get_by_text("this did not count as a view")).to_be_visible()
+    expect(recipient.get_by_text("Views: 1 of")).to_be_visible()
+    recipient.get_by_role("button", name="I have it: destroy it now").click()
+    expect(recipient.get_by_role("heading", name="The secret is destroyed")).to_be_visible()
+    assert recipient.context.cookies() == []  # the recipient's page still sets no cookie
