@@ -550,7 +550,7 @@ def _add_event(
 
 
 def _take_view(
-    session: Session, policy: Policy, secret_id: int, visitor: Visitor, now: datetime, form_mark: str | None
+    session: Session, policy: Policy, secret_id: int, visitor: Visitor, now: datetime, form_mark: str | None = None
 ) -> bool:
     """Turn the held try into a view, with its event; False when the secret ended or its last view went first.
 
