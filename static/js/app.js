@@ -159,6 +159,33 @@ function setUpReveal() {
   window.addEventListener("pagehide", () => { content.textContent = ""; });
 }
 
+const WHITESPACE_CLASSES = { " ": "ws-space", "\t": "ws-tab", "\n": "ws-eol" };
+
+function markWhitespace(node, text) {
+  // Each space, tab and line end in its own span, keeping the very same characters, so copying is unchanged.
+  node.replaceChildren(...Array.from(text, (char) => {
+    if (!WHITESPACE_CLASSES[char]) return document.createTextNode(char);
+    const span = document.createElement("span");
+    span.className = WHITESPACE_CLASSES[char];
+    span.textContent = char;
+    return span;
+  }));
+}
+
+function setUpWhitespaceToggle() {
+  const button = document.querySelector("[data-show-whitespace]");
+  if (!button) return;
+  const content = document.getElementById(button.getAttribute("aria-controls"));
+  button.addEventListener("click", () => {
+    const show = button.getAttribute("aria-pressed") !== "true";
+    const text = content.textContent;
+    if (show) markWhitespace(content, text);
+    else content.textContent = text;
+    button.setAttribute("aria-pressed", String(show));
+    button.textContent = show ? "Hide spaces" : "Show spaces";
+  });
+}
+
 function setUpLocalTimes() {
   document.querySelectorAll("time[data-local-time]").forEach((node) => {
     const moment = new Date(node.getAttribute("datetime"));
@@ -180,6 +207,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpExpiryChoice();
   setUpBlurPreview();
   setUpReveal();
+  setUpWhitespaceToggle();
   setUpLocalTimes();
   setUpPrint();
 });
