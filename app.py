@@ -1759,6 +1759,7 @@ def _template_context() -> dict:
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
         "AccessOutcome": AccessOutcome,
+        "device_name": accounts.device_name,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),

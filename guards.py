@@ -27,6 +27,12 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+# An image opened on its own is shown by the browser's viewer, which styles its own page inline: images get a policy
+# that allows that and nothing else (no script, no other source).
+IMAGE_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -286,6 +292,8 @@ def install_security_headers(app: Flask) -> None:
     @app.after_request
     def _set_security_headers(response: Response) -> Response:
         response.headers.update(static if request.endpoint == "static" else page)
+        if response.mimetype.startswith("image/"):
+            response.headers["Content-Security-Policy"] = IMAGE_CONTENT_SECURITY_POLICY
         if g.get("request_id"):
             response.headers["X-Request-ID"] = g.request_id
         return response

@@ -107,3 +107,12 @@ def test_only_the_form_that_unlocked_it_may_end_it(app, recipient, shared):
     assert recipient.post(f"/view/{unique_id}/destroy").status_code == 400
     assert load_secret(app, unique_id).status == "active"
     assert outcomes(app) == []
+
+
+def test_the_owners_log_names_the_browser_with_the_full_string_on_demand(app, logged_in_client, recipient, shared):
+    unique_id, token = shared
+    agent = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36"
+    recipient.post(f"/view/{unique_id}", data={"csrf_token": token, "password": SECRET_PASSWORD}, headers={"User-Agent": agent})
+    log = logged_in_client.get(f"/secrets/{unique_id}").text
+    assert "<summary>Chrome on Android</summary>" in log
+    assert agent in log
