@@ -1232,7 +1232,8 @@ def delete_secret(unique_id: str):
 @login_required
 def secret_card(unique_id: str):
     """A printable card: QR code, title, expiry and where to get the password (never the secret or password)."""
-    return render_template("secret_card.html", secret=get_active_owned_secret(unique_id))
+    show_title = request.args.get("title") == "1"  # off by default: a found card should not say what it opens
+    return render_template("secret_card.html", secret=get_active_owned_secret(unique_id), show_title=show_title)
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.png")

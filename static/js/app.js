@@ -190,9 +190,18 @@ function setUpLocalTimes() {
   document.querySelectorAll("time[data-local-time]").forEach((node) => {
     const moment = new Date(node.getAttribute("datetime"));
     if (Number.isNaN(moment.getTime())) return;
-    const exact = moment.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    const exact = moment.toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
+    });
     if (node.dataset.format === "exact") node.textContent = exact;
     else node.title = exact;
+  });
+}
+
+function setUpSubmitOnChange() {
+  document.querySelectorAll("[data-submit-on-change]").forEach((form) => {
+    form.querySelectorAll("[data-hide-with-script]").forEach((node) => { node.hidden = true; });
+    form.addEventListener("change", () => form.submit());
   });
 }
 
@@ -210,4 +219,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpWhitespaceToggle();
   setUpLocalTimes();
   setUpPrint();
+  setUpSubmitOnChange();
 });

@@ -3,8 +3,8 @@
 import pytest
 
 from app import create_app, db
-from guards import IMAGE_CONTENT_SECURITY_POLICY
 from config import ProductionConfig
+from guards import IMAGE_CONTENT_SECURITY_POLICY
 from tests.helpers import post_form
 from tests.security.conftest import readable_paths
 
