@@ -462,6 +462,10 @@ def login_code():
     if form.validate_on_submit():
         if signin.accept_code(user, form.code.data):
             signin.complete_login(user, pending["remember"])
+            if accounts.is_recovery_code(form.code.data):
+                left = accounts.recovery_codes_left(db.session, user)
+                flash(f"You signed in with a recovery code, which now no longer works. You have {left} left: "
+                      "make new ones on the two-factor page if you are running low.", "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
         form.code.errors.append("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
@@ -803,6 +807,7 @@ def _render_two_factor(status: int = 200, **context):
         return render_template("account_two_factor.html", recovery_left=recovery_left, **context), status
     key = signin.pending_totp_key()
     context.setdefault("form", forms.TwoFactorForm(formdata=None))
+    context["otpauth"] = accounts.provisioning_uri(key, user.username)  # opens the authenticator app on the same phone
     return render_template("account_two_factor.html", key=key, qr=_totp_qr_data_uri(user, key), **context), status
 
 

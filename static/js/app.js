@@ -40,7 +40,7 @@ function setUpCopyButtons() {
     });
   });
   document.querySelectorAll("[data-copy-text]").forEach((button) => {
-    button.addEventListener("click", () => copyText(button, button.dataset.copyText, "Link"));
+    button.addEventListener("click", () => copyText(button, button.dataset.copyText, button.dataset.copyWhat || "Link"));
   });
 }
 
