@@ -13,6 +13,9 @@ COPY static/favicon.svg ./static/
 COPY static/css ./static/css
 COPY static/js ./static/js
 COPY migrations ./migrations
+# The catalogues are compiled here: no .mo file is committed.
+COPY translations ./translations
+RUN pybabel -q compile -d translations
 COPY deploy/entrypoint.sh deploy/healthcheck.py deploy/maintain.sh ./deploy/
 RUN mkdir -p instance logs \
     && groupadd --system --gid 10001 secureshare \

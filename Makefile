@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APP_FILES := $(wildcard *.py) deploy/healthcheck.py migrations
 
-.PHONY: run run-lan test lint bench mutation purge clean
+.PHONY: run run-lan test lint bench mutation purge clean translations extract lang-add compile-translations
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,8 +13,27 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# The catalogues (translations/<language>/LC_MESSAGES/messages.po) compile to .mo files, never committed.
+compile-translations: $(STAMP)
+	$(BIN)/pybabel -q compile -d translations
+
+# Extract every string to translations/messages.pot (POT: elsewhere, as tests/test_translations.py does).
+POT ?= translations/messages.pot
+extract:
+	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o $(POT) .
+
+# Bring each catalogue up to date with the code; then translate what is new (the tests fail until every catalogue is
+# complete).
+translations: $(STAMP) extract
+	$(BIN)/pybabel -q update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+
+# Add a language: `make lang-add LANG=it` (a code Babel knows: it, nl, pt_PT, zh_Hant...), then translate its .po.
+lang-add: $(STAMP)
+	$(if $(filter command line,$(origin LANG)),,$(error say which language: make lang-add LANG=it))
+	$(BIN)/pybabel -q init -i translations/messages.pot -d translations -l $(LANG)
+
 # init-db runs the migrations (flask db upgrade), adopting a database made before them.
-run: $(STAMP)
+run: compile-translations
 	$(BIN)/flask --app app init-db
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
 
@@ -28,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/bandit --quiet --severity-level medium --confidence-level medium -r $(APP_FILES)
 	$(BIN)/hadolint Dockerfile
 
-test: lint
+test: lint compile-translations
 	$(BIN)/pytest
 
 # SecureShare beside a bare Flask page and snappass (tests/benchmarks/); BENCH_ROUNDS, BENCH_SECONDS shorten it.
@@ -48,4 +67,4 @@ purge: $(STAMP)
 	$(BIN)/flask --app app purge
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts mutants
+	rm -rf $(VENV) .pytest_cache test-artifacts mutants translations/*/LC_MESSAGES/*.mo

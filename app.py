@@ -26,6 +26,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
@@ -42,6 +43,7 @@ import audit
 import commands
 import forms
 import guards
+import i18n
 import notify
 import registration
 import signin
@@ -77,41 +79,50 @@ from schema import (
     UserSession,
     utcnow,
 )
-from timetext import duration_text, relative_time
+from timetext import duration_text, exact_time, relative_time
 
-UNAVAILABLE_TITLE = "Unavailable: its server key was removed"
-UNKNOWN_TITLE = "(title unavailable: its server key was removed)"
-DESTROYED_MESSAGE = "That was the last allowed try, so the secret has been destroyed for safety."
-GONE_MESSAGE = (
+# Messages are lazy: each is written in the language of the answer it ends up in (the API's is always English).
+_ = lazy_gettext
+UNAVAILABLE_TITLE = _("Unavailable: its server key was removed")
+UNKNOWN_TITLE = _("(title unavailable: its server key was removed)")
+DESTROYED_MESSAGE = _("That was the last allowed try, so the secret has been destroyed for safety.")
+GONE_MESSAGE = _(
     "This secret is no longer available: it expired, was viewed as often as allowed, was destroyed after too many "
     "wrong passwords, or was deleted."
 )
-EXPIRED_FORM_MESSAGE = "This form has expired or came from elsewhere. Reload the page and try again."
-CROSS_SITE_MESSAGE = "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
-LIMIT_STORE_DOWN_MESSAGE = "SecureShare can't take this request right now. Nothing was changed; try again in a minute."
-UNVERIFIED_MESSAGE = "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
-DISABLED_MESSAGE = "This account is disabled. Ask the administrator of this SecureShare to enable it."
-WRONG_LOGIN_MESSAGE = "That username or email and password don't match. Check them and try again."
+EXPIRED_FORM_MESSAGE = _("This form has expired or came from elsewhere. Reload the page and try again.")
+CROSS_SITE_MESSAGE = _(
+    "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
+)
+LIMIT_STORE_DOWN_MESSAGE = _("SecureShare can't take this request right now. Nothing was changed; try again in a minute.")
+TWO_FACTOR_REQUIRED_MESSAGE = "This SecureShare requires two-factor sign-in. Set it up on your Account page first."
+UNVERIFIED_MESSAGE = _(
+    "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
+)
+DISABLED_MESSAGE = _("This account is disabled. Ask the administrator of this SecureShare to enable it.")
+WRONG_LOGIN_MESSAGE = _("That username or email and password don't match. Check them and try again.")
 UNTRUSTED_HOST_PAGE = (
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
     "<h1>This address isn't served here</h1><p>Check the link you were given.</p></html>"
 )
 ERROR_TEXT = {
-    400: ("That request didn't work", "Something in it wasn't right. Go back, check the form and try again."),
-    401: ("Please sign in", "You need to be signed in for this."),
-    403: ("Not allowed", "You don't have access to this page."),
-    404: ("Page not found", "There's nothing at this address. Check the link you were given."),
-    405: ("Not allowed", "This page can't be used that way."),
+    400: (_("That request didn't work"), _("Something in it wasn't right. Go back, check the form and try again.")),
+    401: (_("Please sign in"), _("You need to be signed in for this.")),
+    403: (_("Not allowed"), _("You don't have access to this page.")),
+    404: (_("Page not found"), _("There's nothing at this address. Check the link you were given.")),
+    405: (_("Not allowed"), _("This page can't be used that way.")),
     410: (
-        "This secret is no longer available",
-        "It expired, was viewed as many times as allowed, was destroyed after too many wrong passwords, or was deleted. "
-        "Ask the sender to share it again.",
+        _("This secret is no longer available"),
+        _(
+            "It expired, was viewed as many times as allowed, was destroyed after too many wrong passwords, or was "
+            "deleted. Ask the sender to share it again."
+        ),
     ),
-    413: ("That was too much", "What you sent is larger than SecureShare accepts. Shorten it and try again."),
-    415: ("That request didn't work", "This page takes its own form only. Go back and send the form again."),
-    429: ("Too many tries", "Please wait a little, then try again."),
-    500: ("Something went wrong on our side", "Nothing you did caused this. Please try again in a moment."),
-    503: ("SecureShare is busy", "Too many secrets are being unlocked right now. Try again in a few seconds."),
+    413: (_("That was too much"), _("What you sent is larger than SecureShare accepts. Shorten it and try again.")),
+    415: (_("That request didn't work"), _("This page takes its own form only. Go back and send the form again.")),
+    429: (_("Too many tries"), _("Please wait a little, then try again.")),
+    500: (_("Something went wrong on our side"), _("Nothing you did caused this. Please try again in a moment.")),
+    503: (_("SecureShare is busy"), _("Too many secrets are being unlocked right now. Try again in a few seconds.")),
 }
 QUERY_TOKEN_NAMES = {"token", "access_token", "api_key"}
 QR_MIMETYPES = {"png": "image/png", "svg": "image/svg+xml"}
@@ -164,7 +175,11 @@ class Refusal:
 
 
 def wrong_password_message(tries_left: int) -> str:
-    return f"That password isn't right. {tries_left} {'try' if tries_left == 1 else 'tries'} left before the secret is destroyed."
+    return ngettext(
+        "That password isn't right. %(num)d try left before the secret is destroyed.",
+        "That password isn't right. %(num)d tries left before the secret is destroyed.",
+        tries_left,
+    )
 
 
 def refusal_of(outcome) -> Refusal:
@@ -175,10 +190,11 @@ def refusal_of(outcome) -> Refusal:
         case vault.Destroyed():
             return Refusal(410, "destroyed", DESTROYED_MESSAGE)
         case vault.Busy(retry_after):
-            message = "Too many secrets are being unlocked right now. Try again shortly."
+            message = gettext("Too many secrets are being unlocked right now. Try again shortly.")
             return Refusal(503, "busy", message, headers={"Retry-After": str(retry_after)})
         case vault.TriesInFlight():
-            return Refusal(429, "attempts_in_flight", "Other tries on this secret are still running. Try again shortly.")
+            message = gettext("Other tries on this secret are still running. Try again shortly.")
+            return Refusal(429, "attempts_in_flight", message)
         case vault.Gone() | vault.KeyRetired():
             return Refusal(410, "gone", GONE_MESSAGE)
     raise TypeError(f"unexpected outcome {outcome!r}")
@@ -214,7 +230,7 @@ def _user() -> User:
 def _title_of(secret: Secret) -> str:
     """Return the title for the owner's pages, even when the content's key was removed (the owner must tell which
     secret to send again); only a removed label key hides it."""
-    return vault.title_of(_keys(), secret) or UNKNOWN_TITLE
+    return vault.title_of(_keys(), secret) or str(UNKNOWN_TITLE)
 
 
 def _is_unavailable(secret: Secret) -> bool:
@@ -375,7 +391,7 @@ def _sign_up(token: str | None):
                 message = REGISTRATION_REFUSALS[registration.Refusal.INVITATION_DEAD]
                 return render_template("register.html", form=None, refusal=message), 410
             case user:
-                return _welcome(user)
+                return _welcome(user, form.time_zone.data)
     return render_template("register.html", form=form, invitation=invitation), 400 if form.errors else 200
 
 
@@ -404,8 +420,10 @@ def _network_actor(user: User) -> audit.Actor:
     return audit.Actor.of(user, accounts.ip_prefix(request.remote_addr))
 
 
-def _welcome(user: User):
+def _welcome(user: User, time_zone: str | None):
     current_app.logger.info("registered user %s (%s)", user.id, user.username)
+    # The language this page was in, and the zone the browser told the form (static/js/app.js).
+    user.language, user.time_zone = str(get_locale()), time_zone
     _send_verification_link(user, user.email)
     user.last_login_at = _now()  # signed in from here
     db.session.commit()
@@ -413,6 +431,18 @@ def _welcome(user: User):
     signin.trust_this_device(user)
     flash("Welcome to SecureShare. Your account is ready.", "success")
     return redirect(url_for("web.dashboard"))
+
+
+@web.post("/account/language")
+@login_required
+def choose_language():
+    """The language menu of a signed-in user: save the choice on the account and show the page again."""
+    form = forms.LanguageMenuForm()
+    if not form.validate_on_submit():
+        abort(400, gettext("That language isn't available here. Choose one from the menu."))
+    _user().language = form.lang.data
+    db.session.commit()
+    return redirect(_safe_next(form.next.data) or url_for("web.dashboard"), 303)
 
 
 @web.route("/login", methods=["GET", "POST"])
@@ -490,6 +520,12 @@ def _password_form(**kwargs) -> forms.ChangePasswordForm:
     return forms.ChangePasswordForm(account_words=[current_user.username, current_user.email], **kwargs)
 
 
+def _locale_form(**kwargs) -> forms.LanguageAndTimeZoneForm:
+    user = _user()
+    current = {"language": i18n.language_of(user), "time_zone": i18n.time_zone_of(user)}
+    return forms.LanguageAndTimeZoneForm(data=current, prefix="locale", **kwargs)
+
+
 def _render_account(status: int = 200, **page_forms):
     user = _user()
     defaults = _account_notice_choices(user).columns()
@@ -498,6 +534,7 @@ def _render_account(status: int = 200, **page_forms):
         "email_form": forms.ChangeEmailForm(formdata=None, prefix="email"),
         "delete_form": forms.ReauthForm(formdata=None, prefix="delete"),
         "notifications_form": forms.NotificationDefaultsForm(formdata=None, data=defaults, prefix="notify"),
+        "locale_form": _locale_form(formdata=None),
         "resend_form": forms.EmptyForm(),
         **page_forms,
     }
@@ -587,7 +624,7 @@ def _send_verification_link(user: User, address: str) -> None:
     lifetime = current_app.config["EMAIL_VERIFICATION_LIFETIME"]
     token = accounts.issue_link(db.session, user, TokenPurpose.VERIFY_EMAIL, lifetime, _now(), email=address)
     page = notify.link("web.verify_email", token=token)
-    notify.email(address, "verify_email", deliver_by=_now() + lifetime, user=user, link=page, lifetime=duration_text(lifetime))
+    notify.email(address, "verify_email", deliver_by=_now() + lifetime, user=user, link=page, lifetime=lifetime)
 
 
 @web.post("/account/email/verification")
@@ -635,6 +672,22 @@ def notification_defaults():
     return redirect(url_for("web.account"))
 
 
+@web.post("/account/locale")
+@login_required
+def language_and_time_zone():
+    """Choose the account's language and time zone, for its pages, printed cards and emails."""
+    form = _locale_form()
+    if not form.validate_on_submit():
+        return _render_account(400, locale_form=form)
+    user = _user()
+    user.language, user.time_zone = form.language.data, form.time_zone.data
+    db.session.commit()
+    refresh()  # the answer below is already in the new language
+    flash(gettext("Saved. Pages, cards and emails now use %(language)s and %(zone)s time.",
+                  language=i18n.LANGUAGES[user.language], zone=user.time_zone), "success")
+    return redirect(url_for("web.account"))
+
+
 def _notice_choices(form) -> vault.NoticeChoices:
     return vault.NoticeChoices(form.notify_opened.data, form.notify_destroyed.data, form.notify_unopened.data)
 
@@ -669,7 +722,7 @@ def _mail_reset_link(login: str) -> None:
     lifetime = current_app.config["PASSWORD_RESET_LIFETIME"]
     token = accounts.issue_link(db.session, user, TokenPurpose.PASSWORD_RESET, lifetime, now)
     page = notify.link("web.reset_password", token=token)
-    words = {"user": user, "link": page, "lifetime": duration_text(lifetime)}
+    words = {"user": user, "link": page, "lifetime": lifetime}
     message = notify.email(user.email, "password_reset", deliver_by=now + lifetime, **words)
     db.session.commit()
     current_app.logger.info("reset link queued for %s", user.username)
@@ -1117,12 +1170,32 @@ def create_secret():
     if not _may_create_secrets(user):
         status = 403 if request.method == "POST" else 200
         return render_template("create_secret.html", form=None, resend_form=forms.EmptyForm()), status
-    form = _secret_form(forms.CreateSecretForm, data=_account_notice_choices(user).columns())
-    if form.validate_on_submit():
+    defaults = {**_account_notice_choices(user).columns(), "max_views": current_app.secret_limits.default_views}
+    form = _secret_form(forms.CreateSecretForm, data=defaults)
+    if form.validate_on_submit() and _room_for_another(user, form.title):
         secret = _create_secret(form, user)
         flash("Your secret is ready to share.", "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
+
+
+def _secrets_left(user: User) -> int | None:
+    """How many more active secrets `user` may make under ACTIVE_SECRETS_PER_USER; None: no limit."""
+    most = current_app.config["ACTIVE_SECRETS_PER_USER"]
+    return max(most - vault.active_count(db.session, user.id, _now()), 0) if most else None
+
+
+def _too_many_message() -> str:
+    most = current_app.config["ACTIVE_SECRETS_PER_USER"]
+    return f"You have {most} active secrets, the most this SecureShare allows. Delete one, or wait until one ends."
+
+
+def _room_for_another(user: User, field) -> bool:
+    """Put the active-secrets limit next to `field` when `user` has reached it."""
+    if _secrets_left(user) == 0:
+        field.errors.append(_too_many_message())
+        return False
+    return True
 
 
 def _account_notice_choices(user: User) -> vault.NoticeChoices:
@@ -1365,7 +1438,7 @@ def _secret_json(secret: Secret) -> dict:
     return api_schema.SECRET.build(
         id=secret.unique_id,
         title=_title_of(secret),
-        unavailable=UNAVAILABLE_TITLE if unavailable else None,
+        unavailable=str(UNAVAILABLE_TITLE) if unavailable else None,
         status=secret.status,
         created_at=_iso(secret.created_at),
         expires_at=_iso(secret.expires_at),
@@ -1438,7 +1511,12 @@ def api_create_secret(caller: User, body: dict):
     Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`."""
     if not _may_create_secrets(caller):
         raise ApiError(403, "email_unverified", UNVERIFIED_MESSAGE)
-    secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, body), caller)
+    if current_app.config["REQUIRE_TWO_FACTOR"] and not caller.two_factor_on:
+        raise ApiError(403, "two_factor_required", TWO_FACTOR_REQUIRED_MESSAGE)
+    if _secrets_left(caller) == 0:
+        raise ApiError(403, "too_many_secrets", _too_many_message())
+    defaults = {"max_views": current_app.secret_limits.default_views}
+    secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, {**defaults, **body}), caller)
     location = url_for("api.api_get_secret", unique_id=secret.unique_id)
     return jsonify(success=True, secret=_secret_json(secret)), 201, {"Location": location}
 
@@ -1576,7 +1654,7 @@ def overview():
 
 def _policies_in_words() -> list[tuple[str, str]]:
     """The instance's policies as the operator set them, in words for the overview."""
-    policy = _registration()
+    policy, settings, limits = _registration(), current_app.config, current_app.secret_limits
     mode = {
         registration.RegistrationMode.OPEN: "Anyone may sign up",
         registration.RegistrationMode.DOMAINS: f"Addresses at {policy.domains.described()}, or an invitation",
@@ -1586,8 +1664,12 @@ def _policies_in_words() -> list[tuple[str, str]]:
     return [
         ("Sign-up (REGISTRATION)", mode),
         ("Who may invite (USERS_MAY_INVITE)", "Every account" if policy.users_may_invite else "Administrators"),
+        ("Two-factor sign-in (REQUIRE_TWO_FACTOR)", "Required for everyone" if settings["REQUIRE_TWO_FACTOR"] else "Optional"),
         ("Longest expiry (SECRET_MAX_EXPIRY_DAYS)", duration_text(current_app.policy.max_lifetime)),
-        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{current_app.config['AUDIT_RETENTION_DAYS']} days"),
+        ("Views a new secret starts with (SECRET_DEFAULT_VIEWS)", str(limits.default_views or "Unlimited")),
+        ("Most views (SECRET_MAX_VIEWS)", str(limits.max_views or "100, or unlimited")),
+        ("Active secrets per account (ACTIVE_SECRETS_PER_USER)", str(settings["ACTIVE_SECRETS_PER_USER"] or "No limit")),
+        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{settings['AUDIT_RETENTION_DAYS']} days"),
     ]
 
 
@@ -1710,7 +1792,9 @@ def _error_response(code: int, message: str | None = None, headers: dict | None 
         reason = reason or api_schema.ERROR_REASONS.get(code, "server_error")
         response = api_schema.api_error_response(ApiError(code, reason, message or words))
     else:
-        page = render_template("error.html", code=code, title=title, message=message or words, request_id=g.get("request_id"))
+        # As plain text: a lazy message would reach the page unescaped (its __html__ trusts it).
+        words = str(message or words)
+        page = render_template("error.html", code=code, title=str(title), message=words, request_id=g.get("request_id"))
         response = Response(page)
     response.status_code = code
     for name, value in (headers or {}).items():
@@ -1752,6 +1836,24 @@ def _handle_unexpected_error(_error: Exception):
     return _error_response(500)
 
 
+# --- instance policies: two-factor for everyone -------------------------------------------------------------------------
+
+# Where an account without two-factor may still go under REQUIRE_TWO_FACTOR: setting it up, signing out, and what a
+# recipient does (opening a secret someone sent them).
+TWO_FACTOR_SETUP_ENDPOINTS = {"web.two_factor", "web.enable_two_factor", "web.logout", "web.view_secret", "web.verify_email"}
+
+
+def _lead_to_two_factor_setup():
+    """Under REQUIRE_TWO_FACTOR, send a signed-in account without two-factor to its set-up page first (the API refuses
+    creating secrets instead: a script cannot set it up)."""
+    if not current_app.config["REQUIRE_TWO_FACTOR"] or not current_user.is_authenticated or current_user.two_factor_on:
+        return None
+    if request.blueprint == "api" or request.endpoint in TWO_FACTOR_SETUP_ENDPOINTS | guards.PROBE_ENDPOINTS | {"static"}:
+        return None
+    flash("This SecureShare requires two-factor sign-in. Set it up to continue.", "info")
+    return redirect(url_for("web.two_factor"))
+
+
 # --- create_app ------------------------------------------------------------------------------------------------------------
 
 
@@ -1760,6 +1862,8 @@ def _template_context() -> dict:
         "now": _now(),
         "relative_time": relative_time,
         "duration_text": duration_text,
+        "exact_time": exact_time,
+        **i18n.template_helpers(),
         "title_of": _title_of,
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
@@ -1782,7 +1886,11 @@ def _build_cores(app: SecureShare) -> None:
     app.passwords = startup.password_hashing(settings)
     app.session_limits = startup.session_limits(settings)
     app.secret_limits = forms.SecretLimits(
-        settings["SECRET_MAX_CONTENT_BYTES"], settings["SECRET_MIN_EXPIRY"], settings["SECRET_MAX_EXPIRY"]
+        settings["SECRET_MAX_CONTENT_BYTES"],
+        settings["SECRET_MIN_EXPIRY"],
+        settings["SECRET_MAX_EXPIRY"],
+        max_views=settings["SECRET_MAX_VIEWS"] or None,
+        default_views=settings["SECRET_DEFAULT_VIEWS"] or None,
     )
 
 
@@ -1792,6 +1900,7 @@ def _register_extensions(app: SecureShare) -> None:
     csrf.init_app(app)  # its own hook is off (WTF_CSRF_CHECK_DEFAULT): guard_request calls it in order
     limiter.init_app(app)
     mail.init_app(app)
+    i18n.babel.init_app(app, locale_selector=i18n.select_language, timezone_selector=i18n.select_time_zone)
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
     login_manager.login_message = "Please sign in to continue."
@@ -1800,6 +1909,8 @@ def _register_extensions(app: SecureShare) -> None:
 
 def _register_handlers(app: SecureShare) -> None:
     app.before_request(guards.guard_request)
+    app.before_request(i18n.apply_menu_choice)  # after the guards: the host is checked first
+    app.before_request(_lead_to_two_factor_setup)  # after the language: its flash speaks it
     guards.install_security_headers(app)
     app.after_request(notify.send_after_response)
     app.register_error_handler(HTTPException, _handle_http_error)

@@ -5,10 +5,12 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectChoice,
@@ -17,12 +19,15 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
 
+import i18n
 from accounts import password_feedback
 from schema import canonical
 from timetext import duration_text
 
+# Labels and messages are lazy: each is written in the language of the page that shows it.
+_ = lazy_gettext
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 MAX_EMAIL_LENGTH = 254
 EXPIRATION_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -59,6 +64,8 @@ class SecretLimits:
     content_bytes: int
     min_lifetime: timedelta
     max_lifetime: timedelta
+    max_views: int | None = None  # None: up to 100, or unlimited
+    default_views: int | None = None  # what a new secret starts with; None: unlimited
 
 
 def _strip(value: str | None) -> str | None:
@@ -96,6 +103,23 @@ def mark_taken(form: FlaskForm, fields: list[str]) -> bool:
     return not fields
 
 
+def _known_zone_or_none(value: str | None) -> str | None:
+    return value if value in i18n.TIME_ZONES else None
+
+
+def _browser_time_zone_field() -> HiddenField:
+    # static/js/app.js fills it with the browser's zone; anything that is not a zone we know is left out, unsaid:
+    # nobody typed it, and the Account page changes it.
+    return HiddenField(filters=[_known_zone_or_none], render_kw={"data-browser-time-zone": ""})
+
+
+class LanguageMenuForm(FlaskForm):
+    """The language menu of every page, for a signed-in user (the choice is saved on the account)."""
+
+    lang = SelectField(choices=[SelectChoice(code, name) for code, name in i18n.LANGUAGES.items()])
+    next = StringField(validators=[Optional(), Length(max=2048)])
+
+
 # --- accounts ------------------------------------------------------------------------------------------------------
 
 
@@ -129,6 +153,7 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
         validators=[InputRequired("Choose a username."), Length(min=3, max=32, message="Use 3 to 32 characters.")],
     )
     email = _email_field("Email")
+    time_zone = _browser_time_zone_field()
 
     def password_context(self) -> list[str]:
         return [self.username.data or "", self.email.data or ""]
@@ -174,6 +199,18 @@ class NotificationsMixin:
     notify_opened = SelectField("Tell me when it's opened", choices=NOTIFY_OPENED_CHOICES, default="first")
     notify_destroyed = BooleanField("Tell me if wrong passwords destroy it", default=True)
     notify_unopened = BooleanField("Tell me if it expires without being opened", default=True)
+
+
+class LanguageAndTimeZoneForm(FlaskForm):
+    """The account's language and time zone: its pages, printed cards and emails use them."""
+
+    language = SelectField(_("Language"), choices=[SelectChoice(code, name) for code, name in i18n.LANGUAGES.items()])
+    time_zone = SelectField(
+        _("Time zone"),
+        choices=[SelectChoice(zone, zone.replace("_", " ")) for zone in i18n.ZONE_CHOICES],
+        validate_choice=False,
+        validators=[AnyOf(i18n.TIME_ZONES, message=_("Choose a time zone from the list."))],
+    )
 
 
 class NotificationDefaultsForm(NotificationsMixin, FlaskForm):
@@ -295,7 +332,25 @@ class SecretSettingsForm(FlaskForm):
         if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
             self.custom_amount.errors.append("Enter how long it should last.")
             return False
+        # Likewise a blank number of views (unlimited), which a SECRET_MAX_VIEWS cap refuses.
+        if self.limits.max_views is not None and self.max_views.data is None and not self.max_views.errors:
+            self.max_views.errors.append(self._views_cap_message())
+            return False
         return valid
+
+    def validate_expiration(self, field) -> None:
+        preset = EXPIRATION_PRESETS.get(field.data)
+        if preset is not None and preset > self.limits.max_lifetime:
+            longest = duration_text(self.limits.max_lifetime)
+            raise ValidationError(f"This SecureShare keeps secrets at most {longest}. Choose less.")
+
+    def validate_max_views(self, field) -> None:
+        if self.limits.max_views is not None and field.data > self.limits.max_views:
+            raise ValidationError(self._views_cap_message())
+
+    def _views_cap_message(self) -> str:
+        most = self.limits.max_views
+        return f"This SecureShare allows at most {most} {'view' if most == 1 else 'views'}: choose 1 to {most}."
 
     def validate_custom_amount(self, field) -> None:
         if self.expiration.data != "custom" or field.data is None:

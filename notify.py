@@ -11,6 +11,7 @@ What other rooms call (each only adds rows to db.session: the caller's commit se
 import json
 import smtplib
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -22,7 +23,9 @@ from sqlalchemy.orm import Session
 
 import accounts
 import api_schema
+import i18n
 import outbox
+import timetext
 import vault
 import webhooks
 from extensions import db, mail
@@ -111,11 +114,20 @@ def link(endpoint: str, **values) -> str:
 
 
 def _rendered_email(address: str, kind: str, **context) -> dict:
-    """Render templates/email/<kind>.txt: its `subject` block and its whole text."""
+    """Render templates/email/<kind>.txt: its `subject` block and its whole text, in the language and time zone of the
+    account it is for (`user`), whoever's request caused it; without one, in this request's language."""
     template = current_app.jinja_env.get_template(f"email/{kind}.txt")
-    values = {"site": _site_url(), "account_link": link("web.account"), **context}
-    subject = "".join(template.blocks["subject"](template.new_context(values))).strip()
-    return {"to": address, "subject": subject, "body": template.render(values)}
+    values = {
+        "site": _site_url(),
+        "account_link": link("web.account"),
+        "exact_time": timetext.exact_time,
+        "duration_text": timetext.duration_text,
+        **context,
+    }
+    user = context.get("user")
+    with i18n.speaking_to(user) if user is not None else nullcontext():
+        subject = "".join(template.blocks["subject"](template.new_context(values))).strip()
+        return {"to": address, "subject": subject, "body": template.render(values)}
 
 
 # --- queueing --------------------------------------------------------------------------------------------------------------
@@ -213,7 +225,7 @@ def _announce(session: Session, notice: vault.Notice) -> None:
     device = accounts.device_name(visitor.user_agent) if notice.visitor else None
     if _emails_owner(secret, notice):
         context = {"secret": facts, "at": notice.at, "device": device, "network": visitor.ip_prefix}
-        tell(
+        tell(  # in the owner's language, not the recipient's whose unlock caused it
             secret.owner,
             f"secret_{notice.event}",
             session=session,

@@ -138,6 +138,9 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     # When an administrator disabled the account: it cannot sign in and its secrets cannot be opened until enabled.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Pages and emails in this language (i18n.LANGUAGES) and time zone (an IANA name); None: the browser's, and UTC.
+    language: Mapped[str | None] = mapped_column(String(8))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
     secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
     sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -64,7 +64,7 @@ def test_times_are_utc_whatever_the_session_time_zone(new_york_app, clock):
     secret = load_secret(new_york_app, unique_id)
     assert secret.expires_at.utcoffset() == timedelta(0)
     assert secret.expires_at == clock() + timedelta(hours=1)
-    assert "2026-11-28 13:00 UTC" in owner.get(f"/secrets/{unique_id}").text
+    assert "Nov 28, 2026, 1:00\u202fPM UTC" in owner.get(f"/secrets/{unique_id}").text
     assert owner.get(f"/api/secrets/{unique_id}").json["secret"]["expires_at"] == "2026-11-28T13:00:00+00:00"
     recipient = new_york_app.test_client()
     clock.advance(minutes=59, seconds=59)

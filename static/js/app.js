@@ -4,6 +4,12 @@
 const IDLE_REBLUR_MS = 30000;
 const HOLD_MS = 350;
 const PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.!";
+// The page's words in its language, from <body data-words> (i18n.page_words); English when a word is missing.
+let WORDS = {};
+
+function word(english) {
+  return WORDS[english] || english;
+}
 
 function announce(selector, text) {
   const region = document.querySelector(selector);
@@ -24,10 +30,10 @@ function flashButton(button, text) {
 function copyText(button, text, what) {
   navigator.clipboard.writeText(text).then(
     () => {
-      flashButton(button, "Copied");
-      announce("[data-copy-status]", `${what} copied to the clipboard.`);
+      flashButton(button, word("Copied"));
+      announce("[data-copy-status]", word(`${what} copied to the clipboard.`));
     },
-    () => announce("[data-copy-status]", "Copying didn't work. Select the text and copy it by hand."),
+    () => announce("[data-copy-status]", word("Copying didn't work. Select the text and copy it by hand.")),
   );
 }
 
@@ -50,9 +56,9 @@ function setUpPasswordToggles() {
     button.addEventListener("click", () => {
       const show = input.type === "password";
       input.type = show ? "text" : "password";
-      button.textContent = show ? "Hide" : "Show";
+      button.textContent = word(show ? "Hide" : "Show");
       button.setAttribute("aria-pressed", String(show));
-      button.setAttribute("aria-label", show ? "Hide password" : "Show password");
+      button.setAttribute("aria-label", word(show ? "Hide password" : "Show password"));
     });
   });
 }
@@ -80,11 +86,11 @@ function setUpPasswordGenerators() {
       input.type = "text";
       const toggle = document.querySelector(`[data-toggle-password="${input.id}"]`);
       if (toggle) {
-        toggle.textContent = "Hide";
+        toggle.textContent = word("Hide");
         toggle.setAttribute("aria-pressed", "true");
       }
       const status = button.parentElement.querySelector("[data-generate-status]");
-      if (status) status.textContent = "A strong password is filled in. Note it now: you'll send it to the recipient yourself.";
+      if (status) status.textContent = word("A strong password is filled in. Note it now: you'll send it to the recipient yourself.");
       input.focus();
       input.select();
     });
@@ -129,9 +135,9 @@ function setUpReveal() {
     box.classList.toggle("is-blurred", !revealed);
     if (toggle) {
       toggle.setAttribute("aria-pressed", String(revealed));
-      toggle.textContent = revealed ? "Hide" : "Reveal";
+      toggle.textContent = word(revealed ? "Hide" : "Reveal");
     }
-    announce("[data-reveal-status]", revealed ? "Secret revealed." : "Secret hidden.");
+    announce("[data-reveal-status]", word(revealed ? "Secret revealed." : "Secret hidden."));
     window.clearTimeout(idleTimer);
     if (revealed) idleTimer = window.setTimeout(() => setRevealed(false), IDLE_REBLUR_MS);
   };
@@ -182,19 +188,17 @@ function setUpWhitespaceToggle() {
     if (show) markWhitespace(content, text);
     else content.textContent = text;
     button.setAttribute("aria-pressed", String(show));
-    button.textContent = show ? "Hide spaces" : "Show spaces";
+    button.textContent = word(show ? "Hide spaces" : "Show spaces");
   });
 }
 
-function setUpLocalTimes() {
-  document.querySelectorAll("time[data-local-time]").forEach((node) => {
-    const moment = new Date(node.getAttribute("datetime"));
-    if (Number.isNaN(moment.getTime())) return;
-    const exact = moment.toLocaleString(undefined, {
-      year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
-    });
-    if (node.dataset.format === "exact") node.textContent = exact;
-    else node.title = exact;
+// The browser's time zone for a form that has none yet: sign-up's hidden field, the Account page's unsaved choice.
+function suggestTimeZone() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (!zone) return;
+  document.querySelectorAll("[data-browser-time-zone]").forEach((field) => {
+    if (field.tagName === "SELECT" && ![...field.options].some((option) => option.value === zone)) return;
+    field.value = zone;
   });
 }
 
@@ -210,6 +214,7 @@ function setUpPrint() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  WORDS = JSON.parse(document.body.dataset.words || "{}");
   setUpCopyButtons();
   setUpPasswordToggles();
   setUpPasswordGenerators();
@@ -217,7 +222,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpBlurPreview();
   setUpReveal();
   setUpWhitespaceToggle();
-  setUpLocalTimes();
   setUpPrint();
+  suggestTimeZone();
   setUpSubmitOnChange();
 });

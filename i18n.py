@@ -1,0 +1,166 @@
+"""Languages and time zones: which language and zone a request is answered in, and the language menu. The words are
+in the catalogues under translations/; timetext.py writes times with Babel.
+
+Language, in order: a signed-in user's setting; the visitor's own pick from the menu (a cookie, set only then); the
+browser's Accept-Language; English. The API always answers in English beside its stable `reason` codes.
+Time zone: a signed-in user's setting, else UTC, which pages then name.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytz
+from babel import Locale
+from flask import abort, current_app, g, has_request_context, redirect, request
+from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext
+from flask_login import current_user
+from werkzeug.datastructures import MultiDict
+from werkzeug.urls import urlencode
+
+DEFAULT_LANGUAGE = "en"
+CATALOGUES = Path(__file__).parent / "translations"
+
+
+def _native_name(code: str) -> str:
+    name = Locale.parse(code).get_display_name(code)
+    return name[:1].upper() + name[1:]
+
+
+# English, then every language with a catalogue (`make lang-add` makes one), each named in itself.
+LANGUAGES = {
+    code: _native_name(code)
+    for code in [DEFAULT_LANGUAGE, *sorted(path.parent.parent.name for path in CATALOGUES.glob("*/LC_MESSAGES/messages.po"))]
+}
+RIGHT_TO_LEFT = {code for code in LANGUAGES if Locale.parse(code).text_direction == "rtl"}
+MENU_PARAMETER = "lang"
+COOKIE_NAME = "lang"
+COOKIE_LIFETIME = timedelta(days=365)
+TIME_ZONES = pytz.all_timezones_set
+# The time zones offered in forms: those in use today (pytz's common list).
+ZONE_CHOICES = tuple(pytz.common_timezones)
+UTC_NAME = "UTC"
+
+babel = Babel()
+
+
+# --- choosing ------------------------------------------------------------------------------------------------------------
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def select_language() -> str:
+    """Return the language of this request's answer (Flask-Babel's locale selector)."""
+    if not has_request_context() or _is_api():
+        return DEFAULT_LANGUAGE  # the API's messages are English beside their reason codes (docs/api.md)
+    if current_user.is_authenticated and current_user.language in LANGUAGES:
+        return current_user.language
+    if (picked := request.cookies.get(COOKIE_NAME)) in LANGUAGES:
+        return picked
+    return request.accept_languages.best_match(LANGUAGES, DEFAULT_LANGUAGE)
+
+
+def select_time_zone() -> str:
+    """Return the time zone of this request's times: the signed-in user's, else UTC."""
+    if has_request_context() and current_user.is_authenticated and current_user.time_zone in TIME_ZONES:
+        return current_user.time_zone
+    return UTC_NAME
+
+
+def language_of(user) -> str:
+    return user.language if user.language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def time_zone_of(user) -> str:
+    return user.time_zone if user.time_zone in TIME_ZONES else UTC_NAME
+
+
+@contextmanager
+def speaking_to(user) -> Iterator[None]:
+    """Write what is rendered inside in `user`'s language and time zone (an email to them, whoever caused it)."""
+    with force_locale(language_of(user)):
+        get_timezone()  # makes sure Flask-Babel's store for this context exists
+        store = g._flask_babel  # where Flask-Babel keeps the context's zone: force_locale has no zone twin
+        before = store.babel_tzinfo
+        store.babel_tzinfo = pytz.timezone(time_zone_of(user))
+        try:
+            yield
+        finally:
+            store.babel_tzinfo = before
+
+
+# --- the language menu: ?lang=xx on any page ---------------------------------------------------------------------------
+
+
+def apply_menu_choice():
+    """A page asked for with ?lang=xx (the menu's GET form): remember the pick in a cookie and show the page again
+    without the parameter. The only place the language cookie is set."""
+    if request.method not in {"GET", "HEAD"} or MENU_PARAMETER not in request.args or _is_api():
+        return None
+    if request.endpoint == "static" or request.routing_exception is not None:
+        return None
+    picked = request.args[MENU_PARAMETER]
+    if picked not in LANGUAGES:
+        abort(400, gettext("That language isn't available here. Choose one from the menu."))
+    rest = MultiDict([(key, value) for key, value in request.args.items(multi=True) if key != MENU_PARAMETER])
+    answer = redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), 303)
+    answer.set_cookie(
+        COOKIE_NAME,
+        picked,
+        max_age=int(COOKIE_LIFETIME.total_seconds()),
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+    return answer
+
+
+def N_(text: str) -> str:
+    """Mark `text` for the catalogues (pybabel finds N_) without translating it here."""
+    return text
+
+
+# What static/js/app.js says, in English: each page hands it these in its language (<body data-words>).
+SCRIPT_WORDS = (
+    N_("Copied"),
+    N_("Secret copied to the clipboard."),
+    N_("Text copied to the clipboard."),
+    N_("Link copied to the clipboard."),
+    N_("Recovery codes copied to the clipboard."),
+    N_("Show spaces"),
+    N_("Hide spaces"),
+    N_("Copying didn't work. Select the text and copy it by hand."),
+    N_("Show"),
+    N_("Hide"),
+    N_("Show password"),
+    N_("Hide password"),
+    N_("Reveal"),
+    N_("Secret revealed."),
+    N_("Secret hidden."),
+    N_("A strong password is filled in. Note it now: you'll send it to the recipient yourself."),
+)
+
+
+def page_words() -> dict[str, str]:
+    return {word: gettext(word) for word in SCRIPT_WORDS}
+
+
+def text_direction() -> str:
+    return "rtl" if str(get_locale()) in RIGHT_TO_LEFT else "ltr"
+
+
+def html_language() -> str:
+    return str(get_locale()).replace("_", "-")
+
+
+def template_helpers() -> dict:
+    return {
+        "languages": LANGUAGES,
+        "current_language": str(get_locale()),
+        "text_direction": text_direction,
+        "html_language": html_language,
+        "page_words": page_words,
+    }

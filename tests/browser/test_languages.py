@@ -1,0 +1,80 @@
+"""The main pages in Arabic (right to left) and German (long words) on a phone and a desktop: axe finds no serious
+violation, no text overflows its box, and the page never scrolls sideways. Screenshots land in
+test-artifacts/screenshots/ (languages-<lang>-<page>-<width>.png) for a person to look at."""
+
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser import flows
+from tests.browser.conftest import DESKTOP, PHONE, screenshot
+from tests.browser.test_pages import assert_accessible
+
+# Elements whose text must stay inside their own box (inline elements have no box of their own: their parent counts).
+OVERFLOWS = """() => {
+  const found = [];
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    found.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
+  }
+  const boxes = "h1, h2, h3, p, li, dt, dd, td, th, label, legend, button, .button, .badge, select, .nav, .site-footer";
+  for (const node of document.querySelectorAll(boxes)) {
+    const style = getComputedStyle(node);
+    if (style.display === "inline" || style.display === "none" || node.closest("[hidden], .sr-only")) continue;
+    if (["auto", "scroll"].includes(style.overflowX)) continue;  // a box meant to scroll (a long link)
+    if (node.scrollWidth > node.clientWidth + 1) {
+      found.push(`${node.tagName.toLowerCase()}.${node.className}: "${node.textContent.trim().slice(0, 40)}" ` +
+                 `${node.scrollWidth} > ${node.clientWidth}`);
+    }
+  }
+  return found;
+}"""
+
+
+def check(page, lang: str, name: str, path: str | None = None, status: int = 200) -> None:
+    if path:
+        response = page.goto(path)
+        assert response.status == status, (name, response.status)
+    expect(page.locator("html")).to_have_attribute("lang", lang.replace("_", "-"))
+    expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
+    assert_accessible(page, f"{lang} {name}")
+    assert page.evaluate(OVERFLOWS) == [], f"{lang} {name}"
+    screenshot(page, f"languages-{lang}-{name}")
+
+
+def pick_language(page, lang: str) -> None:
+    """Use the menu at the foot of the page, as a person would."""
+    page.locator("#language-menu").select_option(lang)
+    page.locator(".language-menu button").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang.replace("_", "-"))
+
+
+@pytest.mark.parametrize("lang", ["ar", "de"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
+    owner = new_context(viewport=viewport, locale="en-US").new_page()
+    flows.register(owner, f"lang{uuid.uuid4().hex[:8]}")
+    flows.create_secret(owner, "Büro-WLAN", blur_steps=2, max_views="3")
+    share_link = owner.locator("#share-link").input_value()
+    secret_path = "/" + owner.url.split("/", 3)[3]
+    pick_language(owner, lang)
+    check(owner, lang, "secret-detail")
+    for name, path in [("dashboard", "/dashboard"), ("create", "/create"), ("card", f"{secret_path}/card"),
+                       ("account", "/account")]:
+        check(owner, lang, name, path)
+
+    recipient = new_context(viewport=viewport, locale=lang).new_page()
+    view_path = "/" + share_link.split("/", 3)[3]
+    check(recipient, lang, "index", "/")
+    check(recipient, lang, "view", view_path)
+    recipient.locator("#password").fill("not the password")
+    recipient.locator(".unlock-form button[type=submit]").click()
+    expect(recipient.locator("#password-error")).to_be_visible()
+    check(recipient, lang, "view-wrong-password")
+    recipient.locator("#password").fill(flows.SECRET_PASSWORD)
+    recipient.locator(".unlock-form button[type=submit]").click()
+    expect(recipient.locator("[data-secret-content]")).to_contain_text("CorridorGuest")
+    check(recipient, lang, "revealed")
+    check(recipient, lang, "not-found", "/no/such/page", status=404)
+    check(recipient, lang, "link-dead", "/password/reset/" + "A" * 43, status=410)
+    assert recipient.context.cookies() == []  # a visitor who never picked a language has no cookie

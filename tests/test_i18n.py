@@ -1,0 +1,175 @@
+"""Languages and time zones: which language a page speaks (the account's, the visitor's pick, the browser's), the menu,
+right to left for Arabic, no cookie unless a visitor picks, the API in English, and times in the reader's zone."""
+
+from datetime import timedelta
+
+import pytest
+
+from schema import User
+from tests.helpers import create_secret, post_form, unlock
+from timetext import duration_text, relative_time
+
+
+def _says(response, *words) -> bool:
+    text = response.get_data(as_text=True)
+    return all(word in text for word in words)
+
+
+def _user(app, username="alice") -> User:
+    from app import db
+
+    with app.app_context():
+        return db.session.execute(db.select(User).filter_by(username=username)).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("header", "lang", "direction", "words"),
+    [
+        ("de-DE,de;q=0.9,en;q=0.5", "de", "ltr", "Passwörter weitergeben"),
+        ("ar", "ar", "rtl", "سلّم كلمة المرور"),
+        ("pt-BR,pt;q=0.9", "pt-BR", "ltr", "Passe uma senha adiante"),
+        ("pt", "pt-BR", "ltr", "Passe uma senha adiante"),
+        ("fr-CA", "fr", "ltr", "Transmettez un mot de passe"),
+        ("es-MX,es;q=0.8", "es", "ltr", "Entrega una contraseña"),
+        ("ja, zh;q=0.5", "en", "ltr", "Hand over a password"),
+        ("", "en", "ltr", "Hand over a password"),
+    ],
+)
+def test_the_home_page_speaks_the_browsers_language(client, header, lang, direction, words):
+    page = client.get("/", headers={"Accept-Language": header})
+    assert f'<html lang="{lang}" dir="{direction}">' in page.text
+    assert words in page.text
+
+
+def test_the_recipients_page_and_its_errors_speak_the_recipients_language(logged_in_client, recipient):
+    unique_id = create_secret(logged_in_client)
+    german = {"Accept-Language": "de"}
+    page = recipient.get(f"/view/{unique_id}", headers=german)
+    assert _says(page, "Jemand hat ein Geheimnis mit Ihnen geteilt", "Nach 5 falschen Passwörtern")
+    recipient.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    wrong = unlock(recipient, unique_id, "not the password")
+    assert wrong.status_code == 403 and _says(wrong, "Das Passwort stimmt nicht. Noch 4 Versuche")
+    recipient.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar"
+    opened = unlock(recipient, unique_id)
+    assert opened.status_code == 200 and _says(opened, "السر الذي شورك معك", 'dir="rtl"')
+    assert recipient.get("/view/" + "A" * 43, headers={"Accept-Language": "pt-BR"}).text.count("Página não encontrada") == 2
+
+
+def test_arabic_plurals_take_each_form(app):
+    from flask_babel import force_locale
+
+    with app.test_request_context("/"), force_locale("ar"):
+        assert [duration_text(timedelta(days=days)) for days in (1, 2, 3, 11, 100)] == [
+            "يوم واحد", "يومين", "3 أيام", "11 يومًا", "100 يوم",
+        ]
+
+
+@pytest.mark.parametrize("path", ["/", "/nowhere", "/.well-known/security.txt"])
+def test_anonymous_pages_set_no_cookie_whatever_the_language(client, path):
+    # (A page with a form, sign-in, carries the session's CSRF token: that is a cookie of its own, not the language's.)
+    page = client.get(path, headers={"Accept-Language": "ar"})
+    assert page.status_code in {200, 404}
+    assert "Set-Cookie" not in page.headers
+
+
+def test_the_recipients_page_sets_no_cookie(logged_in_client, recipient):
+    unique_id = create_secret(logged_in_client)
+    assert "Set-Cookie" not in recipient.get(f"/view/{unique_id}", headers={"Accept-Language": "fr"}).headers
+
+
+def test_picking_a_language_sets_the_cookie_and_shows_the_same_page_again(client):
+    picked = client.get("/login?lang=fr&next=/dashboard", headers={"Accept-Language": "de"})
+    assert picked.status_code == 303
+    assert picked.headers["Location"] == "/login?next=%2Fdashboard"
+    cookie = picked.headers["Set-Cookie"]
+    assert cookie.startswith("lang=fr;") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    again = client.get("/login", headers={"Accept-Language": "de"})  # the pick beats the browser's language
+    assert 'lang="fr"' in again.text and "Se connecter" in again.text
+
+
+def test_an_unknown_language_is_refused_and_sets_nothing(client):
+    answer = client.get("/?lang=xx", headers={"Accept-Language": "es"})
+    assert answer.status_code == 400
+    assert "Ese idioma no está disponible aquí" in answer.text
+    assert "Set-Cookie" not in answer.headers
+
+
+def test_the_menu_is_on_every_page_and_marks_the_current_language(client):
+    page = client.get("/nowhere", headers={"Accept-Language": "es"})
+    assert '<select id="language-menu" name="lang"' in page.text
+    assert '<option value="es" lang="es" selected>Español</option>' in page.text
+    assert '<option value="ar" lang="ar">العربية</option>' in page.text
+
+
+def test_an_account_takes_the_sign_up_pages_language_and_the_browsers_zone(app, client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "pt-BR"
+    form = {"username": "bia", "email": "bia@example.org", "password": "a long and unusual passphrase",
+            "confirm": "a long and unusual passphrase", "time_zone": "America/Sao_Paulo"}
+    assert post_form(client, "/register", form).status_code == 302
+    user = _user(app, "bia")
+    assert (user.language, user.time_zone) == ("pt_BR", "America/Sao_Paulo")
+
+
+def test_a_zone_nobody_knows_is_left_out_at_sign_up(app, client):
+    form = {"username": "bob", "email": "bob@example.org", "password": "a long and unusual passphrase",
+            "confirm": "a long and unusual passphrase", "time_zone": "Mars/Olympus_Mons"}
+    assert post_form(client, "/register", form).status_code == 302
+    assert _user(app, "bob").time_zone is None
+
+
+def test_the_accounts_language_beats_the_cookie_and_the_browser(app, logged_in_client):
+    logged_in_client.set_cookie("lang", "fr")
+    answer = post_form(logged_in_client, "/account/language", {"lang": "de", "next": "/account"}, token_page="/account")
+    assert answer.status_code == 303 and answer.headers["Location"] == "/account"
+    assert _user(app).language == "de"
+    page = logged_in_client.get("/dashboard", headers={"Accept-Language": "es"})
+    assert 'lang="de"' in page.text
+
+
+def test_the_menu_of_a_signed_in_user_goes_nowhere_but_this_site(logged_in_client):
+    answer = post_form(logged_in_client, "/account/language", {"lang": "es", "next": "//evil.example/"}, token_page="/account")
+    assert answer.headers["Location"] == "/dashboard"
+
+
+def test_the_account_page_saves_language_and_zone_and_answers_in_the_new_language(app, logged_in_client, clock):
+    data = {"locale-language": "es", "locale-time_zone": "Europe/Madrid"}
+    saved = post_form(logged_in_client, "/account/locale", data, token_page="/account", follow_redirects=True)
+    assert "Guardado" in saved.text and "Europe/Madrid" in saved.text
+    user = _user(app)
+    assert (user.language, user.time_zone) == ("es", "Europe/Madrid")
+    refused = post_form(logged_in_client, "/account/locale", {**data, "locale-time_zone": "Nowhere/Else"}, token_page="/account")
+    assert refused.status_code == 400 and "Elige una zona horaria de la lista" in refused.text
+    assert _user(app).time_zone == "Europe/Madrid"
+
+
+def test_times_are_shown_in_the_accounts_zone_and_utc_to_everyone_else(app, logged_in_client, recipient, clock):
+    unique_id = create_secret(logged_in_client, expiration="1h")  # 13:00 UTC
+    post_form(logged_in_client, "/account/locale", {"locale-language": "en", "locale-time_zone": "Asia/Tokyo"},
+              token_page="/account")
+    assert "Nov 28, 2026, 10:00\u202fPM Asia/Tokyo" in logged_in_client.get(f"/secrets/{unique_id}").text
+    assert "Nov 28, 2026, 10:00\u202fPM Asia/Tokyo" in logged_in_client.get(f"/secrets/{unique_id}/card").text
+    opened = unlock(recipient, unique_id)
+    assert "Nov 28, 2026, 1:00\u202fPM UTC" in opened.text
+
+
+def test_the_api_answers_in_english_whatever_the_browser_says(logged_in_client, recipient):
+    unique_id = create_secret(logged_in_client)
+    answer = recipient.post(f"/api/secrets/{unique_id}/unlock", json={"password": "wrong one"},
+                            headers={"Accept-Language": "de"})
+    assert answer.json["error"]["reason"] == "wrong_password"
+    assert answer.json["error"]["message"].startswith("That password isn't right.")
+
+
+def test_scripts_get_their_words_in_the_pages_language(client):
+    page = client.get("/register", headers={"Accept-Language": "fr"})
+    assert "data-words='" in page.text and "Masquer le mot de passe" in page.text
+    assert "data-words" not in client.get("/register").text  # English needs none
+
+
+def test_relative_times_in_german_use_the_nominative(app):
+    from flask_babel import force_locale
+
+    with app.test_request_context("/"), force_locale("de"):
+        now = app.clock()
+        assert relative_time(now + timedelta(days=2, hours=3), now) == "noch 2 Tage 3 Std."
+        assert relative_time(now - timedelta(minutes=5), now) == "5 Min. her"
