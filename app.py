@@ -1382,6 +1382,13 @@ def destroy_by_recipient(unique_id: str):
             raise Refused(outcome)
 
 
+@web.get("/favicon.ico")
+@limiter.exempt
+def favicon():
+    """Browsers ask for it on pages without an icon link, such as an image opened on its own."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
+
+
 @web.get("/.well-known/security.txt")
 def security_txt():
     """RFC 9116 contact details for reporting vulnerabilities."""
