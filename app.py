@@ -330,6 +330,8 @@ def _safe_next(target: str | None) -> str | None:
     """Return `target` when it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in target):
+        return None  # a line break cannot be put in a Location header (a 500), and browsers drop tabs from URLs
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
 
