@@ -1447,6 +1447,8 @@ def download_file(unique_id: str, token: str, position: int):
     secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one_or_none()
     if secret is None or (secret.status == SecretStatus.ACTIVE and secret.is_expired(_now())):
         abort(410)  # expired: the purge is about to erase them
+    if db.session.get(User, secret.owner_id).disabled:
+        abort(410)  # a disabled account's secrets are not opened, their files included, until it is enabled again
     try:
         files = attachments.list_files(db.session, unique_id, files_key)
     except attachments.Tampered:
