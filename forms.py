@@ -428,6 +428,10 @@ class ApiNotificationsLeftOut:
     notify_opened = notify_destroyed = notify_unopened = None
 
 
+class AnonymousSecretForm(ApiNotificationsLeftOut, CreateSecretForm):
+    """The create form for a visitor without an account: nobody to notify (the limits are smaller, see app.py)."""
+
+
 class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
     # A script types nothing, so the confirmation is optional; when it is sent it must match.
     confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])

@@ -404,7 +404,7 @@ def openable(session: Session, keys: KeyRing, share_id: str, now: datetime) -> b
 def create(
     session: Session,
     keys: KeyRing,
-    owner_id: int,
+    owner_id: int | None,
     title: str,
     content: str,
     password: str,
@@ -413,8 +413,10 @@ def create(
     blur_level: int,
     now: datetime,
     notices: NoticeChoices = NO_NOTICES,
+    manage_digest: str | None = None,
 ) -> Created | Busy:
-    """Seal and store a new secret under the newest key, with a fresh share id and QR file name."""
+    """Seal and store a new secret under the newest key, with a fresh share id; one without an owner (shared without
+    an account) is found again by `manage_digest`, the digest of its private manage link."""
     share_id = new_unique_id()
     id_digest = share_id_digest(share_id)
     try:
@@ -423,6 +425,7 @@ def create(
         return Busy(retry_after=_retry_after(keys))
     secret = Secret(
         owner_id=owner_id,
+        manage_digest=manage_digest,
         id_digest=id_digest,
         blur_level=blur_level,
         max_views=max_views,
@@ -759,7 +762,7 @@ def expire_due(session: Session, now: datetime, owner_id: int | None = None, ann
     return _end(session, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine, announce=announce)
 
 
-def delete(session: Session, share_id: str, owner_id: int, now: datetime) -> Deleted | Removed | Gone:
+def delete(session: Session, share_id: str, owner_id: int | None, now: datetime) -> Deleted | Removed | Gone:
     """Delete an owner's secret: an active one is erased and kept as a record; an ended record is removed."""
     secret = _find(session, share_id, owner_id)
     if secret is None:
