@@ -12,6 +12,7 @@ from wtforms import (
     BooleanField,
     HiddenField,
     IntegerField,
+    MultipleFileField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -19,7 +20,7 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional, StopValidation
 
 import i18n
 from accounts import password_feedback
@@ -293,6 +294,12 @@ class EmptyForm(FlaskForm):
 # --- secrets --------------------------------------------------------------------------------------------------------
 
 
+def _content_or_files(form, field) -> None:
+    """The content may be left empty when a file is attached."""
+    if not (field.data or "").strip() and not form.has_files():
+        raise StopValidation("Write the secret to share, or attach a file.")
+
+
 def _validate_content_size(form, field) -> None:
     limit = form.limits.content_bytes
     if field.data and len(field.data.encode("utf-8")) > limit:
@@ -374,7 +381,16 @@ def _secret_password_field(label: str, required: bool) -> PasswordField:
 
 
 class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
-    content = TextAreaField("Secret", validators=[DataRequired("Write the secret to share."), _validate_content_size])
+    content = TextAreaField("Secret", validators=[_content_or_files, _validate_content_size])
+    # Never read here: the upload's sink has sealed each file as it arrived (guards.UploadRequest).
+    files = MultipleFileField("Files")
+
+    def __init__(self, *args, files_attached: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.files_attached = files_attached  # the API's files come beside its JSON, not in a field
+
+    def has_files(self) -> bool:
+        return self.files_attached or (self.files is not None and any(upload.filename for upload in self.files.data or []))
     password = _secret_password_field("Password for this secret", required=True)
     confirm = PasswordField(
         "Repeat password", validators=[InputRequired("Repeat the password."), EqualTo("password", "The passwords don't match.")]
@@ -429,10 +445,14 @@ class ApiNotificationsLeftOut:
 
 
 class AnonymousSecretForm(ApiNotificationsLeftOut, CreateSecretForm):
-    """The create form for a visitor without an account: nobody to notify (the limits are smaller, see app.py)."""
+    """The create form for a visitor without an account: nobody to notify, no files (the limits are smaller, see
+    app.py)."""
+
+    files = None
 
 
 class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
+    files = None
     # A script types nothing, so the confirmation is optional; when it is sent it must match.
     confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])
 
