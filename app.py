@@ -332,6 +332,8 @@ def _safe_next(target: str | None) -> str | None:
     """Return `target` when it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in target):
+        return None  # a line break cannot be put in a Location header (a 500), and browsers drop tabs from URLs
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
 
@@ -1480,6 +1482,8 @@ def download_file(unique_id: str, token: str, position: int):
     secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one_or_none()
     if secret is None or (secret.status == SecretStatus.ACTIVE and secret.is_expired(_now())):
         abort(410)  # expired: the purge is about to erase them
+    if db.session.get(User, secret.owner_id).disabled:
+        abort(410)  # a disabled account's secrets are not opened, their files included, until it is enabled again
     try:
         files = attachments.list_files(db.session, unique_id, files_key)
     except attachments.Tampered:

@@ -24,6 +24,7 @@ from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequire
 
 import i18n
 from accounts import password_feedback
+from audit import CLI_ACTOR
 from schema import canonical
 from timetext import duration_text
 
@@ -162,6 +163,9 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
     def validate_username(self, field) -> None:
         if not USERNAME_RE.fullmatch(field.data):
             raise ValidationError("Use only letters, digits, dots, dashes and underscores.")
+        if canonical(field.data) == CLI_ACTOR:
+            # The audit log names the command line so: an account of that name would pass for the operator there.
+            raise ValidationError("That username is reserved. Choose another.")
 
 
 def account_problem(username: str, email: str, password: str) -> str | None:

@@ -97,6 +97,7 @@ def guard_request():
     """Run every check a request must pass, in this order: id, host, the session, malformed input, CSRF."""
     g.request_id = secrets.token_hex(8)
     _check_host()
+    _hide_administration()
     if request.endpoint == "static":
         return None  # static files need none of the rest
     if request.endpoint in PROBE_ENDPOINTS or request.routing_exception is not None:
@@ -109,6 +110,15 @@ def guard_request():
     _reject_malformed_input()
     _check_csrf()
     return None
+
+
+def _hide_administration() -> None:
+    """:raise 404: for anything under /admin, whatever the method, unless an administrator asks: before routing's own
+    answers (a 308 to /admin/, a 405 naming the methods), the CSRF check's 400 and the language menu's 303, which
+    would each tell a stranger the pages are there."""
+    under_admin = request.path == "/admin" or request.path.startswith("/admin/")
+    if under_admin and not (current_user.is_authenticated and current_user.is_admin):
+        abort(404)
 
 
 def _check_csrf() -> None:
