@@ -3,7 +3,7 @@ page or JSON. Also the one outcome-to-answer mapping, the error handlers and cre
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from urllib.parse import quote, urlsplit
@@ -57,6 +57,7 @@ from config import CONFIGS, INSTANCE_DIR
 from extensions import db, login_manager, mail, migrate
 from guards import api_auth_required, csrf
 from ratelimits import (
+    anonymous_create_limit,
     create_limit,
     email_change_limit,
     limit_the_api,
@@ -79,6 +80,8 @@ from schema import (
     TokenPurpose,
     User,
     UserSession,
+    new_token,
+    token_digest,
     utcnow,
 )
 from timetext import duration_text, exact_time, relative_time
@@ -1170,10 +1173,13 @@ def _may_create_secrets(user: User) -> bool:
 
 
 @web.route("/create", methods=["GET", "POST"])
-@login_required
+@anonymous_create_limit
 @create_limit
 def create_secret():
-    """Create a secret; on success the owner lands on its share page."""
+    """Create a secret; on success the owner lands on its share page. Signed out, with ANONYMOUS_SHARING on, the same
+    form makes a smaller, shorter secret without an account."""
+    if not current_user.is_authenticated:
+        return _create_anonymously() if current_app.config["ANONYMOUS_SHARING"] else login_manager.unauthorized()
     user = _user()
     if not _may_create_secrets(user):
         status = 403 if request.method == "POST" else 200
@@ -1229,17 +1235,76 @@ def _create_secret(form: forms.CreateSecretForm, owner: User, attached: vault.At
 
     :raise Refused: (503) when no key derivation could start in time.
     """
-    settings = form.data
     notices = _notice_choices(form) if "notify_opened" in form else _account_notice_choices(owner)
+    return _stored_secret(form, owner, notices, attached)
+
+
+def _stored_secret(form, owner: User | None, notices: vault.NoticeChoices, attached=None, manage_digest=None) -> Secret:
+    """:raise Refused: (503) when no key derivation could start in time."""
+    settings = form.data
     match vault.create(
-        db.session, _keys(), owner.id, settings["title"], settings["content"], settings["password"],
-        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices, attached,
+        db.session, _keys(), owner.id if owner else None, settings["title"], settings["content"], settings["password"],
+        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices, attached, manage_digest,
     ):  # fmt: skip
         case vault.Created(secret):
-            current_app.logger.info("secret %s created by %s", secret.id, owner.username)
+            current_app.logger.info("secret %s created by %s", secret.id, owner.username if owner else "a visitor")
             return secret
         case outcome:
             raise Refused(outcome)
+
+
+# --- sharing without an account -------------------------------------------------------------------------------------------
+
+
+def _anonymous_limits() -> forms.SecretLimits:
+    limits, settings = current_app.secret_limits, current_app.config
+    return replace(
+        limits,
+        content_bytes=min(limits.content_bytes, settings["ANONYMOUS_MAX_CONTENT_BYTES"]),
+        max_lifetime=min(limits.max_lifetime, settings["ANONYMOUS_MAX_EXPIRY"]),
+    )
+
+
+def _create_anonymously():
+    """A visitor's secret: the share link, its QR code and a private manage link, shown once on this answer."""
+    limits = _anonymous_limits()
+    form = forms.AnonymousSecretForm(limits=limits, data={"max_views": limits.default_views})
+    if not form.validate_on_submit():
+        return render_template("create_secret.html", form=form, anonymous=limits), 400 if form.errors else 200
+    manage_token = new_token()
+    secret = _stored_secret(form, None, vault.NO_NOTICES, manage_digest=token_digest(manage_token))
+    return render_template(
+        "anonymous_created.html",
+        secret=secret,
+        link=_share_link(secret),
+        qr=_make_qr(secret).svg_data_uri(scale=6, border=4),
+        manage_link=_public_url("web.manage_anonymous", token=manage_token),
+    )
+
+
+def _anonymous_secret_or_404(token: str) -> Secret:
+    """:raise 404: unless `token` is the manage link of a secret shared without an account."""
+    secret = db.first_or_404(db.select(Secret).filter_by(manage_digest=token_digest(token), owner_id=None))
+    secret.unique_id = vault.share_id_of(_keys(), secret)
+    return secret
+
+
+@web.get("/manage/<link_token:token>")
+def manage_anonymous(token: str):
+    """A secret shared without an account, for whoever holds its private manage link: its state, and a way to delete it."""
+    secret = _anonymous_secret_or_404(token)
+    return render_template("anonymous_manage.html", secret=secret, token=token, form=forms.EmptyForm())
+
+
+@web.post("/manage/<link_token:token>/delete")
+def delete_anonymous(token: str):
+    """Delete a secret shared without an account: its content is erased at once and its link stops working."""
+    secret = _anonymous_secret_or_404(token)
+    if secret.unique_id is not None:
+        vault.delete(db.session, secret.unique_id, None, _now())
+        current_app.logger.info("secret %s deleted by its manage link", secret.id)
+    flash("Secret deleted. Its link no longer works.", "success")
+    return redirect(url_for("web.manage_anonymous", token=token))
 
 
 @web.get("/secrets/<secret_id:unique_id>")

@@ -202,7 +202,9 @@ class Secret(Base):
     id_digest: Mapped[str] = mapped_column(String(64), unique=True)
     unique_id_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     unique_id = None
-    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    # None: shared without an account (ANONYMOUS_SHARING); then only the digest of its private manage link finds it.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    manage_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     # The title is an owner's label, sealed with the server key so a stolen database shows no labels either.
     title_sealed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -245,7 +247,7 @@ class Secret(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    owner: Mapped[User] = relationship(back_populates="secrets")
+    owner: Mapped[User | None] = relationship(back_populates="secrets")
     events: Mapped[list["AccessEvent"]] = relationship(
         back_populates="secret", cascade="all, delete-orphan", order_by="AccessEvent.id.desc()"
     )

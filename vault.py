@@ -471,7 +471,7 @@ def openable(session: Session, keys: KeyRing, share_id: str, now: datetime) -> b
 def create(
     session: Session,
     keys: KeyRing,
-    owner_id: int,
+    owner_id: int | None,
     title: str,
     content: str,
     password: str,
@@ -481,10 +481,12 @@ def create(
     now: datetime,
     notices: NoticeChoices = NO_NOTICES,
     attached: Attached | None = None,
+    manage_digest: str | None = None,
 ) -> Created | Busy:
     """Seal and store a new secret under the newest key, with a fresh share id (or the one its files are bound to).
 
-    Files sealed during the upload are in the session's open transaction: they are stored with it or not at all.
+    Files sealed during the upload are in the session's open transaction: they are stored with it or not at all. One
+    without an owner (shared without an account) is found again by `manage_digest`, the digest of its manage link.
     """
     share_id = new_unique_id() if attached is None else attached.share_id
     id_digest = share_id_digest(share_id)
@@ -494,6 +496,7 @@ def create(
         return Busy(retry_after=_retry_after(keys))
     secret = Secret(
         owner_id=owner_id,
+        manage_digest=manage_digest,
         id_digest=id_digest,
         blur_level=blur_level,
         max_views=max_views,
@@ -898,7 +901,7 @@ def expire_due(session: Session, now: datetime, owner_id: int | None = None, ann
     return _end(session, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine, announce=announce)
 
 
-def delete(session: Session, share_id: str, owner_id: int, now: datetime) -> Deleted | Removed | Gone:
+def delete(session: Session, share_id: str, owner_id: int | None, now: datetime) -> Deleted | Removed | Gone:
     """Delete an owner's secret: an active one is erased and kept as a record; an ended record is removed."""
     secret = _find(session, share_id, owner_id)
     if secret is None:

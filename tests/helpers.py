@@ -113,6 +113,8 @@ LOG_SPELLINGS = [
     ("/email/%76erify/{id}", "/email/verify/[id]"),
     ("/invite/{id}", "/invite/[id]"),
     ("/%69nvite/{id}", "/invite/[id]"),
+    ("/manage/{id}", "/manage/[id]"),
+    ("/manage/{id}/delete", "/manage/[id]/delete"),
 ]
 
 
