@@ -114,6 +114,8 @@ LOG_SPELLINGS = [
     ("/invite/{id}", "/invite/[id]"),
     ("/view/{id}/files/{id}/0", "/view/[id]/[id]/[id]/[id]"),  # a download link carries the files' key
     ("/%69nvite/{id}", "/invite/[id]"),
+    ("/manage/{id}", "/manage/[id]"),
+    ("/manage/{id}/delete", "/manage/[id]/delete"),
 ]
 
 
