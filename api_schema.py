@@ -349,6 +349,8 @@ SECRET = Shape(
         "link": {**NULLABLE_LINK, "deprecated": True, "description": "The same as url."},
         "qr_png_url": {**NULLABLE_LINK, "description": "The QR code as PNG (sign-in needed); null once ended."},
         "qr_svg_url": {**NULLABLE_LINK, "description": "The QR code as SVG (sign-in needed); null once ended."},
+        "file_count": {"type": "integer", "description": "Files attached (their names are shown only to the recipient)."},
+        "file_bytes": {"type": "integer", "description": "Their total size in bytes."},
     }
 )
 EVENT = Shape(
@@ -408,7 +410,7 @@ WEBHOOK_EVENTS = {
     "ping": "A test, sent from the Webhooks page.",
 }
 WEBHOOK_HEADERS = {
-    "X-SecureShare-Signature": "t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.\" followed by the raw body, keyed with the "
+    "X-SecureShare-Signature": 't=<unix time>,v1=<hex HMAC-SHA256 of "<t>." followed by the raw body, keyed with the '
     "endpoint's signing secret>. Refuse a call whose signature does not match, or whose t is more than 5 minutes old.",
     "X-SecureShare-Event": "The event's name, as in the body.",
     "X-SecureShare-Delivery": "The delivery's number, as in the body: a retry of the same delivery carries the same one.",

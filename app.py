@@ -31,6 +31,7 @@ from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
+from jinja2.filters import do_filesizeformat as filesizeformat
 from redis.exceptions import RedisError
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -1190,6 +1191,7 @@ def create_secret():
         form.validate_on_submit()
         and _room_for_another(user, form.title)
         and (attached := _finished_upload(form)) is not None
+        and _room_for_files(user, attached, form.files)
     ):
         secret = _create_secret(form, user, attached or None)
         flash("Your secret is ready to share.", "success")
@@ -1216,6 +1218,32 @@ def _secrets_left(user: User) -> int | None:
 def _too_many_message() -> str:
     most = current_app.config["ACTIVE_SECRETS_PER_USER"]
     return f"You have {most} active secrets, the most this SecureShare allows. Delete one, or wait until one ends."
+
+
+def _storage_refusal(user: User, attached: vault.Attached | None) -> str | None:
+    """Say why `attached` would take `user` past FILE_STORAGE_PER_USER, or None when it fits."""
+    most = current_app.config["FILE_STORAGE_PER_USER"]
+    if not most or not attached:
+        return None
+    kept = vault.active_file_bytes(db.session, user.id, _now())
+    if kept + attached.total_bytes <= most:
+        return None
+    return (
+        f"Your active secrets hold {filesizeformat(kept, binary=True)} of files, and this SecureShare keeps at most "
+        f"{filesizeformat(most, binary=True)} per account. Delete a secret with files, or wait until one ends."
+    )
+
+
+def _bytes_or_no_limit(most: int) -> str:
+    return filesizeformat(most, binary=True) if most else "No limit"
+
+
+def _room_for_files(user: User, attached: vault.Attached | bool, field) -> bool:
+    """Put the storage limit next to `field` when the files would take `user` past it."""
+    if refusal := _storage_refusal(user, attached or None):
+        field.errors.append(refusal)
+        return False
+    return True
 
 
 def _room_for_another(user: User, field) -> bool:
@@ -1611,6 +1639,8 @@ def _secret_json(secret: Secret) -> dict:
         link=link,
         qr_png_url=_public_url("api.api_secret_qr_png", unique_id=secret.unique_id) if active else None,
         qr_svg_url=_public_url("api.api_secret_qr_svg", unique_id=secret.unique_id) if active else None,
+        file_count=secret.file_count,
+        file_bytes=secret.file_bytes,
     )
 
 
@@ -1684,6 +1714,8 @@ def api_create_secret(caller: User, body: dict):
         attached = guards.finish_upload()
     except attachments.EmptyFile as empty:
         raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields={"files": [f"{empty.name} is empty."]}) from None
+    if refusal := _storage_refusal(caller, attached):
+        raise ApiError(413, "storage_full", refusal)
     defaults = {"max_views": current_app.secret_limits.default_views}
     form = api_schema.api_form(forms.ApiCreateSecretForm, {**defaults, **body}, files_attached=attached is not None)
     secret = _create_secret(form, caller, attached)
@@ -1843,6 +1875,7 @@ def _policies_in_words() -> list[tuple[str, str]]:
         ("Views a new secret starts with (SECRET_DEFAULT_VIEWS)", str(limits.default_views or "Unlimited")),
         ("Most views (SECRET_MAX_VIEWS)", str(limits.max_views or "100, or unlimited")),
         ("Active secrets per account (ACTIVE_SECRETS_PER_USER)", str(settings["ACTIVE_SECRETS_PER_USER"] or "No limit")),
+        ("Files kept per account (FILE_STORAGE_PER_USER)", _bytes_or_no_limit(settings["FILE_STORAGE_PER_USER"])),
         ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{settings['AUDIT_RETENTION_DAYS']} days"),
     ]
 

@@ -109,6 +109,8 @@ class Config:
     # FILE_MAX_COUNT of them, sealed as they stream in; every other form keeps MAX_CONTENT_LENGTH. Checked at start.
     FILE_MAX_BYTES = os.environ.get("FILE_MAX_BYTES") or str(25 * 1024 * 1024)
     FILE_MAX_COUNT = os.environ.get("FILE_MAX_COUNT") or "10"
+    # Files an account may keep in its active secrets, in all (bytes); "0": no limit but FILE_MAX_BYTES per secret.
+    FILE_STORAGE_PER_USER = os.environ.get("FILE_STORAGE_PER_USER") or "0"
     # A recipient's download links work this long after the unlock; a used-up secret's files are kept as long.
     FILE_LINK_MINUTES = 15
 

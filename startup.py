@@ -58,6 +58,9 @@ def check_settings(settings: dict) -> None:
         refuse_to_start("AUDIT_RETENTION_DAYS must be a number of days, 1 or more.")
     settings["FILE_MAX_BYTES"] = _whole_number(settings, "FILE_MAX_BYTES", 1, 1024**3, "a number of bytes")
     settings["FILE_MAX_COUNT"] = _whole_number(settings, "FILE_MAX_COUNT", 1, 100, "a number of files")
+    settings["FILE_STORAGE_PER_USER"] = _whole_number(
+        settings, "FILE_STORAGE_PER_USER", 0, 1024**4, "a number of bytes (0 for no limit)"
+    )
 
 
 def _whole_number(settings: dict, name: str, low: int, high: int, what: str) -> int:

@@ -891,8 +891,16 @@ def _checkpoint(session: Session) -> None:
 
 def active_count(session: Session, owner_id: int, now: datetime) -> int:
     """Count the owner's secrets that can still be opened (the ACTIVE_SECRETS_PER_USER policy); from an index."""
-    mine = (Secret.owner_id == owner_id, Secret.status == SecretStatus.ACTIVE, Secret.expires_at > now)
-    return session.scalar(select(func.count(Secret.id)).where(*mine))
+    return session.scalar(select(func.count(Secret.id)).where(*_active_of(owner_id, now)))
+
+
+def active_file_bytes(session: Session, owner_id: int, now: datetime) -> int:
+    """Add up the files of the owner's secrets that can still be opened (the FILE_STORAGE_PER_USER policy)."""
+    return session.scalar(select(func.coalesce(func.sum(Secret.file_bytes), 0)).where(*_active_of(owner_id, now)))
+
+
+def _active_of(owner_id: int, now: datetime) -> tuple:
+    return (Secret.owner_id == owner_id, Secret.status == SecretStatus.ACTIVE, Secret.expires_at > now)
 
 
 def expire_due(session: Session, now: datetime, owner_id: int | None = None, announce: Announce | None = None) -> int:

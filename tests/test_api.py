@@ -451,3 +451,22 @@ def test_openapi_describes_the_multipart_create_and_the_unlocked_files(app, api)
     assert set(create_body) == {"application/json", "multipart/form-data"}
     assert create_body["multipart/form-data"]["encoding"]["secret"]["contentType"] == "application/json"
     assert "files" in document["components"]["schemas"]["Unlocked"]["properties"]["secret"]["properties"]
+
+
+def test_the_secret_tells_its_owner_how_many_files_and_the_storage_policy_answers_413(app, api, clock):
+    clock.advance(minutes=2)
+    app.config["FILE_STORAGE_PER_USER"] = 100_000
+
+    def create_with(size: int):
+        fields = MultiDict({"secret": json.dumps({**NEW_SECRET, "content": ""})})
+        fields.add("files", FileStorage(io.BytesIO(os.urandom(size)), "blob.bin"))
+        boundary, body = encode_multipart(fields)
+        return api.post("/api/secrets", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+
+    created = create_with(70_000)
+    assert created.status_code == 201, created.json
+    assert (created.json["secret"]["file_count"], created.json["secret"]["file_bytes"]) == (1, 70_000)
+    refused = create_with(40_000)
+    assert (refused.status_code, refused.json["error"]["reason"]) == (413, "storage_full")
+    listed = api.get("/api/secrets").json["secrets"]
+    assert [(secret["file_count"], secret["file_bytes"]) for secret in listed] == [(1, 70_000)]

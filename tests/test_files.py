@@ -14,7 +14,7 @@ from werkzeug.test import encode_multipart
 
 from extensions import db
 from schema import FileChunk, Secret, SecretFile
-from tests.helpers import SECRET_PASSWORD, csrf_token, load_secret, secret_form, unlock
+from tests.helpers import SECRET_PASSWORD, csrf_token, load_secret, post_form, secret_form, unlock
 
 FILE_LINK_RE = re.compile(r'href="(/view/[^"]+/files/[^"]+)"')
 
@@ -206,3 +206,23 @@ def test_no_file_name_content_or_download_token_reaches_the_log(logged_in_client
     token = link.split("/files/", 1)[1].split("/", 1)[0]
     logged = log_text()
     assert "secret" in logged and all(word not in logged for word in ("payroll", "CANARY-in-a-file", token, share_id))
+
+
+def test_an_account_keeps_no_more_files_than_the_storage_policy_allows(app, logged_in_client):
+    app.config["FILE_STORAGE_PER_USER"] = 250_000
+    first = share_id_of(post_files(logged_in_client, [("a.bin", os.urandom(200_000))]))
+    refused = post_files(logged_in_client, [("b.bin", os.urandom(60_000))], title="One too many")
+    assert refused.status_code == 400
+    assert "Your active secrets hold 195.3 KiB of files" in refused.text and "244.1 KiB per account" in refused.text
+    assert rows(app, Secret) == 1 and rows(app, SecretFile) == 1  # nothing of the refused upload stays
+    assert post_files(logged_in_client, [], title="Text only").status_code == 302  # text needs no storage
+    post_form(logged_in_client, f"/secrets/{first}/delete", {})
+    assert load_secret(app, first).status == "deleted"
+    share_id_of(post_files(logged_in_client, [("b.bin", os.urandom(60_000))]))  # a deleted secret's files no longer count
+
+
+def test_an_expired_secrets_files_no_longer_count(app, logged_in_client, clock):
+    app.config["FILE_STORAGE_PER_USER"] = 250_000
+    share_id_of(post_files(logged_in_client, [("a.bin", os.urandom(200_000))], expiration="1h"))
+    clock.advance(hours=1)
+    share_id_of(post_files(logged_in_client, [("b.bin", os.urandom(200_000))]))

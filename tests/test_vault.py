@@ -808,3 +808,20 @@ def test_deleting_an_account_adds_what_it_is_given_to_the_same_transaction(sessi
     assert vault.delete_account(session, session.get(User, 1), also=audit) == 1
     session.expire_all()
     assert (session.get(User, 1), session.get(User, 3).username) == (None, "carol")
+
+
+def test_the_policies_count_only_the_owners_secrets_that_can_still_be_opened(session, keys, clock):
+    """ACTIVE_SECRETS_PER_USER and FILE_STORAGE_PER_USER: ended, expired and other people's secrets do not count."""
+    sizes = {make(session, keys, clock): 100, make(session, keys, clock, lifetime=timedelta(minutes=10)): 20}
+    sizes[make(session, keys, clock)] = 3
+    sizes[make(session, keys, clock, owner_id=2)] = 4000
+    for share_id, size in sizes.items():
+        session.execute(update(Secret).where(Secret.id == row(session, share_id).id).values(file_bytes=size))
+    session.commit()
+    deleted = list(sizes)[2]
+    assert isinstance(vault.delete(session, deleted, 1, clock()), vault.Deleted)
+    later = clock() + timedelta(minutes=10)
+    assert vault.active_count(session, 1, clock()) == 2
+    assert vault.active_file_bytes(session, 1, clock()) == 120
+    assert (vault.active_count(session, 1, later), vault.active_file_bytes(session, 1, later)) == (1, 100)
+    assert vault.active_file_bytes(session, 3, clock()) == 0
