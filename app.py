@@ -73,6 +73,7 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
+    AccessOutcome,
     Invitation,
     Secret,
     SecretStatus,
@@ -502,6 +503,10 @@ def login_code():
     if form.validate_on_submit():
         if signin.accept_code(user, form.code.data):
             signin.complete_login(user, pending["remember"])
+            if accounts.is_recovery_code(form.code.data):
+                left = accounts.recovery_codes_left(db.session, user)
+                flash(f"You signed in with a recovery code, which now no longer works. You have {left} left: "
+                      "make new ones on the two-factor page if you are running low.", "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
         form.code.errors.append("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
@@ -866,6 +871,7 @@ def _render_two_factor(status: int = 200, **context):
         return render_template("account_two_factor.html", recovery_left=recovery_left, **context), status
     key = signin.pending_totp_key()
     context.setdefault("form", forms.TwoFactorForm(formdata=None))
+    context["otpauth"] = accounts.provisioning_uri(key, user.username)  # opens the authenticator app on the same phone
     return render_template("account_two_factor.html", key=key, qr=_totp_qr_data_uri(user, key), **context), status
 
 
@@ -1391,7 +1397,8 @@ def delete_secret(unique_id: str):
 @login_required
 def secret_card(unique_id: str):
     """A printable card: QR code, title, expiry and where to get the password (never the secret or password)."""
-    return render_template("secret_card.html", secret=get_active_owned_secret(unique_id))
+    show_title = request.args.get("title") == "1"  # off by default: a found card should not say what it opens
+    return render_template("secret_card.html", secret=get_active_owned_secret(unique_id), show_title=show_title)
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.png")
@@ -1417,9 +1424,11 @@ def _abort_unless_openable(unique_id: str) -> None:
             abort(410)
 
 
-def _unlock(unique_id: str, password: str) -> vault.Outcome:
+def _unlock(unique_id: str, password: str, form_mark: str | None = None) -> vault.Outcome:
     note_a_password_try()
-    return vault.unlock(db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor())
+    return vault.unlock(
+        db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor(), form_mark
+    )
 
 
 @web.route("/view/<secret_id:unique_id>", methods=["GET", "POST"])
@@ -1433,18 +1442,39 @@ def view_secret(unique_id: str):
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("view_secret.html", form=form), status
-    match _unlock(unique_id, form.password.data):
-        case vault.Unlocked(content, secret, files_key):
-            current_app.logger.info("secret %s unlocked", secret.id)
+    match _unlock(unique_id, form.password.data, guards.unlock_form_mark()):
+        case vault.Unlocked(content, secret, files_key, replayed):
+            current_app.logger.info("secret %s %s", secret.id, "shown again" if replayed else "unlocked")
             files = _files_with_links(unique_id, secret, files_key)
             return render_template(
-                "view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret), files=files
+                "view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret), files=files,
+                replayed=replayed, form_token=request.form["csrf_token"],
             )
         case vault.WrongPassword(left):
             form.password.errors.append(wrong_password_message(left))
             return render_template("view_secret.html", form=form), 403
         case outcome:
             raise Refused(outcome)
+
+
+@web.post("/view/<secret_id:unique_id>/destroy")
+@guards.csrf_checked_by(guards.check_unlock_form)
+@unlock_ip_limit
+def destroy_by_recipient(unique_id: str):
+    """"I have it: destroy it now": the form that unlocked the secret (within vault.REPLAY_WINDOW) ends it."""
+    match vault.end_by_recipient(db.session, unique_id, guards.unlock_form_mark(), _now(), _visitor()):
+        case vault.EndedByRecipient():
+            current_app.logger.info("a secret was ended by its recipient")
+            return render_template("view_secret.html", form=None, ended=True)
+        case outcome:
+            raise Refused(outcome)
+
+
+@web.get("/favicon.ico")
+@limiter.exempt
+def favicon():
+    """Browsers ask for it on pages without an icon link, such as an image opened on its own."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @dataclass(frozen=True)
@@ -2012,9 +2042,12 @@ def _template_context() -> dict:
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
+        "AccessOutcome": AccessOutcome,
+        "device_name": accounts.device_name,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),
+        "replay_minutes": int(vault.REPLAY_WINDOW.total_seconds() // 60),
     }
 
 

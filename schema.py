@@ -326,6 +326,11 @@ class FileChunk(Base):
 class AccessOutcome(enum.StrEnum):
     UNLOCKED = "unlocked"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome label, not a password
+    RECIPIENT_ENDED = "recipient_ended"  # "I have it: destroy it now"
+
+    @property
+    def label(self) -> str:
+        return {"unlocked": "Unlocked", "wrong_password": "Wrong password"}.get(self.value, "Ended by the recipient")
 
 
 class AccessEvent(Base):
@@ -337,6 +342,9 @@ class AccessEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     user_agent: Mapped[str] = mapped_column(String(200), default="")
     ip_prefix: Mapped[str] = mapped_column(String(64), default="")
+    # On an unlock from the page: a keyed hash of the form's token, so the same form can show the content again
+    # for a few minutes without counting a view (vault.REPLAY_WINDOW); unique, so a double click counts once.
+    form_mark: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
     secret: Mapped[Secret] = relationship(back_populates="events")
 
