@@ -173,3 +173,13 @@ def test_relative_times_in_german_use_the_nominative(app):
         now = app.clock()
         assert relative_time(now + timedelta(days=2, hours=3), now) == "noch 2 Tage 3 Std."
         assert relative_time(now - timedelta(minutes=5), now) == "5 Min. her"
+
+
+def test_the_menu_goes_back_to_the_same_path_whatever_its_segments_hold(client):
+    # A download link's token segment takes any character: decoded, a line break made the redirect a 500, and a
+    # "?" moved the rest of the path into the query.
+    base = "/view/AAAAAAAAAAAAAAAAAAAAAA/files"
+    for sent in (f"{base}/a%0D%0AX-Injected%3A%201/0", f"{base}/a%3Fb/0", f"{base}/%C3%A9/0"):
+        answer = client.get(f"{sent}?lang=de")
+        assert answer.status_code == 303 and answer.headers["Location"] == sent, sent
+        assert "X-Injected" not in answer.headers
