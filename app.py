@@ -350,7 +350,7 @@ def register():
                 db.session.commit()
                 signin.start_session(user)
                 signin.trust_this_device(user)
-                flash("Welcome to SecureShare. Your account is ready.", "success")
+                flash(gettext("Welcome to SecureShare. Your account is ready."), "success")
                 return redirect(url_for("web.dashboard"))
     return render_template("register.html", form=form), 400 if form.errors else 200
 
@@ -405,7 +405,7 @@ def login_code():
     user = db.session.get(User, pending["user"]) if pending else None
     if user is None or not user.two_factor_on:
         signin.drop_pending_login()
-        flash("Please sign in again.", "info")
+        flash(gettext("Please sign in again."), "info")
         return redirect(url_for("web.login"))
     form = forms.LoginCodeForm()
     if form.validate_on_submit():
@@ -413,7 +413,9 @@ def login_code():
             signin.complete_login(user, pending["remember"])
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
-        form.code.errors.append("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
+        form.code.errors.append(
+            gettext("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
+        )
     status = 400 if request.method == "POST" else 200
     return render_template("login_code.html", form=form), status
 
@@ -481,10 +483,10 @@ def change_password():
         notify.tell(user, "password_changed", tokens_kept=form.keep_tokens.data)
         accounts.set_password(db.session, current_app.passwords, user, form.password.data)
         signin.restart_sessions(user)
-        message = "Password changed. Every other device has been signed out."
+        message = gettext("Password changed. Every other device has been signed out.")
         if not form.keep_tokens.data:
             accounts.revoke_api_tokens(db.session, user)
-            message += " Your API tokens no longer work."
+            message = gettext("Password changed. Every other device has been signed out, and your API tokens no longer work.")
         current_app.logger.info("password changed for %s", user.username)
         flash(message, "success")
         return redirect(url_for("web.account"))
@@ -510,7 +512,7 @@ def change_email():
         if accounts.change_email(db.session, user, form.email.data):
             signin.drop_pending_totp_key()  # a two-factor enrolment starts over with a new key
             current_app.logger.info("email changed for %s", user.username)
-            flash("Email changed.", "success")
+            flash(gettext("Email changed."), "success")
             return redirect(url_for("web.account"))
         forms.mark_taken(form, ("email",))  # taken by another account meanwhile
     return _render_account(400, email_form=form)
@@ -523,7 +525,12 @@ def _ask_to_confirm_new_email(user: User, new_address: str):
     db.session.commit()
     current_app.logger.info("email change asked for %s", user.username)
     hours = duration_text(current_app.config["EMAIL_VERIFICATION_LIFETIME"])
-    flash(f"We sent a link to {new_address}. Your email changes when you open it (within {hours}).", "success")
+    message = gettext(
+        "We sent a link to %(address)s. Your email changes when you open it (within %(lifetime)s).",
+        address=new_address,
+        lifetime=hours,
+    )
+    flash(message, "success")
     return redirect(url_for("web.account"))
 
 
@@ -550,7 +557,7 @@ def resend_verification():
     if not user.email_verified and _verification() != accounts.EmailVerification.OFF:
         _send_verification_link(user, user.email)
         db.session.commit()
-        flash(f"We sent a new link to {user.email}. Open it to confirm your address.", "success")
+        flash(gettext("We sent a new link to %(address)s. Open it to confirm your address.", address=user.email), "success")
     return redirect(url_for("web.account"))
 
 
@@ -566,10 +573,10 @@ def verify_email(token: str):
             case None:
                 return render_template("link_dead.html", purpose="verify"), 410
             case accounts.Taken():
-                flash("That address now belongs to another account, so it can't be yours too.", "error")
+                flash(gettext("That address now belongs to another account, so it can't be yours too."), "error")
             case user:
                 current_app.logger.info("email confirmed for %s", user.username)
-                flash(f"Thank you: {user.email} is confirmed.", "success")
+                flash(gettext("Thank you: %(address)s is confirmed.", address=user.email), "success")
                 return redirect(url_for("web.account" if current_user.is_authenticated else "web.login"))
     return render_template("verify_email.html", form=form, address=link.email), 400 if request.method == "POST" else 200
 
@@ -582,7 +589,7 @@ def notification_defaults():
     if not form.validate_on_submit():
         return _render_account(400, notifications_form=form)
     accounts.set_notice_defaults(db.session, _user(), _notice_choices(form))
-    flash("Saved. New secrets start with these notifications.", "success")
+    flash(gettext("Saved. New secrets start with these notifications."), "success")
     return redirect(url_for("web.account"))
 
 
@@ -661,7 +668,7 @@ def reset_password(token: str):
             logout_user()  # its session row is gone: this browser signs in afresh, like every other
         session.clear()
         current_app.logger.info("password reset for %s", user.username)
-        flash("Your password is changed and every device is signed out. Sign in with your new password.", "success")
+        flash(gettext("Your password is changed and every device is signed out. Sign in with your new password."), "success")
         return redirect(url_for("web.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("password_reset.html", form=form, user=user), status
@@ -682,7 +689,7 @@ def delete_account():
         session.clear()
         after_this_request(signin.forget_remember_cookie)
         current_app.logger.info("deleted user %s", user.id)
-        flash("Your account and all its secrets are deleted.", "success")
+        flash(gettext("Your account and all its secrets are deleted."), "success")
         return redirect(url_for("web.index"))
     return _render_account(400, delete_form=form)
 
@@ -715,7 +722,7 @@ def sign_out_everywhere():
     signin.restart_sessions(user)
     accounts.revoke_api_tokens(db.session, user)
     current_app.logger.info("signed out everywhere: %s", user.username)
-    flash("Every other device has been signed out, and your API tokens no longer work.", "success")
+    flash(gettext("Every other device has been signed out, and your API tokens no longer work."), "success")
     return redirect(url_for("web.account_sessions"))
 
 
@@ -750,12 +757,12 @@ def end_session(session_id: int):
     return _change_after_reauthentication(
         user,
         lambda: accounts.end_sessions(db.session, UserSession.id == target.id),
-        f"Signed out {device}.",
+        gettext("Signed out %(device)s.", device=device),
         url_for("web.account_sessions"),
-        heading=f"Sign out {device}?",
-        lead="It will have to sign in again with your password.",
+        heading=gettext("Sign out %(device)s?", device=device),
+        lead=gettext("It will have to sign in again with your password."),
         action=url_for("web.end_session", session_id=target.id),
-        button="Sign it out",
+        button=gettext("Sign it out"),
     )
 
 
@@ -800,14 +807,14 @@ def enable_two_factor():
         key = signin.pending_totp_key()
         step = accounts.matching_totp_step(key, form.code.data.replace(" ", ""), _now())
         if step is None:
-            form.code.errors.append("That code didn't work. Check the app shows SecureShare, then type the newest code.")
+            form.code.errors.append(gettext("That code didn't work. Check the app shows SecureShare, then type the newest code."))
         elif not accounts.turn_on_two_factor(db.session, _keys(), user, key, step, _now()):
             return redirect(url_for("web.two_factor"))
         else:
             signin.drop_pending_totp_key()
             signin.restart_sessions(user)
             current_app.logger.info("two-factor on for %s", user.username)
-            flash("Two-factor sign-in is on. Every other device has been signed out.", "success")
+            flash(gettext("Two-factor sign-in is on. Every other device has been signed out."), "success")
             return _render_two_factor(recovery_codes=accounts.new_recovery_codes(db.session, user))
     return _render_two_factor(400, form=form)
 
@@ -841,7 +848,7 @@ def disable_two_factor():
         notify.tell(user, "two_factor_off")
         accounts.turn_off_two_factor(db.session, user)
         current_app.logger.info("two-factor off for %s", user.username)
-        flash("Two-factor sign-in is off. Your recovery codes no longer work.", "success")
+        flash(gettext("Two-factor sign-in is off. Your recovery codes no longer work."), "success")
         return redirect(url_for("web.account"))
     return _render_two_factor(400, disable_form=form)
 
@@ -892,12 +899,12 @@ def revoke_api_token(token_id: int):
     return _change_after_reauthentication(
         user,
         lambda: accounts.revoke_api_token(db.session, token),
-        f"Token “{name}” revoked. Scripts using it now get “not signed in”.",
+        gettext("Token “%(name)s” revoked. Scripts using it now get “not signed in”.", name=name),
         url_for("web.account_tokens"),
-        heading=f"Revoke the token “{name}”?",
-        lead="Scripts that use it will get “not signed in” from then on. This can't be undone.",
+        heading=gettext("Revoke the token “%(name)s”?", name=name),
+        lead=gettext("Scripts that use it will get “not signed in” from then on. This can't be undone."),
         action=url_for("web.revoke_api_token", token_id=token.id),
-        button="Revoke it",
+        button=gettext("Revoke it"),
     )
 
 
@@ -927,7 +934,7 @@ def add_webhook():
     settings = current_app.config
     if form.validate_on_submit() and signin.reauthenticate(form, user):
         if len(webhooks.endpoints_of(db.session, user.id)) >= settings["WEBHOOKS_PER_ACCOUNT"]:
-            form.url.errors.append(f"You have {settings['WEBHOOKS_PER_ACCOUNT']} already: remove one first.")
+            form.url.errors.append(gettext("You have %(num)d already: remove one first.", num=settings["WEBHOOKS_PER_ACCOUNT"]))
         elif problem := webhooks.url_problem(form.url.data, settings["WEBHOOK_ALLOW_PRIVATE"]):
             form.url.errors.append(problem)
         else:
@@ -949,7 +956,7 @@ def test_webhook(endpoint_id: int):
     endpoint = _owned_endpoint_or_404(endpoint_id)
     notify.ping_webhook(endpoint.id, current_user.username)
     db.session.commit()
-    flash(f"A test event is on its way to {endpoint.host}. Reload this page to see how it went.", "success")
+    flash(gettext("A test event is on its way to %(host)s. Reload this page to see how it went.", host=endpoint.host), "success")
     return redirect(url_for("web.account_webhooks"))
 
 
@@ -960,7 +967,7 @@ def delete_webhook(endpoint_id: int):
     endpoint = _owned_endpoint_or_404(endpoint_id)
     host = endpoint.host
     webhooks.remove_endpoint(db.session, endpoint)
-    flash(f"Removed the webhook to {host}. It gets no more events.", "success")
+    flash(gettext("Removed the webhook to %(host)s. It gets no more events.", host=host), "success")
     return redirect(url_for("web.account_webhooks"))
 
 
@@ -1023,7 +1030,7 @@ def create_secret():
     form = _secret_form(forms.CreateSecretForm, data=_account_notice_choices(user).columns())
     if form.validate_on_submit():
         secret = _create_secret(form, user)
-        flash("Your secret is ready to share.", "success")
+        flash(gettext("Your secret is ready to share."), "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
 
@@ -1075,13 +1082,17 @@ def _edit(unique_id: str, owner: User, form: forms.EditSecretForm) -> vault.Edit
     return vault.edit(db.session, _keys(), current_app.policy, unique_id, owner.id, _changes(form), current_app.clock, _visitor())
 
 
-def _times(count: int) -> str:
+def _times(count: int) -> str:  # the API's words: English
     return f"{count} {'time' if count == 1 else 'times'}"
 
 
 def _expiry_too_late_message(latest: datetime) -> str:
     longest = duration_text(current_app.policy.max_lifetime)
-    return f"A secret lasts at most {longest} from its creation: until {latest:%Y-%m-%d %H:%M} UTC. Choose a shorter time."
+    return gettext(
+        "A secret lasts at most %(longest)s from its creation: until %(latest)s. Choose a shorter time.",
+        longest=longest,
+        latest=exact_time(latest),
+    )
 
 
 @web.route("/secrets/<secret_id:unique_id>/edit", methods=["GET", "POST"])
@@ -1103,12 +1114,18 @@ def edit_secret(unique_id: str):
         match _edit(unique_id, _user(), form):
             case vault.Saved():
                 current_app.logger.info("secret %s edited", secret.id)
-                flash("Changes saved.", "success")
+                flash(gettext("Changes saved."), "success")
                 return redirect(url_for("web.secret_detail", unique_id=unique_id))
             case vault.WrongPassword():
-                form.current_password.errors.append("That isn't the current password of this secret.")
+                form.current_password.errors.append(gettext("That isn't the current password of this secret."))
             case vault.ViewsTaken(view_count):
-                form.max_views.errors.append(f"It has been viewed {_times(view_count)}: choose more, or leave it blank.")
+                form.max_views.errors.append(
+                    ngettext(
+                        "It has been viewed %(num)d time: choose more, or leave it blank.",
+                        "It has been viewed %(num)d times: choose more, or leave it blank.",
+                        view_count,
+                    )
+                )
             case vault.ExpiryTooLate(latest):
                 form.expiration.errors.append(_expiry_too_late_message(latest))
             case outcome:
@@ -1127,9 +1144,9 @@ def delete_secret(unique_id: str):
         current_app.logger.info("secret %s deleted", secret.id)
         match vault.delete(db.session, unique_id, current_user.id, _now()):
             case vault.Deleted():
-                flash("Secret deleted. Its link no longer works.", "success")
+                flash(gettext("Secret deleted. Its link no longer works."), "success")
             case vault.Removed():
-                flash("Record removed.", "success")
+                flash(gettext("Record removed."), "success")
             case vault.Gone():
                 abort(404)
         return redirect(url_for("web.dashboard"))
@@ -1526,7 +1543,8 @@ def _register_extensions(app: SecureShare) -> None:
     i18n.babel.init_app(app, locale_selector=i18n.select_language, timezone_selector=i18n.select_time_zone)
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = i18n.N_("Please sign in to continue.")
+    login_manager.localize_callback = gettext  # flashed in the page's language
     login_manager.login_message_category = "info"
 
 
