@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -116,11 +117,27 @@ def taken_fields(session: Session, username: str | None = None, email: str | Non
     return tuple(name for name, (column, value) in wanted.items() if value is not None and _find_user(session, column, value))
 
 
-def register(session: Session, passwords: Passwords, username: str, email: str, password: str) -> User | Taken:
-    """Store a new account; a name or address taken meanwhile (a parallel sign-up) is Taken, never an error."""
+@dataclass(frozen=True)
+class NotClaimed:
+    """What the sign-up depended on (an invitation) was used or ended meanwhile: nothing was written."""
+
+
+def register(
+    session: Session, passwords: Passwords, username: str, email: str, password: str, claim: Callable[[User], bool] | None = None
+) -> User | Taken | NotClaimed:
+    """Store a new account; a name or address taken meanwhile (a parallel sign-up) is Taken, never an error. `claim`
+    spends what the sign-up needs (an invitation) in the same transaction; when it cannot, nothing is written."""
     user = User(username=username, email=email, password_hash=passwords.hash(password))
     session.add(user)
-    if not _committed(session):
+    try:
+        claimed = claim is None or claim(user)
+    except IntegrityError:  # its flush met a parallel sign-up's name or address
+        claimed = None
+    if not claimed:
+        session.rollback()
+        if claimed is False:
+            return NotClaimed()
+    if not claimed or not _committed(session):
         return Taken(taken_fields(session, username, email) or ("username", "email"))
     return user
 

@@ -37,12 +37,15 @@ from werkzeug.exceptions import HTTPException, SecurityError
 from werkzeug.routing import BaseConverter
 
 import accounts
+import administration
 import api_schema
+import audit
 import commands
 import forms
 import guards
 import i18n
 import notify
+import registration
 import signin
 import startup
 import vault
@@ -67,6 +70,7 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
+    Invitation,
     Secret,
     SecretStatus,
     TokenPurpose,
@@ -93,6 +97,7 @@ LIMIT_STORE_DOWN_MESSAGE = _("SecureShare can't take this request right now. Not
 UNVERIFIED_MESSAGE = _(
     "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
 )
+DISABLED_MESSAGE = _("This account is disabled. Ask the administrator of this SecureShare to enable it.")
 WRONG_LOGIN_MESSAGE = _("That username or email and password don't match. Check them and try again.")
 UNTRUSTED_HOST_PAGE = (
     "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Bad request · SecureShare</title>"
@@ -330,29 +335,104 @@ def index():
     return render_template("index.html")
 
 
+REGISTRATION_REFUSALS = {
+    registration.Refusal.CLOSED: _("Sign-up is closed on this SecureShare. Ask its administrator to make you an account."),
+    registration.Refusal.INVITATION_NEEDED: _(
+        "This SecureShare takes new accounts by invitation only. Ask someone who has an account here for an invitation link."
+    ),
+    registration.Refusal.INVITATION_DEAD: _(
+        "This invitation link doesn't work any more: it was used already, has expired or was withdrawn. "
+        "Ask whoever sent it for a new one."
+    ),
+    registration.Refusal.OTHER_ADDRESS: _("This invitation is for another email address. Use the address it was sent to."),
+}
+
+
+def _registration() -> registration.RegistrationPolicy:
+    return current_app.config["REGISTRATION_POLICY"]
+
+
 @web.route("/register", methods=["GET", "POST"])
 @register_limit
 def register():
-    """Create an account and sign in with it."""
+    """Create an account and sign in with it, when the registration mode lets this visitor in."""
+    return _sign_up(None)
+
+
+@web.route("/invite/<link_token:token>", methods=["GET", "POST"])
+@register_limit
+def accept_invitation(token: str):
+    """Create an account with an invitation link: single use, until it expires, perhaps for one address only."""
+    return _sign_up(token)
+
+
+def _sign_up(token: str | None):
     if current_user.is_authenticated:
         return redirect(url_for("web.dashboard"))
+    invitation = registration.find_invitation(db.session, token) if token else None
+    refusal = registration.page_refusal(_registration(), invitation, token is not None, _now())
+    if refusal is not None:
+        status = 410 if refusal == registration.Refusal.INVITATION_DEAD else 403 if request.method == "POST" else 200
+        return render_template("register.html", form=None, refusal=str(REGISTRATION_REFUSALS[refusal])), status
     form = forms.RegisterForm()
     username, email = form.username.data, form.email.data
-    if form.validate_on_submit() and forms.mark_taken(form, accounts.taken_fields(db.session, username, email)):
-        match accounts.register(db.session, current_app.passwords, username, email, form.password.data):
+    if (
+        form.validate_on_submit()
+        and _address_may_sign_up(form, invitation)
+        and forms.mark_taken(form, accounts.taken_fields(db.session, username, email))
+    ):
+        claim = partial(_claim_invitation, invitation) if invitation else None
+        match accounts.register(db.session, current_app.passwords, username, email, form.password.data, claim):
             case accounts.Taken(fields):
                 forms.mark_taken(form, fields)
+            case accounts.NotClaimed():
+                message = str(REGISTRATION_REFUSALS[registration.Refusal.INVITATION_DEAD])
+                return render_template("register.html", form=None, refusal=message), 410
             case user:
-                current_app.logger.info("registered user %s (%s)", user.id, user.username)
-                # The language this page was in, and the zone the browser told the form (static/js/app.js).
-                user.language, user.time_zone = str(get_locale()), form.time_zone.data
-                _send_verification_link(user, user.email)
-                db.session.commit()
-                signin.start_session(user)
-                signin.trust_this_device(user)
-                flash(gettext("Welcome to SecureShare. Your account is ready."), "success")
-                return redirect(url_for("web.dashboard"))
-    return render_template("register.html", form=form), 400 if form.errors else 200
+                return _welcome(user, form.time_zone.data)
+    return render_template("register.html", form=form, invitation=invitation), 400 if form.errors else 200
+
+
+def _address_may_sign_up(form: forms.RegisterForm, invitation) -> bool:
+    """Put why the address may not sign up (another invitation's, a domain not allowed) next to it."""
+    match registration.address_refusal(_registration(), invitation, form.email.data):
+        case None:
+            return True
+        case registration.Refusal.DOMAIN:
+            allowed = _registration().domains.described()
+            form.email.errors.append(
+                gettext(
+                    "Only addresses at %(domains)s can sign up here. Ask an administrator for an invitation.", domains=allowed
+                )
+            )
+        case refusal:
+            form.email.errors.append(REGISTRATION_REFUSALS[refusal])
+    return False
+
+
+def _claim_invitation(invitation, user: User) -> bool:
+    """Spend the invitation on the new account and record it, in the account's own transaction."""
+    if not registration.use_invitation(db.session, invitation, user, _now()):
+        return False
+    audit.record(db.session, _network_actor(user), "invitation.used", user.username, _now(), f"invitation {invitation.id}")
+    return True
+
+
+def _network_actor(user: User) -> audit.Actor:
+    return audit.Actor.of(user, accounts.ip_prefix(request.remote_addr))
+
+
+def _welcome(user: User, time_zone: str | None):
+    current_app.logger.info("registered user %s (%s)", user.id, user.username)
+    # The language this page was in, and the zone the browser told the form (static/js/app.js).
+    user.language, user.time_zone = str(get_locale()), time_zone
+    _send_verification_link(user, user.email)
+    user.last_login_at = _now()  # signed in from here
+    db.session.commit()
+    signin.start_session(user)
+    signin.trust_this_device(user)
+    flash(gettext("Welcome to SecureShare. Your account is ready."), "success")
+    return redirect(url_for("web.dashboard"))
 
 
 @web.post("/account/language")
@@ -376,11 +456,14 @@ def login():
     form = forms.LoginForm()
     if form.validate_on_submit():
         user = accounts.find_user_for_login(db.session, form.login.data)
-        if current_app.passwords.check(user, form.password.data):
+        if not current_app.passwords.check(user, form.password.data):
+            # Never log what was typed for an unknown account: it may be a password in the wrong box.
+            current_app.logger.info("sign-in failed for %s", user.username if user else "an unknown account")
+            form.password.errors.append(WRONG_LOGIN_MESSAGE)
+        elif user.disabled:  # said only after the right password: a stranger learns nothing about the account
+            form.password.errors.append(DISABLED_MESSAGE)
+        else:
             return _after_password(user, form.password.data, form.remember.data)
-        # Never log what was typed for an unknown account: it may be a password in the wrong box.
-        current_app.logger.info("sign-in failed for %s", user.username if user else "an unknown account")
-        form.password.errors.append(WRONG_LOGIN_MESSAGE)
     status = 400 if request.method == "POST" else 200
     return render_template("login.html", form=form, signed_out=request.args.get("signed_out")), status
 
@@ -403,7 +486,7 @@ def login_code():
     """The second sign-in step: a code from the authenticator app, or a recovery code."""
     pending = signin.pending_login()
     user = db.session.get(User, pending["user"]) if pending else None
-    if user is None or not user.two_factor_on:
+    if user is None or not user.two_factor_on or user.disabled:
         signin.drop_pending_login()
         flash(gettext("Please sign in again."), "info")
         return redirect(url_for("web.login"))
@@ -461,6 +544,7 @@ def _render_account(status: int = 200, **page_forms):
         "webhook_count": len(webhooks.endpoints_of(db.session, user.id)),
         "recovery_left": accounts.recovery_codes_left(db.session, user),
         "pending_email": accounts.pending_email(db.session, user, _now()),
+        "may_invite": _may_invite(user),
     }
     return render_template("account.html", **summary, **page_forms), status
 
@@ -635,7 +719,7 @@ def _mail_reset_link(login: str) -> None:
     RESET_LINKS_PER_HOUR an hour: more are answered alike, but not sent)."""
     user = accounts.find_user_for_login(db.session, login)
     now = _now()
-    if user is None or not accounts.email_usable(user, _verification()):
+    if user is None or user.disabled or not accounts.email_usable(user, _verification()):
         return
     if accounts.recent_links(db.session, user, TokenPurpose.PASSWORD_RESET, now) >= accounts.RESET_LINKS_PER_HOUR:
         current_app.logger.info("reset link not sent to %s: enough this hour", user.username)
@@ -682,9 +766,7 @@ def delete_account():
     form = forms.ReauthForm(prefix="delete")
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
-        vault.delete_all_of(db.session, user.id)
-        db.session.delete(user)
-        db.session.commit()
+        vault.delete_account(db.session, user)
         logout_user()
         session.clear()
         after_this_request(signin.forget_remember_cookie)
@@ -906,6 +988,71 @@ def revoke_api_token(token_id: int):
         action=url_for("web.revoke_api_token", token_id=token.id),
         button=gettext("Revoke it"),
     )
+
+
+# --- account routes: invitations ---------------------------------------------------------------------------------------
+
+
+def _may_invite(user: User) -> bool:
+    return registration.may_invite(_registration(), user)
+
+
+def _render_invitations(status: int = 200, **context):
+    context.setdefault("form", forms.InvitationForm(formdata=None))
+    context.setdefault("invitations", registration.invitations_of(db.session, _user()))
+    words = {"action_form": forms.EmptyForm(), "may_invite": _may_invite(_user())}
+    return render_template("account_invitations.html", **words, **context), status
+
+
+@web.get("/account/invitations")
+@login_required
+def account_invitations():
+    """Invitation links: make one (shown once), see which were used, withdraw one.
+
+    :raise 404: when this account may not invite (sign-up closed, or only administrators invite).
+    """
+    if not _may_invite(_user()):
+        abort(404)
+    return _render_invitations()
+
+
+@web.post("/account/invitations")
+@login_required
+@throttle_guesses
+def create_invitation():
+    """Make an invitation link after re-authentication; only its digest is kept, so it is shown once."""
+    user = _user()
+    if not _may_invite(user):
+        abort(404)
+    form = forms.InvitationForm()
+    if not (form.validate_on_submit() and signin.reauthenticate(form, user)):
+        return _render_invitations(400, form=form)
+    lifetime = registration.INVITATION_LIFETIMES[form.lifetime.data]
+    invitation, token = registration.invite(db.session, user, form.email.data or None, lifetime, _now())
+    db.session.flush()
+    bound = f" for {form.email.data}" if form.email.data else ""
+    audit.record(db.session, _network_actor(user), "invitation.created", "", _now(), f"invitation {invitation.id}{bound}"[:200])
+    db.session.commit()
+    current_app.logger.info("invitation %s made by %s", invitation.id, user.username)
+    return _render_invitations(new_link=_public_url("web.accept_invitation", token=token), new_invitation=invitation)
+
+
+@web.post("/account/invitations/<int(max=2147483647):invitation_id>/withdraw")
+@login_required
+def withdraw_invitation(invitation_id: int):
+    """End an unused invitation of this account now (an administrator may end anyone's).
+
+    :raise 404: when it does not exist or is someone else's.
+    """
+    user = _user()
+    invitation = db.session.get(Invitation, invitation_id)
+    if invitation is None or not (invitation.created_by_id == user.id or user.is_admin):
+        abort(404)
+    if registration.withdraw(db.session, invitation, _now()):
+        audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), f"invitation {invitation.id}")
+        flash("Invitation withdrawn: its link no longer works.", "success")
+    db.session.commit()
+    return redirect(url_for("web.account_invitations"))
 
 
 # --- account routes: webhooks -----------------------------------------------------------------------------------------------
@@ -1444,6 +1591,160 @@ def api_unlock_secret(unique_id: str, body: dict):
             raise Refused(outcome)
 
 
+# --- administration: /admin, for administrators only ------------------------------------------------------------------------
+
+admin = Blueprint("admin", __name__, url_prefix="/admin")
+AUDIT_FILTER_ACTIONS = ("", *audit.ACTIONS)
+
+
+@admin.before_request
+def _administrators_only():
+    """:raise 404: for anyone but a signed-in administrator, signed-out visitors included (the pages' existence is
+    nobody else's business)."""
+    if not (current_user.is_authenticated and current_user.is_admin):
+        abort(404)
+
+
+def _keyset_id(name: str) -> int | None:
+    """Return ?after= or ?before= as a row id. :raise 400: unless it is a whole number in the database's range."""
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > 2147483647:
+        abort(400, "Use the page's own links to move between pages.")
+    return int(raw)
+
+
+@admin.get("/")
+def overview():
+    """The instance in figures (counts only) and the policies it runs with."""
+    figures = administration.figures(db.session, _now())
+    return render_template("admin_overview.html", figures=figures, policies=_policies_in_words())
+
+
+def _policies_in_words() -> list[tuple[str, str]]:
+    """The instance's policies as the operator set them, in words for the overview."""
+    policy = _registration()
+    mode = {
+        registration.RegistrationMode.OPEN: "Anyone may sign up",
+        registration.RegistrationMode.DOMAINS: f"Addresses at {policy.domains.described()}, or an invitation",
+        registration.RegistrationMode.INVITE: "By invitation only",
+        registration.RegistrationMode.CLOSED: "Closed: accounts are made on the command line",
+    }[policy.mode]
+    return [
+        ("Sign-up (REGISTRATION)", mode),
+        ("Who may invite (USERS_MAY_INVITE)", "Every account" if policy.users_may_invite else "Administrators"),
+        ("Longest expiry (SECRET_MAX_EXPIRY_DAYS)", duration_text(current_app.policy.max_lifetime)),
+        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{current_app.config['AUDIT_RETENTION_DAYS']} days"),
+    ]
+
+
+@admin.get("/users")
+def users():
+    """Accounts, newest first, 50 a page (keyset: as fast on the last page as the first), searched by the start of a
+    username or email address. Never a secret's title, content or link, nor a token."""
+    search = request.args.get("q", "")[:254]
+    rows = administration.users_page(db.session, _now(), search, _keyset_id("after"))
+    more = len(rows) == administration.USERS_PAGE_SIZE
+    return render_template("admin_users.html", rows=rows, search=search, next_after=rows[-1].id if more else None)
+
+
+def _other_user_or_404(user_id: int) -> User:
+    """Return the account an administrator acts on.
+
+    :raise 404: when there is none, or it is the administrator's own (their own account is changed on its own page).
+    """
+    target = db.get_or_404(User, user_id)
+    if target.id == current_user.id:
+        abort(404)
+    return target
+
+
+ADMIN_CHANGES = {
+    # action: (what it does, its heading, its lead, its button, what is flashed)
+    "disable": (
+        administration.disable,
+        "Disable {}?",
+        "They are signed out everywhere and their API tokens stop working. Their secrets can't be opened until you "
+        "enable the account again (recipients see that the secret is unavailable).",
+        "Disable the account",
+        "Disabled {}.",
+    ),
+    "enable": (
+        administration.enable,
+        "Enable {}?",
+        "They can sign in again, and their secrets that haven't expired can be opened again.",
+        "Enable the account",
+        "Enabled {}.",
+    ),
+    "reset-two-factor": (
+        administration.reset_two_factor,
+        "Turn off two-factor sign-in for {}?",
+        "Do this only for someone who lost both their authenticator app and their recovery codes, once you are sure "
+        "it's them. They are signed out everywhere, then sign in with their password alone. They are told by email.",
+        "Turn it off",
+        "Two-factor sign-in is off for {}. They were told by email where email is set up.",
+    ),
+    "delete": (
+        administration.delete_user,
+        "Delete {} and all their secrets?",
+        "Every secret of theirs is erased and its link stops working at once. This can't be undone.",
+        "Delete the account",
+        "Deleted {} and erased their secrets.",
+    ),
+}
+
+
+@admin.route(f"/users/<int(max=2147483647):user_id>/<any({', '.join(map(repr, ADMIN_CHANGES))}):action>", methods=["GET", "POST"])
+@throttle_guesses
+def change_user(user_id: int, action: str):
+    """Disable, enable, delete or reset the two-factor sign-in of an account, after the administrator's password (and
+    a code); each change is written to the audit log with it.
+
+    :raise 404: when there is no such account, or it is the administrator's own.
+    """
+    me = _user()
+    target = _other_user_or_404(user_id)
+    change, heading, lead, button, done = ADMIN_CHANGES[action]
+    username = target.username
+
+    def make_change() -> None:
+        if action == "reset-two-factor" and target.two_factor_on:
+            notify.tell(target, "two_factor_reset")  # committed with the change
+        change(db.session, target, _network_actor(me), _now())
+        current_app.logger.info("administrator %s: %s %s", me.username, action, username)
+
+    return _change_after_reauthentication(
+        me,
+        make_change,
+        done.format(username),
+        url_for("admin.users", q=username),
+        heading=heading.format(username),
+        lead=lead,
+        action=url_for("admin.change_user", user_id=user_id, action=action),
+        button=button,
+    )
+
+
+@admin.get("/invitations")
+def invitations():
+    """Every invitation, newest first: whom it is for, who made it, whether it was used; and a form to make one."""
+    return _render_invitations(show_all=True, invitations=registration.invitations_of(db.session, None))
+
+
+@admin.get("/audit")
+def audit_log():
+    """The audit log, newest first, filtered by action and by a username (who acted, or to whom)."""
+    action = request.args.get("action", "")
+    if action not in AUDIT_FILTER_ACTIONS:
+        abort(400, "Choose an action from the list.")
+    name = request.args.get("name", "").strip()[:32]
+    events = audit.events(db.session, action, name, _keyset_id("before"))
+    more = len(events) == audit.PAGE_SIZE
+    context = {"events": events, "action": action, "name": name, "actions": audit.ACTIONS}
+    return render_template("admin_audit.html", next_before=events[-1].id if more else None, **context)
+
+
 # --- error handlers ------------------------------------------------------------------------------------------------------
 
 
@@ -1585,6 +1886,7 @@ def create_app(config_class=None) -> SecureShare:
     _register_handlers(app)
     app.register_blueprint(web)
     app.register_blueprint(api)
+    app.register_blueprint(admin)
     return app
 
 

@@ -1,6 +1,9 @@
-"""Commands for operators: `flask --app app init-db | purge | keys status | keys rewrap | mail test | mail deliver`."""
+"""Commands for operators: `flask --app app init-db | purge | keys status | keys rewrap | mail test | mail deliver |
+users list | create | promote | demote | disable | enable | delete | reset-two-factor`."""
 
 import shutil
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import click
@@ -11,6 +14,9 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 import accounts
+import administration
+import audit
+import forms
 import notify
 import outbox
 import vault
@@ -52,7 +58,8 @@ def purge():
     report = vault.purge(db.session, current_app.policy, now)
     stale = accounts.end_stale_sessions(db.session, current_app.session_limits, now)
     accounts.delete_expired_links(db.session, now)
-    click.echo(f"Expired {report.expired}, purged {report.purged}. Ended {stale} stale sessions.")
+    dropped = audit.purge(db.session, timedelta(days=current_app.config["AUDIT_RETENTION_DAYS"]), now)
+    click.echo(f"Expired {report.expired}, purged {report.purged}. Ended {stale} stale sessions. Dropped {dropped} audit events.")
     if report.tries_given_back:
         click.echo(f"Gave back the tries held on {report.tries_given_back} secrets by workers that stopped mid-unlock.")
 
@@ -123,4 +130,114 @@ def mail_deliver():
     )
 
 
-COMMANDS = (init_db, purge, keys, mail)
+users = AppGroup("users", help="Accounts, for operators without a browser: list, create, the admin role, disable, delete.")
+
+
+def _user_named(name: str):
+    """Return the account a username or email names. :raise ClickException: when there is none."""
+    return administration.find_user(db.session, name) or _fail(f"No account is called {name!r}.")
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+@users.command("list")
+@click.option("--search", default="", help="Only usernames or email addresses starting with this.")
+@click.option("--after", type=click.IntRange(1, 2147483647), help="The next page: accounts older than this id.")
+def users_list(search: str, after: int | None):
+    """List accounts, newest first, 50 at a time: never a secret's title, content or link."""
+    rows = administration.users_page(db.session, current_app.clock(), search, after)
+    click.echo("id\tusername\temail\tadmin\tverified\ttwo-factor\tdisabled\tactive secrets\tlast sign-in")
+    for row in rows:
+        last = f"{row.last_login_at:%Y-%m-%d %H:%M}" if row.last_login_at else "never"
+        flags = "\t".join(_yes_no(flag) for flag in (row.is_admin, row.verified, row.two_factor, row.disabled))
+        click.echo(f"{row.id}\t{row.username}\t{row.email}\t{flags}\t{row.active_secrets}\t{last}")
+    if len(rows) == administration.USERS_PAGE_SIZE:
+        click.echo(f"More: --after {rows[-1].id}")
+
+
+@users.command("create")
+@click.argument("username")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@click.password_option(help="Asked for when not given (typed twice, never shown).")
+def users_create(username: str, email: str, admin: bool, password: str):
+    """Make an account (how the first administrator, or anyone while sign-up is closed, gets one)."""
+    problem = forms.account_problem(username, email, password)
+    if problem:
+        _fail(problem)
+    made = administration.create_user(
+        db.session, current_app.passwords, username, email, password, admin, audit.COMMAND_LINE, current_app.clock()
+    )
+    if isinstance(made, accounts.Taken):
+        _fail(f"Taken already: {' and '.join(made.fields)}.")
+    click.echo(f"Made {'the administrator' if admin else 'the account'} {made.username}.")
+
+
+def _change(action, name: str, done: str, already: str) -> None:
+    user = _user_named(name)
+    if action(db.session, user, audit.COMMAND_LINE, current_app.clock()):
+        click.echo(done.format(user.username))
+    else:
+        click.echo(already.format(user.username))
+
+
+@users.command("promote")
+@click.argument("name")
+def users_promote(name: str):
+    """Make the account NAME (username or email) an administrator."""
+    _change(administration.set_admin, name, "{} is an administrator now.", "{} was an administrator already.")
+
+
+@users.command("demote")
+@click.argument("name")
+def users_demote(name: str):
+    """Take the admin role from NAME."""
+    _change(partial(administration.set_admin, admin=False), name, "{} is an administrator no more.", "{} was not one.")
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name: str):
+    """Disable NAME: its sessions and API tokens end, and its secrets cannot be opened until it is enabled."""
+    done = "Disabled {}: signed out everywhere, API tokens revoked, secrets held."
+    _change(administration.disable, name, done, "{} was disabled already.")
+
+
+@users.command("enable")
+@click.argument("name")
+def users_enable(name: str):
+    """Enable NAME again: it may sign in, and its secrets that are still due open again."""
+    _change(administration.enable, name, "Enabled {}.", "{} was not disabled.")
+
+
+@users.command("delete")
+@click.argument("name")
+@click.confirmation_option(prompt="Delete this account and erase every secret it owns?")
+def users_delete(name: str):
+    """Delete NAME and erase every secret it owns, as the account's own deletion does."""
+    user = _user_named(name)
+    username = user.username
+    erased = administration.delete_user(db.session, user, audit.COMMAND_LINE, current_app.clock())
+    click.echo(f"Deleted {username} and erased its {erased} secrets.")
+
+
+@users.command("reset-two-factor")
+@click.argument("name")
+def users_reset_two_factor(name: str):
+    """Turn two-factor sign-in off for NAME (lost phone and codes); they are told by email where mail is set up."""
+    user = _user_named(name)
+    if not user.two_factor_on:
+        click.echo(f"{user.username} has no two-factor sign-in.")
+        return
+    notify.tell(user, "two_factor_reset")  # committed with the change
+    administration.reset_two_factor(db.session, user, audit.COMMAND_LINE, current_app.clock())
+    click.echo(f"Turned off two-factor sign-in for {user.username} and signed them out everywhere.")
+
+
+COMMANDS = (init_db, purge, keys, mail, users)

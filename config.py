@@ -142,6 +142,13 @@ class Config:
     WEBHOOK_TIMEOUT = _env_int("WEBHOOK_TIMEOUT", 10)
     WEBHOOKS_PER_ACCOUNT = 5
 
+    # Who may sign up (registration.py): open | domains | invite | closed. ALLOWED_EMAIL_DOMAINS (for `domains`) lists
+    # exact domains; `.example.org` or `*.example.org` admits that domain and its subdomains.
+    REGISTRATION = os.environ.get("REGISTRATION") or "open"
+    ALLOWED_EMAIL_DOMAINS = os.environ.get("ALLOWED_EMAIL_DOMAINS") or ""
+    USERS_MAY_INVITE = os.environ.get("USERS_MAY_INVITE") or "false"
+    AUDIT_RETENTION_DAYS = _env_int("AUDIT_RETENTION_DAYS", 365)
+
     SECURITY_CONTACT = os.environ.get("SECURITY_CONTACT") or "mailto:security@example.org"
     SECURITY_POLICY_URL = os.environ.get("SECURITY_POLICY_URL") or None
 

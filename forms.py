@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -162,6 +163,15 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
             raise ValidationError(_("Use only letters, digits, dots, dashes and underscores."))
 
 
+def account_problem(username: str, email: str, password: str) -> str | None:
+    """Say what is wrong with an account made outside a page (`flask users create`), by the sign-up form's own rules."""
+    typed = MultiDict({"username": username, "email": email, "password": password, "confirm": password})
+    form = RegisterForm(formdata=typed, meta={"csrf": False})
+    if form.validate():
+        return None
+    return " ".join(f"{form[name].label.text}: {errors[0]}" for name, errors in form.errors.items())
+
+
 class PasswordResetRequestForm(FlaskForm):
     login = StringField(
         _("Username or email"), filters=[_strip], validators=[InputRequired(_("Enter your username or email.")), Length(max=254)]
@@ -262,6 +272,18 @@ class WebhookForm(ReauthForm):
         filters=[_strip],
         validators=[InputRequired(_("Enter the https:// address that should receive the events.")), Length(max=2000)],
     )
+
+
+INVITATION_LIFETIME_CHOICES = [SelectChoice("1d", "1 day"), SelectChoice("7d", "7 days"), SelectChoice("30d", "30 days")]
+
+
+class InvitationForm(ReauthForm):
+    email = StringField(
+        "For one address only (optional)",
+        filters=[_strip],
+        validators=[Optional(), Length(max=MAX_EMAIL_LENGTH), Email("Enter a valid email address."), _fits_once_canonical],
+    )
+    lifetime = SelectField("Expires after", choices=INVITATION_LIFETIME_CHOICES, default="7d")
 
 
 class EmptyForm(FlaskForm):

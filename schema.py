@@ -134,6 +134,10 @@ class User(Base):
     notify_opened: Mapped[str] = mapped_column(String(8), default="first")
     notify_destroyed: Mapped[bool] = mapped_column(Boolean, default=True)
     notify_unopened: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Administrators run the instance (/admin, the audit log); first made with `flask users promote`.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When an administrator disabled the account: it cannot sign in and its secrets cannot be opened until enabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Pages and emails in this language (i18n.LANGUAGES) and time zone (an IANA name); None: the browser's, and UTC.
     language: Mapped[str | None] = mapped_column(String(8))
     time_zone: Mapped[str | None] = mapped_column(String(64))
@@ -162,6 +166,10 @@ class User(Base):
     @property
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -423,3 +431,46 @@ class OutboxMessage(Base):
 
     def __repr__(self) -> str:
         return f"<OutboxMessage {self.id} {self.channel} {self.kind} {self.state}>"
+
+
+class Invitation(Base):
+    """A sign-up link: only its digest is kept; single use (used_at is set by one guarded UPDATE), it expires, and it
+    may be bound to one address (kept in its canonical spelling)."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    email_key: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+
+    def is_open(self, now: datetime) -> bool:
+        """Tell whether the invitation can still be used at `now`."""
+        return self.used_at is None and now < self.expires_at
+
+    def __repr__(self) -> str:
+        return f"<Invitation {self.id} by user {self.created_by_id}>"
+
+
+class AuditEvent(Base):
+    """One administrative or security event. Names are copied, not linked, so the record outlives the accounts; it
+    holds no content, title, link or token, only who did what to whom, when and from which network."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(32), default="")  # a username, or "cli" for the command line
+    target: Mapped[str] = mapped_column(String(32), default="")
+    network: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(200), default="")
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.id} {self.action}>"

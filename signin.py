@@ -33,7 +33,7 @@ def load_user(session_token: str) -> User | None:
     if isinstance(found, accounts.TimedOut):
         g.session_timed_out = True  # Flask-Login calls this loader; enforce_session_lifetime tells the person
         return None
-    if found is None:
+    if found is None or found.user.disabled:  # disabling deletes its sessions; this holds against a race
         return None
     user = found.user
     user.session_token, user.current_session = session_token, found

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import notify
+import registration
 import vault
 from accounts import EmailVerification, Passwords, SessionLimits
 from redaction import redact
@@ -50,6 +51,24 @@ def check_settings(settings: dict) -> None:
     _check_trusted_hosts(settings["TRUSTED_HOSTS"])
     settings["PROXY_COUNT"] = _proxy_count(settings["PROXY_COUNT"])
     check_mail(settings)
+    settings["REGISTRATION_POLICY"] = registration_policy(settings)
+    if settings["AUDIT_RETENTION_DAYS"] < 1:
+        refuse_to_start("AUDIT_RETENTION_DAYS must be a number of days, 1 or more.")
+
+
+def registration_policy(settings: dict) -> registration.RegistrationPolicy:
+    """Read REGISTRATION, ALLOWED_EMAIL_DOMAINS and USERS_MAY_INVITE, or refuse to start saying which is wrong."""
+    modes = [mode.value for mode in registration.RegistrationMode]
+    if settings["REGISTRATION"] not in modes:
+        refuse_to_start(f"REGISTRATION must be one of {', '.join(modes)}, not {settings['REGISTRATION']!r}.")
+    mode = registration.RegistrationMode(settings["REGISTRATION"])
+    try:
+        domains = registration.AllowedDomains.parse(settings["ALLOWED_EMAIL_DOMAINS"])
+    except registration.DomainListError as error:
+        refuse_to_start(str(error))
+    if mode == registration.RegistrationMode.DOMAINS and not domains:
+        refuse_to_start("REGISTRATION=domains needs ALLOWED_EMAIL_DOMAINS, like example.org or .example.org.")
+    return registration.RegistrationPolicy(mode, domains, _yes_or_no(settings, "USERS_MAY_INVITE"))
 
 
 def _check_public_base_url(value: str | None) -> None:

@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError
 
-from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, UTCDateTime, new_unique_id, share_id_digest
+from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, UTCDateTime, new_unique_id, share_id_digest
 
 log = logging.getLogger("secureshare.vault")
 
@@ -378,8 +378,10 @@ def key_retired(keys: KeyRing, secret: Secret) -> bool:
 
 
 # Built once, run through the connection: the recipient's page needs no ORM machinery for four columns.
-_OPENABLE = select(Secret.status, Secret.expires_at, Secret.key_id, Secret.label_key_id).where(
-    Secret.id_digest == bindparam("digest")
+_OPENABLE = (
+    select(Secret.status, Secret.expires_at, Secret.key_id, Secret.label_key_id, User.disabled_at)
+    .outerjoin(User, User.id == Secret.owner_id)
+    .where(Secret.id_digest == bindparam("digest"))
 )
 
 
@@ -392,7 +394,7 @@ def openable(session: Session, keys: KeyRing, share_id: str, now: datetime) -> b
     found = session.connection().execute(_OPENABLE, {"digest": share_id_digest(share_id)}).first()
     if found is None:
         return None
-    live = found.status == SecretStatus.ACTIVE and now < found.expires_at
+    live = found.status == SecretStatus.ACTIVE and now < found.expires_at and found.disabled_at is None
     return live and keys.knows(found.key_id) and keys.knows(found.label_key_id)
 
 
@@ -441,7 +443,16 @@ def create(
 
 
 def _available(secret_id: int, now: datetime) -> tuple:
-    return (Secret.id == secret_id, Secret.status == SecretStatus.ACTIVE, Secret.expires_at > now)
+    return (Secret.id == secret_id, Secret.status == SecretStatus.ACTIVE, Secret.expires_at > now, _owner_enabled())
+
+
+def _owner_enabled():
+    """A disabled account's secrets cannot be opened (nor a try or a view spent) until it is enabled again."""
+    return ~exists().where(User.id == Secret.owner_id, User.disabled_at.is_not(None))
+
+
+def _owner_disabled(session: Session, secret: Secret) -> bool:
+    return session.scalar(select(User.disabled_at).where(User.id == secret.owner_id)) is not None
 
 
 def _views_remain():
@@ -489,6 +500,8 @@ def _refused(session: Session, policy: Policy, secret: Secret, now: datetime) ->
         return Gone()
     if secret.status == SecretStatus.ACTIVE and secret.is_expired(now):
         _end(session, SecretStatus.EXPIRED, now, Secret.id == secret.id, Secret.expires_at <= now, announce=policy.announce)
+    if _owner_disabled(session, secret):
+        return Gone()  # the recipient hears what an ended secret says, and nothing was spent
     return TriesInFlight() if secret.is_available(now) and secret.views_left() != 0 else Gone()
 
 
@@ -759,11 +772,15 @@ def delete(session: Session, share_id: str, owner_id: int, now: datetime) -> Del
     return Removed()
 
 
-def delete_all_of(session: Session, owner_id: int) -> int:
-    """Remove every secret of an account that is being deleted, with its events, erased on disk."""
+def delete_account(session: Session, user, also: Callable[[], None] | None = None) -> int:
+    """Delete an account with every secret it owns and their events, in one transaction, erased on disk; `also` adds
+    to that transaction (an audit record) before it commits. Return how many secrets went."""
     removed = session.execute(
-        delete_rows(Secret).where(Secret.owner_id == owner_id).execution_options(synchronize_session=False)
+        delete_rows(Secret).where(Secret.owner_id == user.id).execution_options(synchronize_session=False)
     )
+    session.delete(user)
+    if also is not None:
+        also()
     session.commit()
     _checkpoint(session)
     return removed.rowcount

@@ -109,6 +109,8 @@ LOG_SPELLINGS = [
     ("/password//reset/./{id}", "/password//reset/./[id]"),
     ("/email/verify/{id}", "/email/verify/[id]"),
     ("/email/%76erify/{id}", "/email/verify/[id]"),
+    ("/invite/{id}", "/invite/[id]"),
+    ("/%69nvite/{id}", "/invite/[id]"),
 ]
 
 

@@ -46,7 +46,7 @@ def test_an_account_from_before_languages_gets_english_in_utc(app, logged_in_cli
     from app import db
     from schema import User
 
-    with app.app_context():  # as migration 0006 leaves an account made before it
+    with app.app_context():  # as migration 0007 leaves an account made before it
         db.session.execute(db.update(User).values(language=None, time_zone=None))
         db.session.commit()
     unlock(recipient, unique_id)

@@ -620,7 +620,8 @@ def test_deleting_an_account_removes_its_secrets_and_events(session, keys, clock
     theirs = make(session, keys, clock, owner_id=2)
     vault.unlock(session, keys, POLICY, mine[1], PASSWORD, clock)
     vault.unlock(session, keys, POLICY, theirs, "wrong", clock)
-    assert vault.delete_all_of(session, 1) == 2
+    assert vault.delete_account(session, session.get(User, 1)) == 2
+    assert session.get(User, 1) is None
     assert [secret.owner_id for secret in session.scalars(select(Secret))] == [2]
     assert session.scalars(select(AccessEvent.outcome)).all() == ["wrong_password"]
 

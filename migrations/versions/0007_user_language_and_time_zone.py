@@ -3,15 +3,15 @@
 Existing accounts get neither: their pages follow the browser's language, their emails are in English, and their times
 are in UTC, until they choose on the Account page.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

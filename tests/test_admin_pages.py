@@ -1,0 +1,152 @@
+"""The /admin pages: for administrators only (404 for everyone else, signed out included), every change after the
+administrator's password, written to the audit log, and never a secret's title, content or link, nor a token."""
+
+import re
+import time
+
+import pytest
+from sqlalchemy import insert
+
+from app import db
+from schema import AuditEvent, User
+from tests.helpers import (
+    PASSWORD,
+    SECRET_CONTENT,
+    AuthActions,
+    create_secret,
+    post_form,
+    unlock,
+)
+from tests.test_api import issue_token
+
+
+@pytest.fixture
+def admin(app, client):
+    """An administrator, signed in: the first account, promoted on the command line."""
+    AuthActions(client).register(username="root", email="root@example.org")
+    assert app.test_cli_runner().invoke(args=["users", "promote", "root"]).exit_code == 0
+    return client
+
+
+@pytest.fixture
+def alice(app):
+    """A normal account, signed in on its own browser, with a secret and an API token."""
+    browser = app.test_client()
+    AuthActions(browser).register()
+    browser.share_id = create_secret(browser, title="CANARY-TITLE-7c1")
+    browser.api_token = issue_token(browser)
+    return browser
+
+
+def admin_paths(app, user_id: int) -> list[tuple[str, str]]:
+    """Every /admin route as (method, path), with `user_id` and each action filled in."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin"):
+            continue
+        actions = ["disable", "enable", "delete", "reset-two-factor"] if "action" in rule.arguments else [None]
+        for action in actions:
+            path = rule.rule.replace("<int(max=2147483647):user_id>", str(user_id))
+            path = re.sub(r"<any\([^)]*\):action>", action or "", path)
+            found += [(method, path) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return found
+
+
+def test_every_admin_route_is_a_404_for_a_normal_user_and_for_a_stranger(app, admin, alice):
+    paths = admin_paths(app, 1)
+    assert len(paths) >= 9
+    stranger = app.test_client()
+    for method, path in paths:
+        for who, token_page in ((alice, "/account"), (stranger, "/login")):
+            if method == "POST":
+                answer = post_form(who, path, {"current_password": PASSWORD}, token_page=token_page)
+            else:
+                answer = who.get(path)
+            assert answer.status_code == 404, (method, path)
+    assert "CANARY" not in alice.get("/account").text and "/admin" not in alice.get("/account").text
+    with app.app_context():
+        assert db.session.get(User, 1).disabled_at is None and db.session.scalar(db.select(db.func.count(AuditEvent.id))) == 1
+
+
+def test_an_administrator_never_sees_titles_content_links_or_tokens(app, admin, alice):
+    unlock(app.test_client(), alice.share_id)
+    pages = [admin.get(path).text for method, path in admin_paths(app, 2) if method == "GET"]
+    pages.append(admin.get("/admin/users?q=ali").text)
+    seen = "\n".join(pages)
+    assert "alice@example.org" in seen  # the page works: the account is listed
+    for private in ("CANARY-TITLE-7c1", SECRET_CONTENT, alice.share_id, alice.api_token):
+        assert private not in seen
+
+
+def test_the_users_list_shows_state_and_searches(app, admin, alice):
+    page = admin.get("/admin/users").text
+    row = page.split('data-user-id="2"')[1].split("</tr>")[0]
+    assert "alice" in row and "Active" in row and "No two-factor" in row and "Never" not in row
+    assert ">1</td>" in row  # one active secret
+    assert "alice" not in admin.get("/admin/users?q=bob").text.split("<table")[-1]
+    assert admin.get("/admin/users?after=x").status_code == 400
+
+
+def test_disabling_from_the_page_needs_the_password_and_holds_the_secrets(app, admin, alice, recipient):
+    path = "/admin/users/2/disable"
+    asked = admin.get(path)
+    assert asked.status_code == 200 and "Disable alice?" in asked.text
+    refused = post_form(admin, path, {"current_password": "wrong"})
+    assert refused.status_code == 400
+    assert alice.get("/dashboard").status_code == 200
+    done = post_form(admin, path, {"current_password": PASSWORD})
+    assert done.status_code == 302
+    assert alice.get("/dashboard").status_code == 302
+    assert recipient.get(f"/view/{alice.share_id}").status_code == 410
+    assert post_form(admin, "/admin/users/2/enable", {"current_password": PASSWORD}).status_code == 302
+    assert unlock(recipient, alice.share_id).status_code == 200
+    log = admin.get("/admin/audit?action=user.disabled").text
+    assert "user.disabled" in log and "127.0.0.0/24" in log and "user.enabled" not in log.split("<table")[-1]
+
+
+def test_an_administrator_cannot_act_on_their_own_account_here(admin):
+    assert admin.get("/admin/users/1/disable").status_code == 404
+
+
+def test_deleting_from_the_page_erases_the_secrets(app, admin, alice, recipient):
+    assert post_form(admin, "/admin/users/2/delete", {"current_password": PASSWORD}).status_code == 302
+    assert recipient.get(f"/view/{alice.share_id}").status_code == 404
+    assert "user.deleted" in admin.get("/admin/audit?name=alice").text
+
+
+def test_the_overview_counts_unlocks_and_wrong_passwords_per_day(app, admin, alice, recipient):
+    unlock(recipient, alice.share_id, "wrong-guess")
+    unlock(recipient, alice.share_id)
+    page = admin.get("/admin/").text
+    assert 'id="figure-users">2<' in page and 'id="figure-active">1<' in page
+    assert '<tr><th scope="row">2026-11-28</th><td>1</td><td>1</td></tr>' in page
+
+
+def test_the_users_list_stays_fast_at_100000_accounts(app, admin):
+    with app.app_context():
+        rows = [
+            {
+                "username": f"u{n:06}",
+                "email": f"u{n:06}@example.org",
+                "username_key": f"u{n:06}",
+                "email_key": f"u{n:06}@example.org",
+                "password_hash": "x",
+                "created_at": app.clock(),
+                "device_epoch": 0,
+                "notify_opened": "first",
+                "notify_destroyed": True,
+                "notify_unopened": True,
+                "is_admin": False,
+            }
+            for n in range(100_000)
+        ]
+        db.session.execute(insert(User), rows)
+        db.session.commit()
+    timings = {}
+    for name, path in [("first", "/admin/users"), ("deep", "/admin/users?after=50"), ("search", "/admin/users?q=u09999")]:
+        started = time.perf_counter()
+        page = admin.get(path)
+        timings[name] = time.perf_counter() - started
+        assert page.status_code == 200
+    assert page.text.count("data-user-id=") == 10  # u099990..u099999
+    assert max(timings.values()) < 1.0, timings
