@@ -1050,7 +1050,7 @@ def withdraw_invitation(invitation_id: int):
         abort(404)
     if registration.withdraw(db.session, invitation, _now()):
         audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), f"invitation {invitation.id}")
-        flash("Invitation withdrawn: its link no longer works.", "success")
+        flash(gettext("Invitation withdrawn: its link no longer works."), "success")
     db.session.commit()
     return redirect(url_for("web.account_invitations"))
 

@@ -274,16 +274,16 @@ class WebhookForm(ReauthForm):
     )
 
 
-INVITATION_LIFETIME_CHOICES = [SelectChoice("1d", "1 day"), SelectChoice("7d", "7 days"), SelectChoice("30d", "30 days")]
+INVITATION_LIFETIME_CHOICES = [SelectChoice("1d", _("1 day")), SelectChoice("7d", _("7 days")), SelectChoice("30d", _("30 days"))]
 
 
 class InvitationForm(ReauthForm):
     email = StringField(
-        "For one address only (optional)",
+        _("For one address only (optional)"),
         filters=[_strip],
-        validators=[Optional(), Length(max=MAX_EMAIL_LENGTH), Email("Enter a valid email address."), _fits_once_canonical],
+        validators=[Optional(), Length(max=MAX_EMAIL_LENGTH), Email(_("Enter a valid email address.")), _fits_once_canonical],
     )
-    lifetime = SelectField("Expires after", choices=INVITATION_LIFETIME_CHOICES, default="7d")
+    lifetime = SelectField(_("Expires after"), choices=INVITATION_LIFETIME_CHOICES, default="7d")
 
 
 class EmptyForm(FlaskForm):
