@@ -30,7 +30,7 @@ ERROR_REASONS = {
 }  # fmt: skip
 MORE_REASONS = (
     "invalid_json", "invalid_fields", "token_in_query", "wrong_password", "destroyed", "attempts_in_flight", "unavailable",
-    "email_unverified",
+    "email_unverified", "two_factor_required", "too_many_secrets",
 )  # fmt: skip
 
 
@@ -533,7 +533,9 @@ def _openapi_responses() -> dict:
         "RateLimited": _json_response("rate_limited, or attempts_in_flight on an unlock.", "Error", retry_after),
         "Busy": _json_response("busy: too many unlocks at once (with Retry-After).", "Error", retry_after),
         "EmailUnverified": _json_response(
-            "email_unverified: this SecureShare asks accounts to confirm their email address before they create secrets.",
+            "email_unverified: this SecureShare asks accounts to confirm their email address before they create secrets; "
+            "two_factor_required: it requires two-factor sign-in (REQUIRE_TWO_FACTOR); too_many_secrets: the account has "
+            "as many active secrets as ACTIVE_SECRETS_PER_USER allows.",
             "Error",
         ),
     }

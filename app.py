@@ -94,6 +94,7 @@ CROSS_SITE_MESSAGE = _(
     "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
 )
 LIMIT_STORE_DOWN_MESSAGE = _("SecureShare can't take this request right now. Nothing was changed; try again in a minute.")
+TWO_FACTOR_REQUIRED_MESSAGE = "This SecureShare requires two-factor sign-in. Set it up on your Account page first."
 UNVERIFIED_MESSAGE = _(
     "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
 )
@@ -1174,12 +1175,32 @@ def create_secret():
     if not _may_create_secrets(user):
         status = 403 if request.method == "POST" else 200
         return render_template("create_secret.html", form=None, resend_form=forms.EmptyForm()), status
-    form = _secret_form(forms.CreateSecretForm, data=_account_notice_choices(user).columns())
-    if form.validate_on_submit():
+    defaults = {**_account_notice_choices(user).columns(), "max_views": current_app.secret_limits.default_views}
+    form = _secret_form(forms.CreateSecretForm, data=defaults)
+    if form.validate_on_submit() and _room_for_another(user, form.title):
         secret = _create_secret(form, user)
         flash(gettext("Your secret is ready to share."), "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
+
+
+def _secrets_left(user: User) -> int | None:
+    """How many more active secrets `user` may make under ACTIVE_SECRETS_PER_USER; None: no limit."""
+    most = current_app.config["ACTIVE_SECRETS_PER_USER"]
+    return max(most - vault.active_count(db.session, user.id, _now()), 0) if most else None
+
+
+def _too_many_message() -> str:
+    most = current_app.config["ACTIVE_SECRETS_PER_USER"]
+    return f"You have {most} active secrets, the most this SecureShare allows. Delete one, or wait until one ends."
+
+
+def _room_for_another(user: User, field) -> bool:
+    """Put the active-secrets limit next to `field` when `user` has reached it."""
+    if _secrets_left(user) == 0:
+        field.errors.append(_too_many_message())
+        return False
+    return True
 
 
 def _account_notice_choices(user: User) -> vault.NoticeChoices:
@@ -1486,7 +1507,12 @@ def api_create_secret(caller: User, body: dict):
     Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`."""
     if not _may_create_secrets(caller):
         raise ApiError(403, "email_unverified", UNVERIFIED_MESSAGE)
-    secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, body), caller)
+    if current_app.config["REQUIRE_TWO_FACTOR"] and not caller.two_factor_on:
+        raise ApiError(403, "two_factor_required", TWO_FACTOR_REQUIRED_MESSAGE)
+    if _secrets_left(caller) == 0:
+        raise ApiError(403, "too_many_secrets", _too_many_message())
+    defaults = {"max_views": current_app.secret_limits.default_views}
+    secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, {**defaults, **body}), caller)
     location = url_for("api.api_get_secret", unique_id=secret.unique_id)
     return jsonify(success=True, secret=_secret_json(secret)), 201, {"Location": location}
 
@@ -1624,7 +1650,7 @@ def overview():
 
 def _policies_in_words() -> list[tuple[str, str]]:
     """The instance's policies as the operator set them, in words for the overview."""
-    policy = _registration()
+    policy, settings, limits = _registration(), current_app.config, current_app.secret_limits
     mode = {
         registration.RegistrationMode.OPEN: "Anyone may sign up",
         registration.RegistrationMode.DOMAINS: f"Addresses at {policy.domains.described()}, or an invitation",
@@ -1634,8 +1660,12 @@ def _policies_in_words() -> list[tuple[str, str]]:
     return [
         ("Sign-up (REGISTRATION)", mode),
         ("Who may invite (USERS_MAY_INVITE)", "Every account" if policy.users_may_invite else "Administrators"),
+        ("Two-factor sign-in (REQUIRE_TWO_FACTOR)", "Required for everyone" if settings["REQUIRE_TWO_FACTOR"] else "Optional"),
         ("Longest expiry (SECRET_MAX_EXPIRY_DAYS)", duration_text(current_app.policy.max_lifetime)),
-        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{current_app.config['AUDIT_RETENTION_DAYS']} days"),
+        ("Views a new secret starts with (SECRET_DEFAULT_VIEWS)", str(limits.default_views or "Unlimited")),
+        ("Most views (SECRET_MAX_VIEWS)", str(limits.max_views or "100, or unlimited")),
+        ("Active secrets per account (ACTIVE_SECRETS_PER_USER)", str(settings["ACTIVE_SECRETS_PER_USER"] or "No limit")),
+        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{settings['AUDIT_RETENTION_DAYS']} days"),
     ]
 
 
@@ -1802,6 +1832,24 @@ def _handle_unexpected_error(_error: Exception):
     return _error_response(500)
 
 
+# --- instance policies: two-factor for everyone -------------------------------------------------------------------------
+
+# Where an account without two-factor may still go under REQUIRE_TWO_FACTOR: setting it up, signing out, and what a
+# recipient does (opening a secret someone sent them).
+TWO_FACTOR_SETUP_ENDPOINTS = {"web.two_factor", "web.enable_two_factor", "web.logout", "web.view_secret", "web.verify_email"}
+
+
+def _lead_to_two_factor_setup():
+    """Under REQUIRE_TWO_FACTOR, send a signed-in account without two-factor to its set-up page first (the API refuses
+    creating secrets instead: a script cannot set it up)."""
+    if not current_app.config["REQUIRE_TWO_FACTOR"] or not current_user.is_authenticated or current_user.two_factor_on:
+        return None
+    if request.blueprint == "api" or request.endpoint in TWO_FACTOR_SETUP_ENDPOINTS | guards.PROBE_ENDPOINTS | {"static"}:
+        return None
+    flash("This SecureShare requires two-factor sign-in. Set it up to continue.", "info")
+    return redirect(url_for("web.two_factor"))
+
+
 # --- create_app ------------------------------------------------------------------------------------------------------------
 
 
@@ -1831,7 +1879,11 @@ def _build_cores(app: SecureShare) -> None:
     app.passwords = startup.password_hashing(settings)
     app.session_limits = startup.session_limits(settings)
     app.secret_limits = forms.SecretLimits(
-        settings["SECRET_MAX_CONTENT_BYTES"], settings["SECRET_MIN_EXPIRY"], settings["SECRET_MAX_EXPIRY"]
+        settings["SECRET_MAX_CONTENT_BYTES"],
+        settings["SECRET_MIN_EXPIRY"],
+        settings["SECRET_MAX_EXPIRY"],
+        max_views=settings["SECRET_MAX_VIEWS"] or None,
+        default_views=settings["SECRET_DEFAULT_VIEWS"] or None,
     )
 
 
@@ -1852,6 +1904,7 @@ def _register_extensions(app: SecureShare) -> None:
 def _register_handlers(app: SecureShare) -> None:
     app.before_request(guards.guard_request)
     app.before_request(i18n.apply_menu_choice)  # after the guards: the host is checked first
+    app.before_request(_lead_to_two_factor_setup)  # after the language: its flash speaks it
     guards.install_security_headers(app)
     app.after_request(notify.send_after_response)
     app.register_error_handler(HTTPException, _handle_http_error)

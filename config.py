@@ -91,6 +91,12 @@ class Config:
     SECRET_MIN_EXPIRY = timedelta(minutes=_env_int("SECRET_MIN_EXPIRY_MINUTES", 5))
     SECRET_MAX_EXPIRY = timedelta(days=_env_int("SECRET_MAX_EXPIRY_DAYS", 30))
     SECRET_MAX_FAILED_ATTEMPTS = _env_int("SECRET_MAX_FAILED_ATTEMPTS", 5)
+    # Instance policies (docs/configuration.md; shown on /admin): views a new secret starts with (0: unlimited) and the
+    # most it may have (0: up to 100, or unlimited); active secrets per account (0: no limit); two-factor for everyone.
+    SECRET_DEFAULT_VIEWS = _env_int("SECRET_DEFAULT_VIEWS", 1)
+    SECRET_MAX_VIEWS = _env_int("SECRET_MAX_VIEWS", 0)
+    ACTIVE_SECRETS_PER_USER = _env_int("ACTIVE_SECRETS_PER_USER", 0)
+    REQUIRE_TWO_FACTOR = os.environ.get("REQUIRE_TWO_FACTOR") or "false"
     SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
     PURGE_BATCH_SIZE = 5000  # records deleted per statement and commit: fewer, larger commits purge faster
     SECRETS_PER_PAGE = 20

@@ -66,6 +66,8 @@ class SecretLimits:
     content_bytes: int
     min_lifetime: timedelta
     max_lifetime: timedelta
+    max_views: int | None = None  # None: up to 100, or unlimited
+    default_views: int | None = None  # what a new secret starts with; None: unlimited
 
 
 def _strip(value: str | None) -> str | None:
@@ -332,7 +334,25 @@ class SecretSettingsForm(FlaskForm):
         if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
             self.custom_amount.errors.append(_("Enter how long it should last."))
             return False
+        # Likewise a blank number of views (unlimited), which a SECRET_MAX_VIEWS cap refuses.
+        if self.limits.max_views is not None and self.max_views.data is None and not self.max_views.errors:
+            self.max_views.errors.append(self._views_cap_message())
+            return False
         return valid
+
+    def validate_expiration(self, field) -> None:
+        preset = EXPIRATION_PRESETS.get(field.data)
+        if preset is not None and preset > self.limits.max_lifetime:
+            longest = duration_text(self.limits.max_lifetime)
+            raise ValidationError(f"This SecureShare keeps secrets at most {longest}. Choose less.")
+
+    def validate_max_views(self, field) -> None:
+        if self.limits.max_views is not None and field.data > self.limits.max_views:
+            raise ValidationError(self._views_cap_message())
+
+    def _views_cap_message(self) -> str:
+        most = self.limits.max_views
+        return f"This SecureShare allows at most {most} {'view' if most == 1 else 'views'}: choose 1 to {most}."
 
     def validate_custom_amount(self, field) -> None:
         if self.expiration.data != "custom" or field.data is None:

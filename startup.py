@@ -30,6 +30,7 @@ from schema import utcnow
 MIN_SECRET_KEY_LENGTH = 32
 MAX_PROXY_COUNT = 5
 MAX_REMEMBERED_SESSION = timedelta(days=14)
+MAX_VIEWS = 100  # the form's own ceiling
 HOST_RE = re.compile(
     r"\.?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?"
 )
@@ -52,8 +53,21 @@ def check_settings(settings: dict) -> None:
     settings["PROXY_COUNT"] = _proxy_count(settings["PROXY_COUNT"])
     check_mail(settings)
     settings["REGISTRATION_POLICY"] = registration_policy(settings)
+    check_secret_policies(settings)
     if settings["AUDIT_RETENTION_DAYS"] < 1:
         refuse_to_start("AUDIT_RETENTION_DAYS must be a number of days, 1 or more.")
+
+
+def check_secret_policies(settings: dict) -> None:
+    """Refuse view and secret-count policies that no secret could meet; turn REQUIRE_TWO_FACTOR into a boolean."""
+    most = settings["SECRET_MAX_VIEWS"]
+    if not 0 <= most <= MAX_VIEWS:
+        refuse_to_start(f"SECRET_MAX_VIEWS must be 1 to {MAX_VIEWS}, or 0 for no limit but the form's.")
+    if not 0 <= settings["SECRET_DEFAULT_VIEWS"] <= (most or MAX_VIEWS) or (most and not settings["SECRET_DEFAULT_VIEWS"]):
+        refuse_to_start(f"SECRET_DEFAULT_VIEWS must be 1 to {most or MAX_VIEWS}" + ("." if most else ", or 0 for unlimited."))
+    if settings["ACTIVE_SECRETS_PER_USER"] < 0:
+        refuse_to_start("ACTIVE_SECRETS_PER_USER must be a number of secrets, or 0 for no limit.")
+    settings["REQUIRE_TWO_FACTOR"] = _yes_or_no(settings, "REQUIRE_TWO_FACTOR")
 
 
 def registration_policy(settings: dict) -> registration.RegistrationPolicy:

@@ -747,6 +747,12 @@ def _checkpoint(session: Session) -> None:
         log.warning("WAL checkpoint was blocked by a reader; the next purge tries again")
 
 
+def active_count(session: Session, owner_id: int, now: datetime) -> int:
+    """Count the owner's secrets that can still be opened (the ACTIVE_SECRETS_PER_USER policy); from an index."""
+    mine = (Secret.owner_id == owner_id, Secret.status == SecretStatus.ACTIVE, Secret.expires_at > now)
+    return session.scalar(select(func.count(Secret.id)).where(*mine))
+
+
 def expire_due(session: Session, now: datetime, owner_id: int | None = None, announce: Announce | None = None) -> int:
     """End (and erase) every active secret whose time is up, or only `owner_id`'s."""
     mine = () if owner_id is None else (Secret.owner_id == owner_id,)

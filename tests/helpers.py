@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine, text
 
 from config import TestingConfig
+from schema import Base
 
 # A signed-in page's meta tag, or the hidden field of the page's form (anonymous pages have no meta tag).
 CSRF_TOKEN_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -181,6 +183,27 @@ def database_snapshot(app) -> dict:
             table.name: sorted(tuple(map(repr, row)) for row in db.session.execute(table.select()).all())
             for table in db.metadata.sorted_tables
         }
+
+
+@contextmanager
+def own_postgres_schema(prefix: str) -> Iterator[tuple[Engine, str]]:
+    """An engine on a schema of its own in the PostgreSQL database named by POSTGRES_URL, with the schema's tables,
+    and the schema's name. Dropped afterwards: runs side by side (the mutants of `make mutation`) never share a table.
+    """
+    url = service_url("POSTGRES_URL", "PostgreSQL")
+    schema = f"{prefix}_{os.urandom(8).hex()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_engine(url, connect_args={"options": f"-c search_path={schema}"})
+    try:
+        Base.metadata.create_all(engine)
+        yield engine, schema
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def service_url(variable: str, service: str) -> str:

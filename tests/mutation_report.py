@@ -92,7 +92,11 @@ def report(results: list[ModuleResult], seconds: int | None) -> str:
             f"| {result.score:.1f}% |"
         )
     postgres = "with" if os.environ.get("POSTGRES_URL") else "without"
-    lines += ["", f"This run was {postgres} POSTGRES_URL, which the vault's PostgreSQL-only step (VACUUM after a purge) needs."]
+    lines += [
+        "",
+        f"This run was {postgres} POSTGRES_URL, which the vault's PostgreSQL-only step (VACUUM after a purge) and the",
+        "accounts' races on PostgreSQL (a parallel sign-up, an address taken meanwhile) need.",
+    ]
     if seconds is not None:
         lines += [f"It took {seconds // 60} min {seconds % 60} s on this machine's 2 cores."]
     for result in results:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 import accounts
 from schema import Base, User
-from tests.helpers import service_url
+from tests.helpers import own_postgres_schema
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PASSWORD = "violet-harbor-trumpet-42"
@@ -26,12 +26,13 @@ def test_importing_accounts_loads_no_flask():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'accounts.db'}" if request.param == "sqlite" else service_url("POSTGRES_URL", "PostgreSQL")
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
+    if request.param == "postgresql":  # a schema of its own: mutants run side by side
+        with own_postgres_schema("accounts") as (engine, _schema):
+            yield engine
+        return
+    engine = create_engine(f"sqlite:///{tmp_path / 'accounts.db'}")
     Base.metadata.create_all(engine)
     yield engine
-    Base.metadata.drop_all(engine)
     engine.dispose()
 
 

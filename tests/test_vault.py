@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 import vault
 from schema import AccessEvent, Base, Secret, User
-from tests.helpers import FrozenClock, service_url
+from tests.helpers import FrozenClock, own_postgres_schema
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CHEAP = vault.KdfCost(19456, 2, 1)
@@ -672,24 +672,8 @@ def test_rewrap_leaves_behind_the_records_it_cannot_open(session, keys, clock):
 
 @pytest.fixture
 def postgres():
-    """An engine on a schema of its own in the PostgreSQL database named by POSTGRES_URL, and the schema's name.
-
-    Its own schema, dropped afterwards: runs side by side (the mutants of `make mutation`) never share a table.
-    """
-    url = service_url("POSTGRES_URL", "PostgreSQL")
-    schema = f"vault_{os.urandom(8).hex()}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(url, connect_args={"options": f"-c search_path={schema}"})
-    try:
-        Base.metadata.create_all(engine)
-        yield engine, schema
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with own_postgres_schema("vault") as engine_and_schema:
+        yield engine_and_schema
 
 
 def test_the_purge_on_postgresql_vacuums_the_erased_rows(postgres, keys, clock):
@@ -705,3 +689,121 @@ def test_the_purge_on_postgresql_vacuums_the_erased_rows(postgres, keys, clock):
             text("SELECT relname, vacuum_count FROM pg_stat_user_tables WHERE schemaname = :schema"), {"schema": schema}
         )
         assert {name: count for name, count in counts if name in ("secret", "access_event")} == {"secret": 1, "access_event": 1}
+
+
+# --- what owners hear of, and disabled owners ---------------------------------------------------------------------
+
+
+class Told(list):
+    """An announce that keeps what it is told, and checks it is told inside the event's transaction."""
+
+    def __call__(self, session, notice):
+        assert session.in_transaction()
+        self.append(notice)
+
+
+def secret_id(session, share_id):
+    return row(session, share_id).id
+
+
+def test_owners_hear_of_each_view_and_of_destruction_but_not_of_the_last_views_ending(session, keys, clock):
+    told = Told()
+    policy = replace(POLICY, announce=told)
+    opened, guessed = make(session, keys, clock, max_views=2), make(session, keys, clock)
+    visitor = vault.Visitor(user_agent="Firefox", ip_prefix="203.0.113.0/24")
+    for _ in range(2):
+        assert isinstance(vault.unlock(session, keys, policy, opened, PASSWORD, clock, visitor), vault.Unlocked)
+    assert told == [vault.Notice(secret_id(session, opened), "opened", T0, visitor)] * 2  # used up: no news
+    told.clear()
+    for _ in range(4):
+        assert isinstance(vault.unlock(session, keys, policy, guessed, "wrong", clock), vault.WrongPassword)
+    assert told == []
+    assert vault.unlock(session, keys, policy, guessed, "wrong", clock) == vault.Destroyed()
+    assert told == [vault.Notice(secret_id(session, guessed), "destroyed", T0)]
+
+
+def test_owners_hear_of_expiry_however_it_is_found(session, keys, clock):
+    told = Told()
+    policy = replace(POLICY, announce=told)
+    tried, _, _, deleted = (make(session, keys, clock) for _ in range(4))
+    vault.delete(session, deleted, 1, clock())
+    clock.advance(hours=1)
+    assert vault.unlock(session, keys, policy, tried, PASSWORD, clock) == vault.Gone()
+    assert told == [vault.Notice(secret_id(session, tried), "expired", clock())]
+    assert vault.expire_due(session, clock(), owner_id=2, announce=told) == 0
+    assert vault.expire_due(session, clock(), owner_id=1) == 2  # no one listening: ended all the same
+    assert len(told) == 1
+    more = make(session, keys, clock)
+    clock.advance(hours=1)
+    assert vault.purge(session, policy, clock()).expired == 1
+    assert told[1:] == [vault.Notice(secret_id(session, more), "expired", clock())]
+    last = make(session, keys, clock)
+    clock.advance(hours=1)
+    assert vault.expire_due(session, clock(), announce=told) == 1
+    assert told[2:] == [vault.Notice(secret_id(session, last), "expired", clock())]
+    assert row(session, deleted).status == "deleted"  # no news: its owner did it
+
+
+def test_what_to_hear_of_is_stored_with_the_secret_and_edited_with_it(session, keys, clock):
+    plain = make(session, keys, clock)
+    assert (row(session, plain).notify_opened, row(session, plain).notify_destroyed, row(session, plain).notify_unopened) == (
+        "never",
+        False,
+        False,
+    )
+    choices = vault.NoticeChoices(opened="every", destroyed=True, unopened=True)
+    created = vault.create(session, keys, 1, "t", CONTENT, PASSWORD, timedelta(hours=1), None, 10, clock(), notices=choices)
+    secret = row(session, created.share_id)
+    assert (secret.notify_opened, secret.notify_destroyed, secret.notify_unopened) == ("every", True, True)
+    keep = vault.Changes(title="t", blur_level=3, max_views=None)
+    assert isinstance(vault.edit(session, keys, POLICY, created.share_id, 1, keep, clock), vault.Saved)
+    assert (row(session, created.share_id).notify_opened, row(session, created.share_id).blur_level) == ("every", 3)
+    change = replace(keep, notices=vault.NoticeChoices(opened="first", destroyed=False, unopened=True))
+    assert isinstance(vault.edit(session, keys, POLICY, created.share_id, 1, change, clock), vault.Saved)
+    secret = row(session, created.share_id)
+    assert (secret.notify_opened, secret.notify_destroyed, secret.notify_unopened) == ("first", False, True)
+
+
+def disable(session, user_id, moment):
+    session.get(User, user_id).disabled_at = moment
+    session.commit()
+
+
+def test_a_disabled_owners_secrets_cannot_be_opened_and_nothing_is_spent(session, keys, clock):
+    mine, theirs = make(session, keys, clock), make(session, keys, clock, owner_id=2)
+    disable(session, 1, T0)
+    assert (vault.openable(session, keys, mine, T0), vault.openable(session, keys, theirs, T0)) == (False, True)
+    for password in (PASSWORD, "wrong"):
+        assert vault.unlock(session, keys, POLICY, mine, password, clock) == vault.Gone()
+    assert counters(session, mine) == ("active", 0, 0, 0)
+    assert session.scalars(select(AccessEvent)).all() == []
+    assert vault.unlock(session, keys, POLICY, theirs, PASSWORD, clock).content == CONTENT
+    disable(session, 1, None)
+    assert vault.openable(session, keys, mine, T0) is True
+    assert vault.unlock(session, keys, POLICY, mine, PASSWORD, clock).content == CONTENT
+
+
+def test_an_owner_disabled_while_a_password_is_checked_gives_no_view(session, keys, clock):
+    share_id = make(session, keys, clock)
+    racing = RaceClock(T0, reading=2, action=lambda: disable(session, 1, T0))
+    assert vault.unlock(session, keys, POLICY, share_id, PASSWORD, racing) == vault.Gone()
+    assert counters(session, share_id) == ("active", 0, 0, 0)
+
+
+def test_deleting_an_account_adds_what_it_is_given_to_the_same_transaction(session, keys, clock):
+    make(session, keys, clock)
+
+    def fail():
+        raise RuntimeError("the audit record could not be written")
+
+    with pytest.raises(RuntimeError):
+        vault.delete_account(session, session.get(User, 1), also=fail)
+    session.rollback()
+    assert [secret.owner_id for secret in session.scalars(select(Secret))] == [1]
+
+    def audit():
+        session.add(User(id=3, username="carol", email="carol@example.org", password_hash="x"))
+
+    assert vault.delete_account(session, session.get(User, 1), also=audit) == 1
+    session.expire_all()
+    assert (session.get(User, 1), session.get(User, 3).username) == (None, "carol")
