@@ -20,7 +20,7 @@ compile-translations: $(STAMP)
 # Extract every string to translations/messages.pot (POT: elsewhere, as tests/test_translations.py does).
 POT ?= translations/messages.pot
 extract:
-	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o $(POT) .
+	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k lazy_ngettext:1,2 --no-location --sort-output -o $(POT) .
 
 # Bring each catalogue up to date with the code; then translate what is new (the tests fail until every catalogue is
 # complete).

@@ -94,7 +94,7 @@ CROSS_SITE_MESSAGE = _(
     "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
 )
 LIMIT_STORE_DOWN_MESSAGE = _("SecureShare can't take this request right now. Nothing was changed; try again in a minute.")
-TWO_FACTOR_REQUIRED_MESSAGE = "This SecureShare requires two-factor sign-in. Set it up on your Account page first."
+TWO_FACTOR_REQUIRED_MESSAGE = "This SecureShare requires two-factor sign-in. Set it up on your Account page first."  # API only
 UNVERIFIED_MESSAGE = _(
     "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
 )
@@ -1192,7 +1192,11 @@ def _secrets_left(user: User) -> int | None:
 
 def _too_many_message() -> str:
     most = current_app.config["ACTIVE_SECRETS_PER_USER"]
-    return f"You have {most} active secrets, the most this SecureShare allows. Delete one, or wait until one ends."
+    return ngettext(
+        "You have %(num)d active secret, the most this SecureShare allows. Delete it, or wait until it ends.",
+        "You have %(num)d active secrets, the most this SecureShare allows. Delete one, or wait until one ends.",
+        most,
+    )
 
 
 def _room_for_another(user: User, field) -> bool:
@@ -1846,7 +1850,7 @@ def _lead_to_two_factor_setup():
         return None
     if request.blueprint == "api" or request.endpoint in TWO_FACTOR_SETUP_ENDPOINTS | guards.PROBE_ENDPOINTS | {"static"}:
         return None
-    flash("This SecureShare requires two-factor sign-in. Set it up to continue.", "info")
+    flash(gettext("This SecureShare requires two-factor sign-in. Set it up to continue."), "info")
     return redirect(url_for("web.two_factor"))
 
 

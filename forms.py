@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask_babel import lazy_gettext
+from flask_babel import lazy_gettext, lazy_ngettext
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
@@ -344,7 +344,7 @@ class SecretSettingsForm(FlaskForm):
         preset = EXPIRATION_PRESETS.get(field.data)
         if preset is not None and preset > self.limits.max_lifetime:
             longest = duration_text(self.limits.max_lifetime)
-            raise ValidationError(f"This SecureShare keeps secrets at most {longest}. Choose less.")
+            raise ValidationError(_("This SecureShare keeps secrets at most %(longest)s. Choose less.", longest=longest))
 
     def validate_max_views(self, field) -> None:
         if self.limits.max_views is not None and field.data > self.limits.max_views:
@@ -352,7 +352,11 @@ class SecretSettingsForm(FlaskForm):
 
     def _views_cap_message(self) -> str:
         most = self.limits.max_views
-        return f"This SecureShare allows at most {most} {'view' if most == 1 else 'views'}: choose 1 to {most}."
+        return lazy_ngettext(
+            "This SecureShare allows at most %(num)d view: choose 1 to %(num)d.",
+            "This SecureShare allows at most %(num)d views: choose 1 to %(num)d.",
+            most,
+        )
 
     def validate_custom_amount(self, field) -> None:
         if self.expiration.data != "custom" or field.data is None:
