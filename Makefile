@@ -32,10 +32,12 @@ lang-add: $(STAMP)
 	$(if $(filter command line,$(origin LANG)),,$(error say which language: make lang-add LANG=it))
 	$(BIN)/pybabel -q init -i translations/messages.pot -d translations -l $(LANG)
 
-# init-db runs the migrations (flask db upgrade), adopting a database made before them.
+# init-db runs the migrations (flask db upgrade), adopting a database made before them. `make run PORT=5001` when 5000
+# is taken: the development settings then trust that port (FLASK_RUN_PORT).
+PORT ?= 5000
 run: compile-translations
 	$(BIN)/flask --app app init-db
-	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
+	FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app app run --host 127.0.0.1 --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -509,7 +509,9 @@ def resolve_api_token(session: Session, token: str | None, now: datetime) -> Api
     if not token:
         return None
     row = session.execute(select(ApiToken).filter_by(token_hash=token_digest(token))).scalar_one_or_none()
-    if row is None or row.is_expired(now):
+    # A disabled owner's token is refused too: disabling deletes the tokens, but one made by a request that was
+    # already under way (its re-authentication) is written after that deletion.
+    if row is None or row.is_expired(now) or row.user.disabled:
         return None
     if row.last_used_at is None or now - row.last_used_at >= TOKEN_USE_STEP:
         row.last_used_at = now

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import wraps
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import IntegerField, SelectField
@@ -17,6 +17,7 @@ from schema import SHARE_ID_PATTERN, AccessOutcome, SecretStatus
 
 # JSON bodies: brackets are counted before parsing, so a deeply nested body is a 400, never a recursion error.
 MAX_JSON_DEPTH = 8
+JSON_PART = "secret"  # the multipart create's part that holds the JSON fields; its files are parts named "files"
 JSON_TOKEN_RE = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "null": type(None)}
 TYPE_WORDS = {"string": "a string", "integer": "a whole number", "boolean": "true or false", "null": "null"}
@@ -99,9 +100,12 @@ def json_body() -> dict:
     :raise ApiError: 415 unless the body is declared application/json; 400 when it is not a JSON object in UTF-8,
         nests deeper than MAX_JSON_DEPTH, or holds a NUL byte or a lone surrogate.
     """
-    if request.mimetype != "application/json":
+    if request.mimetype == "multipart/form-data" and g.get("upload") is not None:
+        raw = request.form.get(JSON_PART, "").encode("utf-8")  # a create with files: the JSON is one part of the form
+    elif request.mimetype != "application/json":
         raise ApiError(415, "unsupported_media_type", "Send the body as JSON, with Content-Type: application/json.")
-    raw = request.get_data(cache=True)
+    else:
+        raw = request.get_data(cache=True)
     if _json_nests_deeper_than(raw, MAX_JSON_DEPTH):
         raise ApiError(400, "invalid_json", f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
     try:
@@ -116,9 +120,10 @@ def json_body() -> dict:
 # --- request schemas, built from the page forms ------------------------------------------------------------------------
 
 
-def blank_form(form_class: type[FlaskForm], formdata=None) -> FlaskForm:
+def blank_form(form_class: type[FlaskForm], formdata=None, **extra) -> FlaskForm:
     """Return a form for the API (no CSRF field), with the secret limits a secret form needs."""
-    extra = {"limits": current_app.secret_limits} if issubclass(form_class, SecretSettingsForm) else {}
+    if issubclass(form_class, SecretSettingsForm):
+        extra["limits"] = current_app.secret_limits
     return form_class(formdata=formdata, meta={"csrf": False}, **extra)
 
 
@@ -268,7 +273,7 @@ def _checked_by_api_auth() -> None:
     """The API's CSRF check: api_auth_required asks a cookie caller for the token; a bearer token is not ambient."""
 
 
-def api_operation(summary: str, responses: dict[int, str], body=None, query=no_query):
+def api_operation(summary: str, responses: dict[int, str], body=None, query=no_query, files: bool = False):
     """Declare an API operation beside its route: its OpenAPI description, and the schemas its input must pass.
 
     `body` and `query` are functions returning JSON Schema: the view gets the checked values as `body` / `query`
@@ -285,19 +290,20 @@ def api_operation(summary: str, responses: dict[int, str], body=None, query=no_q
                 kwargs["body"] = _validated(json_body(), body(), "fields")
             return view(*args, **kwargs)
 
-        wrapped.openapi = {"summary": summary, "responses": responses, "body": body, "query": query}
+        wrapped.openapi = {"summary": summary, "responses": responses, "body": body, "query": query, "files": files}
         wrapped.csrf_check = _checked_by_api_auth
         return wrapped
 
     return decorate
 
 
-def api_form(form_class: type[FlaskForm], values: dict) -> FlaskForm:
+def api_form(form_class: type[FlaskForm], values: dict, **extra) -> FlaskForm:
     """Run checked JSON values through the page's form, so the API validates exactly as the pages do.
 
     :raise ApiError: 400 naming the fields the form refuses.
     """
-    form = blank_form(form_class, MultiDict({name: str(value) for name, value in values.items() if value is not None}))
+    formdata = MultiDict({name: str(value) for name, value in values.items() if value is not None})
+    form = blank_form(form_class, formdata, **extra)
     if not form.validate():
         fields = {name: [str(problem) for problem in problems] for name, problems in form.errors.items()}
         raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=fields)
@@ -361,6 +367,20 @@ UNLOCKED = Shape(
         "view_count": {"type": "integer"},
         "max_views": {"type": ["integer", "null"]},
         "expires_at": MOMENT,
+        "files": {
+            "type": "array",
+            "description": "Attached files, each with a download link that works for a few minutes, needs no "
+            "password and spends no view.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "size": {"type": "integer", "description": "bytes"},
+                    "url": {"type": "string", "format": "uri"},
+                },
+                "required": ["name", "size", "url"],
+            },
+        },
     }
 )
 USER = Shape({"id": {"type": "integer"}, "username": {"type": "string"}, "email": {"type": "string"}})
@@ -566,6 +586,8 @@ def _openapi_operation(endpoint: str, view, rule, method: str) -> dict:
             "description": (declared["body"].__doc__ or "").strip(),
             "content": {"application/json": {"schema": declared["body"]()}},
         }
+        if declared.get("files"):
+            operation["requestBody"]["content"]["multipart/form-data"] = _multipart_create()
         responses[415] = "UnsupportedMediaType"
     if getattr(view, "requires_auth", False):
         responses[401] = "Unauthorized"
@@ -577,6 +599,26 @@ def _openapi_operation(endpoint: str, view, rule, method: str) -> dict:
         str(status): {"$ref": f"#/components/responses/{name}"} for status, name in sorted(responses.items())
     }
     return operation
+
+
+def _multipart_create() -> dict:
+    """The create with files: the same JSON fields in a part of their own, and the files beside it."""
+    settings = current_app.config
+    return {
+        "schema": {
+            "type": "object",
+            "properties": {
+                JSON_PART: {"type": "string", "description": "The JSON fields, as for application/json (content may be empty)."},
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "binary"},
+                    "description": f"Up to {settings['FILE_MAX_COUNT']} files, {settings['FILE_MAX_BYTES']} bytes in all.",
+                },
+            },
+            "required": [JSON_PART],
+        },
+        "encoding": {JSON_PART: {"contentType": "application/json"}},
+    }
 
 
 def openapi_document() -> dict:

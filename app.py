@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import segno
 from flask import (
@@ -24,6 +24,7 @@ from flask import (
     request,
     send_file,
     session,
+    stream_with_context,
     url_for,
 )
 from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
@@ -39,6 +40,7 @@ from werkzeug.routing import BaseConverter
 import accounts
 import administration
 import api_schema
+import attachments
 import audit
 import commands
 import forms
@@ -152,6 +154,7 @@ class SecureShare(Flask):
     secret_limits: forms.SecretLimits
     clock: vault.Clock
     trusted_hosts: tuple[str, ...] | None
+    request_class = guards.UploadRequest
 
     @cached_property
     def name(self) -> str:
@@ -254,8 +257,11 @@ def _expire_owned_due(owner_id: int) -> None:
 
 def _public_url(endpoint: str, **values) -> str:
     """Return the full URL of `endpoint`: on PUBLIC_BASE_URL when set, else on this (trusted) host."""
-    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
-    return base + url_for(endpoint, **values)
+    return _public_url_of(url_for(endpoint, **values))
+
+
+def _public_url_of(path: str) -> str:
+    return (current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")) + path
 
 
 def _share_link(secret: Secret) -> str:
@@ -323,6 +329,8 @@ def _safe_next(target: str | None) -> str | None:
     """Return `target` when it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in target):
+        return None  # a line break cannot be put in a Location header (a 500), and browsers drop tabs from URLs
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else None
 
@@ -1177,11 +1185,25 @@ def create_secret():
         return render_template("create_secret.html", form=None, resend_form=forms.EmptyForm()), status
     defaults = {**_account_notice_choices(user).columns(), "max_views": current_app.secret_limits.default_views}
     form = _secret_form(forms.CreateSecretForm, data=defaults)
-    if form.validate_on_submit() and _room_for_another(user, form.title):
-        secret = _create_secret(form, user)
+    if (
+        form.validate_on_submit()
+        and _room_for_another(user, form.title)
+        and (attached := _finished_upload(form)) is not None
+    ):
+        secret = _create_secret(form, user, attached or None)
         flash(gettext("Your secret is ready to share."), "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
+    db.session.rollback()  # whatever the upload sealed goes with the form that failed
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
+
+
+def _finished_upload(form: forms.CreateSecretForm) -> vault.Attached | bool | None:
+    """Finish sealing the request's files: what they are, False for none, None (with the form's error) for an empty one."""
+    try:
+        return guards.finish_upload() or False
+    except attachments.EmptyFile as empty:
+        form.files.errors.append(f"{empty.name} is empty: choose a file with something in it.")
+        return None
 
 
 def _secrets_left(user: User) -> int | None:
@@ -1211,7 +1233,7 @@ def _account_notice_choices(user: User) -> vault.NoticeChoices:
     return vault.NoticeChoices(user.notify_opened, user.notify_destroyed, user.notify_unopened)
 
 
-def _create_secret(form: forms.CreateSecretForm, owner: User) -> Secret:
+def _create_secret(form: forms.CreateSecretForm, owner: User, attached: vault.Attached | None = None) -> Secret:
     """Store a new secret from a validated form, sealed; the API's forms leave the notifications to the account.
 
     :raise Refused: (503) when no key derivation could start in time.
@@ -1220,7 +1242,7 @@ def _create_secret(form: forms.CreateSecretForm, owner: User) -> Secret:
     notices = _notice_choices(form) if "notify_opened" in form else _account_notice_choices(owner)
     match vault.create(
         db.session, _keys(), owner.id, settings["title"], settings["content"], settings["password"],
-        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices,
+        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices, attached,
     ):  # fmt: skip
         case vault.Created(secret):
             current_app.logger.info("secret %s created by %s", secret.id, owner.username)
@@ -1372,14 +1394,81 @@ def view_secret(unique_id: str):
         status = 400 if request.method == "POST" else 200
         return render_template("view_secret.html", form=form), status
     match _unlock(unique_id, form.password.data):
-        case vault.Unlocked(content, secret):
+        case vault.Unlocked(content, secret, files_key):
             current_app.logger.info("secret %s unlocked", secret.id)
-            return render_template("view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret))
+            files = _files_with_links(unique_id, secret, files_key)
+            return render_template(
+                "view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret), files=files
+            )
         case vault.WrongPassword(left):
             form.password.errors.append(wrong_password_message(left))
             return render_template("view_secret.html", form=form), 403
         case outcome:
             raise Refused(outcome)
+
+
+@dataclass(frozen=True)
+class FileLink:
+    name: str
+    size: int
+    url: str
+
+
+def _files_with_links(unique_id: str, secret: Secret, files_key: bytes | None) -> list[FileLink] | None:
+    """The unlocked secret's files with download links bound to this unlock; None when they do not open."""
+    if files_key is None:
+        return []
+    try:
+        files = attachments.list_files(db.session, unique_id, files_key)
+    except attachments.Tampered:
+        current_app.logger.error("secret %s: its files do not open as sealed", secret.id)
+        return None
+    token = attachments.link_token(_keys(), unique_id, files_key, _now() + current_app.policy.file_link_window)
+    return [
+        FileLink(file.name, file.size, url_for("web.download_file", unique_id=unique_id, token=token, position=file.position))
+        for file in files
+    ]
+
+
+@web.get("/view/<secret_id:unique_id>/files/<string(maxlength=200):token>/<int(max=1000):position>")
+def download_file(unique_id: str, token: str, position: int):
+    """Stream one attached file, opened chunk by chunk, always as a download that cannot run in our origin.
+
+    :raise 404: for a link that is forged, for another secret, or expired; :raise 410: when the files are erased.
+    """
+    files_key = attachments.key_of_link(_keys(), unique_id, token, _now())
+    if files_key is None:
+        abort(404)
+    secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one_or_none()
+    if secret is None or (secret.status == SecretStatus.ACTIVE and secret.is_expired(_now())):
+        abort(410)  # expired: the purge is about to erase them
+    try:
+        files = attachments.list_files(db.session, unique_id, files_key)
+    except attachments.Tampered:
+        current_app.logger.error("secret %s: its files do not open as sealed", secret.id)
+        abort(410)
+    if position >= len(files):
+        abort(410 if not files else 404)
+    file = files[position]
+    chunks = attachments.open_chunks(db.session, unique_id, files_key, file)
+    response = Response(stream_with_context(_stopping_if_tampered(chunks, secret.id)), mimetype=attachments.DEFAULT_TYPE)
+    response.headers["Content-Length"] = str(file.size)
+    response.headers["Content-Disposition"] = _attachment_disposition(file.name)
+    return response
+
+
+def _stopping_if_tampered(chunks, secret_id: int):
+    """Stop a download whose chunk fails to open: the body falls short of its Content-Length, so the client knows."""
+    try:
+        yield from chunks
+    except attachments.Tampered:
+        current_app.logger.error("secret %s: a file chunk did not open; the download was cut short", secret_id)
+
+
+def _attachment_disposition(name: str) -> str:
+    """`attachment`, with the name in ASCII for old clients and in full (RFC 5987) for the rest."""
+    plain = "".join(char for char in name if char.isascii() and char not in '"\\') or "file"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @web.get("/.well-known/security.txt")
@@ -1504,19 +1593,28 @@ def api_list_secrets(caller: User, query: dict):
 @api_auth_required
 @create_limit
 @api_operation(
-    "Create a secret", responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"}, body=api_schema.create_body
+    "Create a secret",
+    responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"},
+    body=api_schema.create_body,
+    files=True,
 )
 def api_create_secret(caller: User, body: dict):
     """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location.
-    Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`."""
+    Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`.
+    With files, send multipart/form-data: the JSON fields as the part `secret`, each file as a part `files`."""
     if not _may_create_secrets(caller):
         raise ApiError(403, "email_unverified", UNVERIFIED_MESSAGE)
     if current_app.config["REQUIRE_TWO_FACTOR"] and not caller.two_factor_on:
         raise ApiError(403, "two_factor_required", TWO_FACTOR_REQUIRED_MESSAGE)
     if _secrets_left(caller) == 0:
         raise ApiError(403, "too_many_secrets", _too_many_message())
+    try:
+        attached = guards.finish_upload()
+    except attachments.EmptyFile as empty:
+        raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields={"files": [f"{empty.name} is empty."]}) from None
     defaults = {"max_views": current_app.secret_limits.default_views}
-    secret = _create_secret(api_schema.api_form(forms.ApiCreateSecretForm, {**defaults, **body}), caller)
+    form = api_schema.api_form(forms.ApiCreateSecretForm, {**defaults, **body}, files_attached=attached is not None)
+    secret = _create_secret(form, caller, attached)
     location = url_for("api.api_get_secret", unique_id=secret.unique_id)
     return jsonify(success=True, secret=_secret_json(secret)), 201, {"Location": location}
 
@@ -1607,9 +1705,13 @@ def api_unlock_secret(unique_id: str, body: dict):
     if vault.openable(db.session, _keys(), unique_id, _now()) is None:
         abort(404)  # an id that never existed is a 404, as on the page
     match _unlock(unique_id, body["password"]):
-        case vault.Unlocked(content, secret):
+        case vault.Unlocked(content, secret, files_key):
             current_app.logger.info("secret %s unlocked through the API", secret.id)
+            files = _files_with_links(unique_id, secret, files_key)
+            if files is None:
+                raise ApiError(409, "files_tampered", "The attached files could not be opened: they were changed.")
             unlocked = api_schema.UNLOCKED.build(
+                files=[{"name": file.name, "size": file.size, "url": _public_url_of(file.url)} for file in files],
                 title=_title_of(secret),
                 content=content,
                 view_count=secret.view_count,

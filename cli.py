@@ -3,8 +3,8 @@
 
 Standard library only (segno, when installed, draws the QR code for `share --qr`).
 
-    cli.py share [--file PATH] [--title T] [--expires 24h] [--max-views N] [--blur N] [--qr]
-    cli.py open [--raw] URL
+    cli.py share [--file PATH]... [--text-file PATH] [--title T] [--expires 24h] [--max-views N] [--blur N] [--qr]
+    cli.py open [--raw] [--out DIR] URL
     cli.py list [--status STATUS]
     cli.py delete ID_OR_URL
 
@@ -14,8 +14,10 @@ you (mode 0600). Never from arguments: those show in `ps` and shell history. `op
 where the secret is, and opening it needs only its password.
 
 Passwords are asked on the terminal without echo (twice for `share`). Without a terminal (a pipe, a CI job), the
-password is the first line of standard input, read once; `share` then reads the secret from --file or from the rest
-of standard input.
+password is the first line of standard input, read once; `share` then reads the secret's text from --text-file or
+from the rest of standard input. `--file` attaches a file (repeat it for more); with files the text may be empty,
+and on a terminal it is not asked for. `open --out DIR` saves the secret's files in DIR, under names cleaned of
+anything but a plain file name, never over an existing file.
 
 Everything a server sends is shown with its control and invisible characters spelled out (^[ for ESC, <U+202E>
 for a right-to-left override): a link may point to anyone's server, and escape sequences would drive the terminal
@@ -33,13 +35,14 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import stat
 import sys
 import unicodedata
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 TIMEOUT_SECONDS = 60
@@ -55,6 +58,9 @@ HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 # A secret's layout: line breaks (a CR only in CRLF, as browsers send textareas; alone it overwrites the line) and tabs.
 LAYOUT_RE = re.compile(r"(\r?\n|\t)")
 MALFORMED_ANSWER = "the server's answer is not a SecureShare answer"
+JSON_PART = "secret"  # a create with files: the JSON fields are this part, each file a part named "files"
+FILE_NAME_LIMIT = 200
+DOWNLOAD_CHUNK = 64 * 1024
 
 
 class CliError(Exception):
@@ -135,8 +141,8 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def call(method: str, url: str, token: str | None = None, body: dict | None = None) -> dict:
-    """Call the API and return its JSON answer.
+def call(method: str, url: str, token: str | None = None, body: dict | None = None, files: tuple[Path, ...] = ()) -> dict:
+    """Call the API and return its JSON answer; with `files`, the body is multipart (the JSON as one part).
 
     :raise CliError: with the server's own words when it refuses, or EXIT_UNREACHABLE when it cannot be reached.
     """
@@ -145,21 +151,50 @@ def call(method: str, url: str, token: str | None = None, body: dict | None = No
         headers["Authorization"] = f"Bearer {token}"
     data = None
     if body is not None:
-        data = json.dumps(body).encode("utf-8")
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) origins only
-    try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            answer = response.read()
-    except urllib.error.HTTPError as refusal:
-        raise CliError(_refusal_text(refusal)) from None
-    except (urllib.error.URLError, OSError) as failure:
-        reason = getattr(failure, "reason", failure)
-        raise CliError(f"cannot reach {urlsplit(url).netloc}: {reason}", EXIT_UNREACHABLE) from None
+        data, headers["Content-Type"] = (
+            _multipart(body, files) if files else (json.dumps(body).encode("utf-8"), "application/json")
+        )
+    with _opened(urllib.request.Request(url, data=data, headers=headers, method=method)) as response:  # noqa: S310 - http(s) only
+        answer = response.read()
     try:
         return json.loads(answer)
     except (ValueError, RecursionError):  # RecursionError: brackets nested past Python's parser
         raise CliError(MALFORMED_ANSWER) from None
+
+
+class _opened:
+    """Open a request as a context manager whose refusals and failures are CliErrors."""
+
+    def __init__(self, request: urllib.request.Request):
+        self.request = request
+
+    def __enter__(self):
+        try:
+            self.response = _opener.open(self.request, timeout=TIMEOUT_SECONDS)
+        except urllib.error.HTTPError as refusal:
+            raise CliError(_refusal_text(refusal)) from None
+        except (urllib.error.URLError, OSError) as failure:
+            reason = getattr(failure, "reason", failure)
+            raise CliError(f"cannot reach {urlsplit(self.request.full_url).netloc}: {reason}", EXIT_UNREACHABLE) from None
+        return self.response
+
+    def __exit__(self, *failure):
+        self.response.close()
+
+
+def _multipart(body: dict, files: tuple[Path, ...]) -> tuple[bytes, str]:
+    """Encode a create with files: the JSON fields as the part "secret", each file as a part "files"."""
+    boundary = "secureshare-" + secrets.token_hex(16)
+    parts = [_form_part(boundary, f'name="{JSON_PART}"', "application/json", json.dumps(body).encode("utf-8"))]
+    for path in files:
+        disposition = f'name="files"; filename="{quote(path.name, safe=" ._-()")}"'
+        parts.append(_form_part(boundary, disposition, "application/octet-stream", _read_bytes(path)))
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _form_part(boundary: str, disposition: str, content_type: str, content: bytes) -> bytes:
+    head = f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\nContent-Type: {content_type}\r\n\r\n"
+    return head.encode("utf-8") + content + b"\r\n"
 
 
 def _refusal_text(refusal: urllib.error.HTTPError) -> str:
@@ -204,15 +239,43 @@ def ask_password(prompt: str, confirm: bool = False) -> str:
     return password
 
 
-def read_secret(path: str | None) -> str:
+def read_secret(path: str | None, with_files: bool) -> str:
+    """Return the secret's text: from `path`, else standard input (not asked on a terminal when files carry it)."""
     if path:
         try:
             return Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as failure:
             raise CliError(f"cannot read {path}: {failure}", EXIT_USAGE) from None
     if sys.stdin.isatty():
+        if with_files:
+            return ""
         print("Type or paste the secret, then press Ctrl-D:", file=sys.stderr)
     return sys.stdin.read()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as failure:
+        raise CliError(f"cannot read {path}: {failure.strerror}", EXIT_USAGE) from None
+
+
+def attachable(text: str) -> Path:
+    """An argparse type: a readable, non-empty regular file."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    if path.stat().st_size == 0:
+        raise argparse.ArgumentTypeError(f"{text} is empty")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """An argparse type: an existing folder to save files in (checked before the unlock, which uses a view)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path
 
 
 def seconds(text: str) -> int:
@@ -259,15 +322,16 @@ def command_share(args) -> None:
     segno = _import_segno() if args.qr else None  # before anything is created: no secret is left without its QR
     server, token = server_settings()
     password = ask_password("Password for this secret: ", confirm=True)
-    content = read_secret(args.file)
-    if not content.strip():
+    files = tuple(args.file or ())
+    content = read_secret(args.text_file, with_files=bool(files))
+    if not content.strip() and not files:
         raise CliError("the secret is empty", EXIT_USAGE)
     body = {"title": args.title, "content": content, "password": password, "blur_level": args.blur}
     if args.expires is not None:
         body["expires_in"] = args.expires
     if args.max_views is not None:
         body["max_views"] = args.max_views
-    secret = _part(call("POST", f"{server}/api/secrets", token, body), "secret", dict)
+    secret = _part(call("POST", f"{server}/api/secrets", token, body, files), "secret", dict)
     link = shown(_part(secret, "url", str))
     print(link)
     if segno:
@@ -310,6 +374,43 @@ def command_open(args) -> None:
     view_count, max_views = shown(secret.get("view_count")), secret.get("max_views")
     views = f"{view_count} of {shown(max_views)}" if max_views else view_count
     print(f"{shown(secret.get('title'))}: view {views}, expires {shown(secret.get('expires_at'))}", file=sys.stderr)
+    files = _part(secret, "files", list) if "files" in secret else []
+    if files and args.out is None:
+        print(f"It has {len(files)} file(s): open it with --out DIR to save them.", file=sys.stderr)
+    for file in files if args.out is not None else ():
+        _save_file(origin, file, args.out)
+
+
+def _save_file(origin: str, file, folder: Path) -> None:
+    """Download one of the secret's files into `folder`: from the link's own server only, never over a file."""
+    url = urljoin(origin + "/", _part(file, "url", str))
+    if urlsplit(url)[:2] != urlsplit(origin)[:2]:
+        raise CliError(f"a file's link points to another server ({shown(urlsplit(url).netloc)}); nothing saved from it")
+    target = _new_file(folder, safe_file_name(_part(file, "name", str)))
+    with _opened(urllib.request.Request(url, headers={"Accept": "*/*"})) as response, target.open("wb") as out:  # noqa: S310
+        while chunk := response.read(DOWNLOAD_CHUNK):
+            out.write(chunk)
+    print(f"Saved {shown(str(target))} ({target.stat().st_size} bytes)", file=sys.stderr)
+
+
+def safe_file_name(name: str) -> str:
+    """Return a server's file name as a plain name in a folder: no folders, no hidden or invisible characters."""
+    plain = shown(name.replace("/", "_").replace("\\", "_")).replace("^", "_")
+    plain = plain.lstrip(". ")[:FILE_NAME_LIMIT].strip()
+    return plain or "file"
+
+
+def _new_file(folder: Path, name: str) -> Path:
+    """Create `name` in `folder` for writing, private to the user; "name (2)" and so on when it exists."""
+    stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
+    for number in range(1, 1000):
+        candidate = folder / (name if number == 1 else f"{stem} ({number}){dot}{suffix}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        return candidate
+    raise CliError(f"too many files named {name} in {folder}", EXIT_USAGE)
 
 
 def command_list(args) -> None:
@@ -353,7 +454,10 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = main.add_subparsers(dest="command", required=True)
     share = commands.add_parser("share", help="create a secret and print its link")
-    share.add_argument("--file", help="read the secret from this file (default: standard input)")
+    share.add_argument(
+        "--file", type=attachable, action="append", help="attach this file (repeat for more; the text may then be empty)"
+    )
+    share.add_argument("--text-file", help="read the secret's text from this file (default: standard input)")
     share.add_argument("--title", default="Shared from the command line", help="a title only you will see")
     share.add_argument("--expires", type=seconds, help="how long it lasts: seconds, or 90m, 24h, 7d (default 24h)")
     share.add_argument("--max-views", type=int, help="burn after this many views (default: unlimited)")
@@ -373,6 +477,7 @@ def parser() -> argparse.ArgumentParser:
         help="write the content's exact bytes, control characters included, for a script or a file "
         "(refused when standard output is a terminal, which would obey them)",
     )
+    open_.add_argument("--out", type=output_folder, help="save the secret's files in this folder")
     open_.set_defaults(run=command_open)
     list_ = commands.add_parser("list", help="list your secrets")
     list_.add_argument("--status", choices=["active", "expired", "used_up", "destroyed", "deleted"])

@@ -100,6 +100,12 @@ class Config:
     SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
     PURGE_BATCH_SIZE = 5000  # records deleted per statement and commit: fewer, larger commits purge faster
     SECRETS_PER_PAGE = 20
+    # Attached files: the create forms (page and API) take up to FILE_MAX_BYTES of files in all, at most
+    # FILE_MAX_COUNT of them, sealed as they stream in; every other form keeps MAX_CONTENT_LENGTH. Checked at start.
+    FILE_MAX_BYTES = os.environ.get("FILE_MAX_BYTES") or str(25 * 1024 * 1024)
+    FILE_MAX_COUNT = os.environ.get("FILE_MAX_COUNT") or "10"
+    # A recipient's download links work this long after the unlock; a used-up secret's files are kept as long.
+    FILE_LINK_MINUTES = 15
 
     # Rate limits (Flask-Limiter); memory by default, Redis in production.
     RATELIMIT_ENABLED = True
@@ -164,11 +170,16 @@ class Config:
     REQUIRE_HOSTS = False
 
 
+# `make run` serves on port 5000, or on `make run PORT=5001`, which it hands on as FLASK_RUN_PORT (the variable
+# `flask run --port` reads too).
+_RUN_PORT = os.environ.get("FLASK_RUN_PORT") or "5000"
+
+
 class DevelopmentConfig(Config):
     """Local use: keys are generated once into instance/ so sessions and secrets survive restarts."""
 
-    # `make run` serves on port 5000; host names are compared without letter case, ports must match.
-    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or ["127.0.0.1:5000", "localhost:5000"]
+    # The port `make run` serves on; host names are compared without letter case, ports must match.
+    TRUSTED_HOSTS = Config.TRUSTED_HOSTS or [f"127.0.0.1:{_RUN_PORT}", f"localhost:{_RUN_PORT}"]
 
 
 class TestingConfig(Config):

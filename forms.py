@@ -12,6 +12,7 @@ from wtforms import (
     BooleanField,
     HiddenField,
     IntegerField,
+    MultipleFileField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -19,10 +20,11 @@ from wtforms import (
     TextAreaField,
     ValidationError,
 )
-from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional, StopValidation
 
 import i18n
 from accounts import password_feedback
+from audit import CLI_ACTOR
 from schema import canonical
 from timetext import duration_text
 
@@ -163,6 +165,9 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
     def validate_username(self, field) -> None:
         if not USERNAME_RE.fullmatch(field.data):
             raise ValidationError(_("Use only letters, digits, dots, dashes and underscores."))
+        if canonical(field.data) == CLI_ACTOR:
+            # The audit log names the command line so: an account of that name would pass for the operator there.
+            raise ValidationError("That username is reserved. Choose another.")
 
 
 def account_problem(username: str, email: str, password: str) -> str | None:
@@ -295,6 +300,12 @@ class EmptyForm(FlaskForm):
 # --- secrets --------------------------------------------------------------------------------------------------------
 
 
+def _content_or_files(form, field) -> None:
+    """The content may be left empty when a file is attached."""
+    if not (field.data or "").strip() and not form.has_files():
+        raise StopValidation("Write the secret to share, or attach a file.")
+
+
 def _validate_content_size(form, field) -> None:
     limit = form.limits.content_bytes
     if field.data and len(field.data.encode("utf-8")) > limit:
@@ -380,7 +391,16 @@ def _secret_password_field(label: str, required: bool) -> PasswordField:
 
 
 class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
-    content = TextAreaField(_("Secret"), validators=[DataRequired(_("Write the secret to share.")), _validate_content_size])
+    content = TextAreaField(_("Secret"), validators=[_content_or_files, _validate_content_size])
+    # Never read here: the upload's sink has sealed each file as it arrived (guards.UploadRequest).
+    files = MultipleFileField("Files")
+
+    def __init__(self, *args, files_attached: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.files_attached = files_attached  # the API's files come beside its JSON, not in a field
+
+    def has_files(self) -> bool:
+        return self.files_attached or (self.files is not None and any(upload.filename for upload in self.files.data or []))
     password = _secret_password_field(_("Password for this secret"), required=True)
     confirm = PasswordField(
         _("Repeat password"), validators=[InputRequired(_("Repeat the password.")), EqualTo("password", PASSWORDS_DIFFER)]
@@ -435,6 +455,7 @@ class ApiNotificationsLeftOut:
 
 
 class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
+    files = None
     # A script types nothing, so the confirmation is optional; when it is sent it must match.
     confirm = PasswordField(_("Repeat password"), validators=[Optional(), EqualTo("password", PASSWORDS_DIFFER)])
 

@@ -12,19 +12,26 @@ from datetime import timedelta
 from functools import wraps
 from urllib.parse import parse_qsl
 
-from flask import Flask, Response, abort, current_app, g, request
+from flask import Flask, Request, Response, abort, current_app, g, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.exceptions import SecurityError
 
+import attachments
 import signin
+import vault
 from api_schema import ApiError, text_is_clean
+from extensions import db
 from schema import share_id_digest
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+# A downloaded file is opened by no page of ours; should a browser render it anyway, it runs nothing and reaches nothing.
+DOWNLOAD_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'; form-action 'none'"
+DOWNLOAD_ENDPOINTS = {"web.download_file"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -46,6 +53,8 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 FORM_MIMETYPES = {"application/x-www-form-urlencoded", "multipart/form-data", ""}
 # Probes for a load balancer or orchestrator: no cookies, no rate limits, nothing about the deployment in the body.
 PROBE_ENDPOINTS = {"web.healthz", "web.readyz"}
+# The forms that take files (up to FILE_MAX_BYTES, sealed as they stream in); every other body keeps its small limit.
+UPLOAD_ENDPOINTS = {"web.create_secret", "api.api_create_secret"}
 # The recipient's form stays usable this long; after that a reload gives a fresh one.
 UNLOCK_FORM_MAX_AGE = timedelta(hours=12)
 
@@ -85,18 +94,31 @@ def csrf_checked_by(check: Callable[[], None]):
 
 
 def guard_request():
-    """Run every check a request must pass, in this order: id, host, malformed input, the session, CSRF."""
+    """Run every check a request must pass, in this order: id, host, the session, malformed input, CSRF."""
     g.request_id = secrets.token_hex(8)
     _check_host()
+    _hide_administration()
     if request.endpoint == "static":
         return None  # static files need none of the rest
     if request.endpoint in PROBE_ENDPOINTS or request.routing_exception is not None:
         return None  # probes need none of this; a routing error is answered as it is
-    _reject_malformed_input()
+    # The session first: counting its activity commits, and an upload's chunks must find nothing else to commit until
+    # their secret is created (they wait for it in the open transaction).
     if (answer := signin.enforce_session_lifetime()) is not None:
         return answer
+    _prepare_upload()
+    _reject_malformed_input()
     _check_csrf()
     return None
+
+
+def _hide_administration() -> None:
+    """:raise 404: for anything under /admin, whatever the method, unless an administrator asks: before routing's own
+    answers (a 308 to /admin/, a 405 naming the methods), the CSRF check's 400 and the language menu's 303, which
+    would each tell a stranger the pages are there."""
+    under_admin = request.path == "/admin" or request.path.startswith("/admin/")
+    if under_admin and not (current_user.is_authenticated and current_user.is_admin):
+        abort(404)
 
 
 def _check_csrf() -> None:
@@ -203,7 +225,7 @@ def check_unlock_form() -> None:
 def _reject_malformed_input() -> None:
     """Refuse oversized bodies (413), a page form in any other encoding than a form's (415), and invalid UTF-8, NUL
     bytes and lone surrogates in the query or form (400)."""
-    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+    if (request.content_length or 0) > request.max_content_length:
         abort(413)  # said up front; Werkzeug would only notice when the body is read
     if request.blueprint != "api" and request.method in UNSAFE_METHODS and request.mimetype not in FORM_MIMETYPES:
         abort(415)  # Flask-WTF would read a JSON body as the form, past every check below
@@ -222,9 +244,17 @@ def _reject_malformed_input() -> None:
             abort(400)
     # In multipart forms Werkzeug has already replaced bad bytes by U+FFFD: refuse rather than store a changed text.
     if request.mimetype == "multipart/form-data" and any(
-        "\ufffd" in value or not text_is_clean(value) for value in request.form.values()
+        "\ufffd" in value or not text_is_clean(value) for value in _parsed_form().values()
     ):
         abort(400)
+
+
+def _parsed_form():
+    """Parse the form (files stream into the upload's sink as it goes); a broken file limit is a 413."""
+    try:
+        return request.form
+    except attachments.UploadRefused:
+        abort(413)
 
 
 def _buffer_streamed_body() -> None:
@@ -239,6 +269,43 @@ def _buffer_streamed_body() -> None:
     if len(body) > limit:
         abort(413)
     request.environ["wsgi.input"] = io.BytesIO(body)
+
+
+# --- uploads --------------------------------------------------------------------------------------------------------
+
+
+class UploadRequest(Request):
+    """Flask's request, but a file in a form goes to the upload's sink (sealed as it arrives), never to a temporary
+    file: Werkzeug's own factory would spool anything over 500 KB to disk, in the clear."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        upload = g.get("upload")
+        if upload is None:
+            return io.BytesIO()  # a form that takes no files: its body is held to MAX_CONTENT_LENGTH anyway
+        return upload.open_file(filename, content_type)
+
+
+def _prepare_upload() -> None:
+    """Give a signed-in owner's create form the files' limit and a sink for its files; refuse a body of unknown size
+    (it would have to be held in memory to be measured)."""
+    if request.endpoint not in UPLOAD_ENDPOINTS or request.mimetype != "multipart/form-data":
+        return
+    if not (signin.api_caller() if request.blueprint == "api" else current_user.is_authenticated):
+        return  # refused further on; its body keeps the small limit
+    if request.content_length is None:
+        abort(411)
+    settings = current_app.config
+    request.max_content_length = settings["FILE_MAX_BYTES"] + settings["MAX_CONTENT_LENGTH"]
+    g.upload = attachments.Upload(db.session, settings["FILE_MAX_BYTES"], settings["FILE_MAX_COUNT"])
+
+
+def finish_upload() -> vault.Attached | None:
+    """Seal the last chunks and descriptions of the request's files; None when it brought none.
+
+    :raise attachments.EmptyFile: for a chosen file with no bytes.
+    """
+    upload = g.get("upload")
+    return None if upload is None else upload.finish()
 
 
 # --- API callers ----------------------------------------------------------------------------------------------------
@@ -273,6 +340,8 @@ def install_security_headers(app: Flask) -> None:
     @app.after_request
     def _set_security_headers(response: Response) -> Response:
         response.headers.update(static if request.endpoint == "static" else page)
+        if request.endpoint in DOWNLOAD_ENDPOINTS:
+            response.headers["Content-Security-Policy"] = DOWNLOAD_CONTENT_SECURITY_POLICY
         if g.get("request_id"):
             response.headers["X-Request-ID"] = g.request_id
         return response

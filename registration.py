@@ -7,6 +7,7 @@ one address.
 """
 
 import enum
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,8 +55,12 @@ class AllowedDomains:
         return bool(self.exact or self.parents)
 
     def admit(self, email: str) -> bool:
-        """Tell whether the domain of `email` is allowed (compared in canonical spelling, as uniqueness is)."""
-        domain = canonical(email).rpartition("@")[2]
+        """Tell whether the domain of `email` is allowed. Compared after NFKC and in lower case, and only when that
+        is ASCII, as the listed domains are: not in the canonical spelling, whose case-folding makes `straße.example`
+        (mail to it goes to xn--strae-oqa.example, another domain) `strasse.example`."""
+        domain = unicodedata.normalize("NFKC", email.rpartition("@")[2]).lower()
+        if not domain.isascii():
+            return False
         if domain in self.exact or domain in self.parents:
             return True
         return any(domain.endswith("." + parent) for parent in self.parents)
@@ -117,8 +122,14 @@ def address_refusal(policy: RegistrationPolicy, invitation: Invitation | None, e
 
 
 def may_invite(policy: RegistrationPolicy, user: User) -> bool:
-    """Administrators may always make invitations (while sign-up is not closed); users when USERS_MAY_INVITE is on."""
-    return policy.mode != RegistrationMode.CLOSED and (user.is_admin or policy.users_may_invite)
+    """Administrators may always make invitations (while sign-up is not closed); users when USERS_MAY_INVITE is on,
+    and under `domains` only once their address is confirmed: an unconfirmed address at an allowed domain proves
+    nothing, and an invitation skips the domain rule."""
+    if policy.mode == RegistrationMode.CLOSED:
+        return False
+    if user.is_admin:
+        return True
+    return policy.users_may_invite and (policy.mode != RegistrationMode.DOMAINS or user.email_verified)
 
 
 def invite(session: Session, inviter: User, email: str | None, lifetime: timedelta, now: datetime) -> tuple[Invitation, str]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -218,6 +219,11 @@ class Secret(Base):
     salt: Mapped[bytes | None] = mapped_column(LargeBinary)
     nonce: Mapped[bytes | None] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Attached files are sealed under a random key of their own (attachments.py); that key is wrapped under the
+    # content key, so it needs the password too, and is erased with the content.
+    files_key_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    file_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    file_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     blur_level: Mapped[int] = mapped_column(default=10)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -275,6 +281,44 @@ class Secret(Base):
 
     def __repr__(self) -> str:
         return f"<Secret {self.id} {self.status}>"
+
+
+def _secret_digest_column() -> Mapped[str]:
+    # Deferred: an upload seals its chunks before the form (and so the secret) is complete, in the same transaction.
+    return mapped_column(ForeignKey("secret.id_digest", ondelete="CASCADE", deferrable=True, initially="DEFERRED"))
+
+
+class SecretFile(Base):
+    """One attached file: its name, type and size sealed under the secret's file key (attachments.py)."""
+
+    __tablename__ = "secret_file"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_digest: Mapped[str] = _secret_digest_column()
+    position: Mapped[int]
+    sealed_meta: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_secret_file_place", "secret_digest", "position", unique=True),)
+
+    def __repr__(self) -> str:
+        return f"<SecretFile {self.id}>"
+
+
+class FileChunk(Base):
+    """One sealed chunk of an attached file; its place (file, chunk, last or not) is in its authenticated data."""
+
+    __tablename__ = "file_chunk"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    secret_digest: Mapped[str] = _secret_digest_column()
+    file_position: Mapped[int]
+    position: Mapped[int]
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_file_chunk_place", "secret_digest", "file_position", "position", unique=True),)
+
+    def __repr__(self) -> str:
+        return f"<FileChunk {self.id}>"
 
 
 class AccessOutcome(enum.StrEnum):

@@ -56,6 +56,15 @@ def check_settings(settings: dict) -> None:
     check_secret_policies(settings)
     if settings["AUDIT_RETENTION_DAYS"] < 1:
         refuse_to_start("AUDIT_RETENTION_DAYS must be a number of days, 1 or more.")
+    settings["FILE_MAX_BYTES"] = _whole_number(settings, "FILE_MAX_BYTES", 1, 1024**3, "a number of bytes")
+    settings["FILE_MAX_COUNT"] = _whole_number(settings, "FILE_MAX_COUNT", 1, 100, "a number of files")
+
+
+def _whole_number(settings: dict, name: str, low: int, high: int, what: str) -> int:
+    value = str(settings[name]).strip()
+    if not value.isdigit() or not low <= int(value) <= high:
+        refuse_to_start(f"{name} must be {what} from {low} to {high}.")
+    return int(value)
 
 
 def check_secret_policies(settings: dict) -> None:
@@ -266,6 +275,7 @@ def vault_policy(settings: dict) -> vault.Policy:
         max_lifetime=settings["SECRET_MAX_EXPIRY"],
         retention=settings["SECRET_RETENTION"],
         purge_batch=settings["PURGE_BATCH_SIZE"],
+        file_link_window=timedelta(minutes=settings["FILE_LINK_MINUTES"]),
         announce=notify.announce,
     )
 

@@ -26,7 +26,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError
 
-from schema import AccessEvent, AccessOutcome, Secret, SecretStatus, User, UTCDateTime, new_unique_id, share_id_digest
+from schema import (
+    AccessEvent,
+    AccessOutcome,
+    FileChunk,
+    Secret,
+    SecretFile,
+    SecretStatus,
+    User,
+    UTCDateTime,
+    new_unique_id,
+    share_id_digest,
+)
 
 log = logging.getLogger("secureshare.vault")
 
@@ -36,7 +47,7 @@ KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 FORMAT_VERSION = 1
 KDF_FLOOR_MEMORY_KIB = 19456  # OWASP's Argon2id floor: 19 MiB, 2 passes
 KDF_FLOOR_ITERATIONS = 2
-WIPED = {"ciphertext": None, "salt": None, "nonce": None}
+WIPED = {"ciphertext": None, "salt": None, "nonce": None, "files_key_sealed": None}
 
 
 # --- outcomes ----------------------------------------------------------------------------------------------------
@@ -46,6 +57,7 @@ WIPED = {"ciphertext": None, "salt": None, "nonce": None}
 class Unlocked:
     content: str
     secret: Secret  # as stored after this view: counts, status, blur, expiry
+    files_key: bytes | None = None  # opens the attached files (attachments.py), when there are any
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,24 @@ class Deleted:
 @dataclass(frozen=True)
 class Removed:
     """An ended record is now gone entirely."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A right password's yield: the content, and the key of the attached files when there are any."""
+
+    content: str
+    files_key: bytes | None
+
+
+@dataclass(frozen=True)
+class Attached:
+    """Files an upload has already sealed (attachments.py) under `files_key`, bound to the share id it chose."""
+
+    share_id: str
+    files_key: bytes
+    count: int
+    total_bytes: int
 
 
 @dataclass(frozen=True)
@@ -199,6 +229,8 @@ class Policy:
     purge_batch: int = 5000
     # Longer than any try can be held (a wait for a derivation slot, the derivation, a worker's timeout).
     stale_hold: timedelta = timedelta(minutes=5)
+    # How long a recipient's download links work: a used-up secret's file chunks are kept this long after its last view.
+    file_link_window: timedelta = timedelta(minutes=15)
     announce: Announce | None = None
 
 
@@ -314,8 +346,13 @@ def _cost_of(secret: Secret) -> KdfCost:
     return KdfCost(secret.kdf_memory_kib, secret.kdf_iterations, secret.kdf_lanes)
 
 
-def seal_content(keys: KeyRing, share_id: str, content: str, password: str) -> dict:
-    """Return the column values of `content` sealed under the newest key, a fresh salt and nonce.
+def _files_cipher(content_key: bytes) -> AESGCM:
+    """The cipher that wraps a secret's file key: its own key, from the content key, so one derivation serves both."""
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"secureshare files v1").derive(content_key))
+
+
+def seal_content(keys: KeyRing, share_id: str, content: str, password: str, files_key: bytes | None = None) -> dict:
+    """Return the column values of `content` (and the file key, if any) sealed under the newest key, a fresh salt and nonce.
 
     :raise _DerivationBusy: when no derivation slot frees up in time.
     """
@@ -331,11 +368,26 @@ def seal_content(keys: KeyRing, share_id: str, content: str, password: str) -> d
         "salt": salt,
         "nonce": nonce,
         "ciphertext": AESGCM(key).encrypt(nonce, content.encode("utf-8"), aad),
+        "files_key_sealed": None if files_key is None else _wrap_files_key(key, files_key, aad),
     }
+
+
+def _wrap_files_key(content_key: bytes, files_key: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + _files_cipher(content_key).encrypt(nonce, files_key, aad)
 
 
 def open_content(keys: KeyRing, secret: Secret, share_id: str, password: str) -> str | None:
     """Decrypt the content; None on a wrong password, a tampered or moved row, or weakened parameters.
+
+    :raise _DerivationBusy: when no derivation slot frees up in time.
+    """
+    opened = open_sealed(keys, secret, share_id, password)
+    return None if opened is None else opened.content
+
+
+def open_sealed(keys: KeyRing, secret: Secret, share_id: str, password: str) -> Opened | None:
+    """Decrypt the content and unwrap the file key with one derivation; None as for `open_content`.
 
     :raise _DerivationBusy: when no derivation slot frees up in time.
     """
@@ -347,7 +399,10 @@ def open_content(keys: KeyRing, secret: Secret, share_id: str, password: str) ->
         return None
     try:
         aad = _content_aad(share_id, secret.key_id, secret.format_version, cost)
-        return AESGCM(key).decrypt(secret.nonce, secret.ciphertext, aad).decode("utf-8")
+        content = AESGCM(key).decrypt(secret.nonce, secret.ciphertext, aad).decode("utf-8")
+        wrapped = secret.files_key_sealed
+        files_key = None if wrapped is None else _files_cipher(key).decrypt(wrapped[:12], wrapped[12:], aad)
+        return Opened(content, files_key)
     except InvalidTag:
         return None
 
@@ -413,12 +468,16 @@ def create(
     blur_level: int,
     now: datetime,
     notices: NoticeChoices = NO_NOTICES,
+    attached: Attached | None = None,
 ) -> Created | Busy:
-    """Seal and store a new secret under the newest key, with a fresh share id and QR file name."""
-    share_id = new_unique_id()
+    """Seal and store a new secret under the newest key, with a fresh share id (or the one its files are bound to).
+
+    Files sealed during the upload are in the session's open transaction: they are stored with it or not at all.
+    """
+    share_id = new_unique_id() if attached is None else attached.share_id
     id_digest = share_id_digest(share_id)
     try:
-        sealed = seal_content(keys, share_id, content, password)
+        sealed = seal_content(keys, share_id, content, password, attached and attached.files_key)
     except _DerivationBusy:
         return Busy(retry_after=_retry_after(keys))
     secret = Secret(
@@ -432,6 +491,8 @@ def create(
         **seal_labels(keys, id_digest, share_id, title),
         **sealed,
         **notices.columns(),
+        file_count=attached.count if attached else 0,
+        file_bytes=attached.total_bytes if attached else 0,
     )
     session.add(secret)
     session.commit()
@@ -557,8 +618,8 @@ def _tell(session: Session, announce: Announce | None, notice: Notice) -> None:
 
 def _check_password(
     session: Session, keys: KeyRing, policy: Policy, secret: Secret, password: str, visitor: Visitor, clock: Clock
-) -> str | Outcome:
-    """Spend one try on `password`; return the content with the try still held, or why not (nothing else held).
+) -> Opened | Outcome:
+    """Spend one try on `password`; return what it opens with the try still held, or why not (nothing else held).
 
     The caller must give the held try back or turn it into a view.
     """
@@ -572,13 +633,13 @@ def _check_password(
     held = True
     try:
         session.refresh(secret)
-        content = open_content(keys, secret, secret.unique_id, password)
-        if content is None:
+        opened = open_sealed(keys, secret, secret.unique_id, password)
+        if opened is None:
             outcome = _spend_wrong_password(session, policy, secret, visitor, clock())
             held = False
             return outcome
         held = False  # handed to the caller, who turns it into a view or gives it back
-        return content
+        return opened
     except _DerivationBusy:
         return Busy(retry_after=_retry_after(keys))
     finally:
@@ -602,7 +663,7 @@ def unlock(
     if secret is None:
         return Gone()
     checked = _check_password(session, keys, policy, secret, password, visitor, clock)
-    if not isinstance(checked, str):
+    if not isinstance(checked, Opened):
         return checked
     now = clock()  # expiry is judged now, when the derivation is done, not when the request began
     viewed = False
@@ -617,13 +678,13 @@ def unlock(
     session.refresh(secret)
     if secret.status == SecretStatus.ACTIVE and secret.key_id != keys.newest_id:
         _reseal(session, keys, secret, checked, password, now)
-    return Unlocked(checked, secret)
+    return Unlocked(checked.content, secret, checked.files_key)
 
 
-def _reseal(session: Session, keys: KeyRing, secret: Secret, content: str, password: str, now: datetime) -> None:
-    """Move content sealed under an older key to the newest one, now that its password is at hand."""
+def _reseal(session: Session, keys: KeyRing, secret: Secret, opened: Opened, password: str, now: datetime) -> None:
+    """Move content (and the file key) sealed under an older key to the newest one, now that its password is at hand."""
     try:
-        sealed = seal_content(keys, secret.unique_id, content, password)
+        sealed = seal_content(keys, secret.unique_id, opened.content, password, opened.files_key)
     except _DerivationBusy:
         return  # the next right unlock will do it
     same_content = (*_available(secret.id, now), Secret.ciphertext == secret.ciphertext)
@@ -684,11 +745,12 @@ def edit(
         values["expires_at"] = now + changes.lifetime
     if changes.replaces_content:
         checked = _check_password(session, keys, policy, secret, changes.current_password or "", visitor or Visitor(), clock)
-        if not isinstance(checked, str):
+        if not isinstance(checked, Opened):
             return checked
         _release_try(session, secret.id)  # a right password is no view: its try goes back
         try:
-            values |= seal_content(keys, share_id, changes.content or checked, changes.password or changes.current_password)
+            new_password = changes.password or changes.current_password
+            values |= seal_content(keys, share_id, changes.content or checked.content, new_password, checked.files_key)
         except _DerivationBusy:
             return Busy(retry_after=_retry_after(keys))
     elif key_retired(keys, secret):
@@ -721,12 +783,21 @@ def _end(session: Session, status: SecretStatus, now: datetime, *conditions, ann
     ).scalars().all()
     for secret_id in ended:
         _tell(session, announce, Notice(secret_id, status.value, now))
+    if ended and status != SecretStatus.USED_UP:  # a used-up secret's files wait out the download links' window
+        _erase_files(session, Secret.id.in_(ended))
     session.commit()
     if ended:
         _checkpoint(session)
         for secret_id in ended:
             log.info("secret %s ended: %s", secret_id, status.value)
     return len(ended)
+
+
+def _erase_files(session: Session, *conditions) -> None:
+    """Delete the files and chunks of the secrets matching `conditions`, in the caller's transaction."""
+    digests = select(Secret.id_digest).where(*conditions).scalar_subquery()
+    for model in (FileChunk, SecretFile):
+        session.execute(delete_rows(model).where(model.secret_digest.in_(digests)).execution_options(synchronize_session=False))
 
 
 def _checkpoint(session: Session) -> None:
@@ -799,6 +870,8 @@ def purge(session: Session, policy: Policy, now: datetime) -> PurgeReport:
     """
     expired = expire_due(session, now, announce=policy.announce)
     given_back = _give_back_stale_tries(session, policy, now)
+    _erase_files(session, Secret.status != SecretStatus.ACTIVE, Secret.updated_at < now - policy.file_link_window)
+    session.commit()
     cutoff = now - policy.retention
     purged = 0
     while True:
@@ -843,7 +916,8 @@ def _vacuum_postgres(session: Session) -> None:
         return
     engine = getattr(bind, "engine", bind)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f"VACUUM {Secret.__tablename__}, {AccessEvent.__tablename__}"))
+        tables = ", ".join(model.__tablename__ for model in (Secret, AccessEvent, SecretFile, FileChunk))
+        connection.execute(text(f"VACUUM {tables}"))
 
 
 # --- keys ---------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEPT_FILE = ROOT / "tests" / "mutation_kept.toml"
 REPORT_FILE = ROOT / "tests" / "MUTATION.md"
 DETECTED = {"killed", "timeout"}  # a mutant that hangs the tests is caught too: mutmut stops it and counts it
+NOT_RUN = "not checked"
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,12 @@ class ModuleResult:
     total: int
     killed: int
     timeouts: int
+    not_run: int  # left unchecked by a stopped run: the score is of the mutants run, and the report fails
     survivors: list[Survivor]
 
     @property
     def score(self) -> float:
-        return 100 * (self.killed + self.timeouts) / self.total
+        return 100 * (self.killed + self.timeouts) / (self.total - self.not_run)
 
 
 def change_of(name: str, path: str) -> str:
@@ -55,13 +57,13 @@ def result_of(path: str, kept: dict) -> ModuleResult:
     statuses = {name: status_by_exit_code[code] for name, code in codes.items()}
     survivors = []
     for name, status in statuses.items():  # in the order of the source
-        if status in DETECTED:
+        if status in DETECTED or status == NOT_RUN:
             continue
         change = change_of(name, path)
         reason = kept.get(name, {})
         survivors.append(Survivor(name, status, change, reason.get("why") if reason.get("change") == change else None))
     counts = list(statuses.values())
-    return ModuleResult(path, len(counts), counts.count("killed"), counts.count("timeout"), survivors)
+    return ModuleResult(path, len(counts), counts.count("killed"), counts.count("timeout"), counts.count(NOT_RUN), survivors)
 
 
 def _cell(text: str) -> str:
@@ -81,16 +83,22 @@ def report(results: list[ModuleResult], seconds: int | None) -> str:
         f"Goal: at least {GOAL:.0f}% of each core's mutants killed, and no survivor that changes who may do what, how many",
         "views or tries are counted, or which key seals what. A mutant that hangs the tests counts as killed (timeout).",
         "",
-        "| core | mutants | killed | timeouts | survived | no tests | score |",
-        "|---|---|---|---|---|---|---|",
+        "| core | mutants | killed | timeouts | survived | no tests | not run | score |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         survived = sum(survivor.status == "survived" for survivor in result.survivors)
         untested = len(result.survivors) - survived
         lines.append(
             f"| {result.path} | {result.total} | {result.killed} | {result.timeouts} | {survived} | {untested} "
-            f"| {result.score:.1f}% |"
+            f"| {result.not_run} | {result.score:.1f}% |"
         )
+    if any(result.not_run for result in results):
+        lines += [
+            "",
+            "**A partial run**: it was stopped before every mutant ran (\"not run\"); each score is of the mutants run,",
+            "and `make mutation` fails until a whole run passes.",
+        ]
     postgres = "with" if os.environ.get("POSTGRES_URL") else "without"
     lines += [
         "",
@@ -120,8 +128,9 @@ def main() -> int:
     failed = False
     for result in results:
         unexplained = [survivor.name for survivor in result.survivors if survivor.why is None]
-        print(f"{result.path}: {result.score:.1f}% of {result.total} mutants killed; {len(unexplained)} unexplained survivors")
-        failed |= result.score < GOAL or bool(unexplained)
+        run = f"{result.total - result.not_run} mutants run ({result.not_run} not run)"
+        print(f"{result.path}: {result.score:.1f}% of {run} killed; {len(unexplained)} unexplained survivors")
+        failed |= result.score < GOAL or bool(unexplained) or result.not_run > 0
     return 1 if failed else 0
 
 

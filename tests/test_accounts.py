@@ -72,6 +72,7 @@ def test_addresses_python_and_postgresql_fold_differently_never_answer_500(app, 
         ("username", "ab", "Use 3 to 32 characters."),
         ("username", "a" * 33, "Use 3 to 32 characters."),
         ("username", "bad name!", "Use only letters, digits"),
+        ("username", "CLI", "That username is reserved."),  # the audit log's name for the command line
         ("email", "not-an-email", "Enter a valid email address."),
         ("password", "short", "Use 12 to 128 characters."),
         ("password", "x" * 129, "Use 12 to 128 characters."),

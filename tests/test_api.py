@@ -1,11 +1,15 @@
 """The JSON API: tokens, secrets by script, and the same rules as the pages."""
 
 import hashlib
+import io
 import json
+import os
 import re
 from datetime import timedelta
 
 import pytest
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
 
 from app import create_app, db
 from schema import ApiToken
@@ -272,6 +276,7 @@ def test_unlock_needs_no_sign_in_and_counts_a_view(app, api, clock):
             "view_count": 1,
             "max_views": 2,
             "expires_at": (clock() + timedelta(hours=1)).isoformat(),
+            "files": [],
         },
     }
     assert load_secret(app, unique_id).view_count == 1
@@ -415,3 +420,34 @@ def test_docs_page_is_our_own_template_without_inline_code(client):
     assert re.findall(r"<script(?![^>]*\bsrc=)", text) == []
     assert " style=" not in text and "<style" not in text
     assert "http" not in "".join(re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', text))
+
+
+def test_create_takes_files_beside_its_json_and_unlock_lists_their_links(app, api, clock):
+    clock.advance(minutes=2)  # the token's use is due to be recorded (a commit) before the files stream in
+    fields = MultiDict({"secret": json.dumps({**NEW_SECRET, "content": ""})})
+    fields.add("files", FileStorage(io.BytesIO(b"-----BEGIN KEY-----"), "deploy.key"))
+    fields.add("files", FileStorage(io.BytesIO(os.urandom(70_000)), "blob.bin"))
+    boundary, body = encode_multipart(fields)
+    created = api.post("/api/secrets", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+    assert created.status_code == 201, created.json
+    unique_id = created.json["secret"]["id"]
+    unlocked = api_unlock(app.test_client(), unique_id).json["secret"]
+    assert (unlocked["content"], [(f["name"], f["size"]) for f in unlocked["files"]]) == (
+        "",
+        [("deploy.key", 19), ("blob.bin", 70_000)],
+    )
+    download = app.test_client().get(unlocked["files"][0]["url"])
+    assert download.data == b"-----BEGIN KEY-----" and download.headers["Content-Disposition"].startswith("attachment")
+
+
+def test_json_without_files_still_needs_content(api):
+    response = api.post("/api/secrets", json={**NEW_SECRET, "content": ""})
+    assert (response.status_code, list(response.json["error"]["fields"])) == (400, ["content"])
+
+
+def test_openapi_describes_the_multipart_create_and_the_unlocked_files(app, api):
+    document = app.test_client().get("/api/openapi.json").json
+    create_body = document["paths"]["/api/secrets"]["post"]["requestBody"]["content"]
+    assert set(create_body) == {"application/json", "multipart/form-data"}
+    assert create_body["multipart/form-data"]["encoding"]["secret"]["contentType"] == "application/json"
+    assert "files" in document["components"]["schemas"]["Unlocked"]["properties"]["secret"]["properties"]

@@ -108,7 +108,7 @@ def test_wrong_password_says_how_many_tries_are_left_and_prints_nothing(cli):
 def test_share_from_a_file_with_a_qr_code_then_list_and_delete(cli, tmp_path):
     secret_file = tmp_path / "secret.txt"
     secret_file.write_text("line one\nline two\n", encoding="utf-8")
-    result = cli("share", "--file", str(secret_file), "--title", "Two lines", "--qr", stdin=f"{SECRET_PASSWORD}\n")
+    result = cli("share", "--text-file", str(secret_file), "--title", "Two lines", "--qr", stdin=f"{SECRET_PASSWORD}\n")
     assert result.returncode == 0, result.stderr
     unique_id = LINK_RE.search(result.stdout).group(1)
     assert "█" in result.stdout or "▀" in result.stdout  # the QR code, drawn with block characters
@@ -217,13 +217,15 @@ def test_api_doc_curl_examples_work(server, token, home):
     block = re.search(r"With `make run` going.*?```sh\n(.*?)```", api_doc, re.DOTALL).group(1)
     script = block.replace("http://127.0.0.1:5000", server["url"]).replace("ss_paste-your-token-here", token)
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    (home / "id_ed25519").write_text("a key file\n")  # the file the block attaches, in the folder it runs in
     command = ["bash", "-euo", "pipefail", "-c", script]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    listed, unlocked, deleted = (json.loads(line) for line in result.stdout.splitlines() if line.strip())
+    listed, unlocked, deleted, with_file = (json.loads(line) for line in result.stdout.splitlines() if line.strip())
     assert listed["secrets"][0]["title"] == "Deploy key"  # newest first
     assert unlocked["secret"]["content"] == "hunter2"
     assert deleted == {"success": True, "secret": None}  # an ended record is removed, not marked
+    assert LINK_RE.fullmatch(with_file["secret"]["url"])
 
 
 # --- a hostile server: what a link may point to ------------------------------------------------------------------
@@ -425,3 +427,71 @@ def test_deeply_nested_json_is_a_refusal_not_a_traceback(deep_json_server, home)
     result = run_cli("open", f"{deep_json_server}/view/{'A' * 22}", stdin="pw\n", home=home)
     assert "Traceback" not in result.stderr
     assert result.returncode == 1
+
+
+# --- files -------------------------------------------------------------------------------------------------------------
+
+
+def test_share_files_then_open_saves_them_byte_for_byte_never_over_a_file(cli, tmp_path):
+    key, notes = tmp_path / "id_ed25519", tmp_path / "notes.txt"
+    key.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\n\x00\xff binary\n")
+    notes.write_text("second file\n")
+    result = cli("share", "--file", str(key), "--file", str(notes), "--max-views", "2", stdin=f"{SECRET_PASSWORD}\n")
+    assert result.returncode == 0, result.stderr
+    link = LINK_RE.search(result.stdout).group(0)
+    out = tmp_path / "out"
+    out.mkdir()
+    for _ in range(2):
+        opened = cli("open", "--out", str(out), link, stdin=f"{SECRET_PASSWORD}\n")
+        assert opened.returncode == 0, opened.stderr
+    assert (out / "id_ed25519").read_bytes() == (out / "id_ed25519 (2)").read_bytes() == key.read_bytes()
+    assert (out / "notes.txt").read_text() == (out / "notes (2).txt").read_text() == "second file\n"
+    assert oct((out / "id_ed25519").stat().st_mode & 0o777) == "0o600"
+    assert SECRET_PASSWORD not in opened.stderr and link not in opened.stderr
+
+
+def test_open_without_out_says_there_are_files(cli, tmp_path):
+    attached = tmp_path / "cert.pem"
+    attached.write_text("certificate\n")
+    link = share(cli, "--file", str(attached), content="")
+    opened = cli("open", link, stdin=f"{SECRET_PASSWORD}\n")
+    assert opened.returncode == 0, opened.stderr
+    assert "It has 1 file(s): open it with --out DIR to save them." in opened.stderr
+
+
+def test_share_refuses_a_missing_or_empty_file_and_open_a_missing_folder(cli, tmp_path):
+    empty = tmp_path / "empty"
+    empty.touch()
+    for path in (tmp_path / "missing", empty):
+        refused = cli("share", "--file", str(path), stdin=f"{SECRET_PASSWORD}\n")
+        assert refused.returncode == 2 and "--file" in refused.stderr
+    refused = cli("open", "--out", str(tmp_path / "nowhere"), "http://127.0.0.1:1/view/" + "a" * 22, stdin="pw\n")
+    assert refused.returncode == 2 and "is not a folder" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "saved"),
+    [
+        ("../../.bashrc", "_.._.bashrc"),
+        ("/etc/passwd", "_etc_passwd"),
+        ("..\\..\\boot.ini", "_.._boot.ini"),
+        ("\x1b]52;c;aGk=\x07.txt", "_[]52;c;aGk=_G.txt"),
+        (".hidden", "hidden"),
+        ("...", "file"),
+        ("a" * 1000, "a" * 200),
+        ("report\u202efdp.exe", "report<U+202E>fdp.exe"),
+    ],
+)
+def test_a_servers_file_name_becomes_a_plain_name_in_the_folder(name, saved):
+    import cli as cli_module
+
+    assert cli_module.safe_file_name(name) == saved
+
+
+def test_a_file_link_to_another_server_is_refused_before_connecting(tmp_path):
+    import cli as cli_module
+
+    elsewhere = {"name": "x", "size": 1, "url": "http://203.0.113.9/view/x/files/t/0"}
+    with pytest.raises(cli_module.CliError, match="points to another server"):
+        cli_module._save_file("http://127.0.0.1:1", elsewhere, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,10 @@
 """Erasure you can prove on disk: once a secret ends, its ciphertext, salt and nonce are in no database file."""
 
+import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.helpers import PASSWORD, create_secret, load_secret, post_form, unlock
 
@@ -54,3 +56,32 @@ def test_deleting_an_ended_record_removes_it(app, logged_in_client, recipient):
     assert response.status_code == 302
     assert "Record removed." in logged_in_client.get("/dashboard").text
     assert logged_in_client.get(f"/secrets/{unique_id}").status_code == 404
+
+
+def chunk_bytes(app, unique_id: str) -> list[bytes]:
+    from extensions import db
+    from schema import FileChunk, SecretFile, share_id_digest
+
+    digest = share_id_digest(unique_id)
+    with app.app_context():
+        chunks = db.session.scalars(select(FileChunk.sealed).where(FileChunk.secret_digest == digest)).all()
+        metas = db.session.scalars(select(SecretFile.sealed_meta).where(SecretFile.secret_digest == digest)).all()
+        # A blob's first bytes sit whole in its row's cell; the rest may be split over overflow pages.
+        return [blob[:32] for blob in (*chunks, *metas, load_secret(app, unique_id).files_key_sealed)]
+
+
+@pytest.mark.parametrize("ending", ["used up", "destroyed", "expired", "deleted", "account deleted"])
+def test_file_chunks_leave_the_database_and_its_wal(app, logged_in_client, recipient, clock, ending):
+    from tests.test_files import post_files
+
+    response = post_files(logged_in_client, [("a.bin", os.urandom(150_000))], max_views="1")
+    unique_id = response.headers["Location"].rsplit("/", 1)[1]
+    needles = chunk_bytes(app, unique_id)
+    assert len(needles) == 5 and all(needle in disk_bytes(app) for needle in needles)  # 3 chunks, 1 description, 1 key
+    end_it(app, logged_in_client, recipient, clock, unique_id, ending)
+    if ending == "used up":  # its download links' window first
+        clock.advance(minutes=app.config["FILE_LINK_MINUTES"], seconds=1)
+        app.test_cli_runner().invoke(args=["purge"])
+    on_disk = disk_bytes(app)
+    for needle in needles:
+        assert needle not in on_disk

@@ -61,6 +61,8 @@ def policy(mode: str, domains: str = "", users_may_invite: bool = False) -> Regi
         ("*.example.org", "a@badexample.org", False),
         ("example.org, corp.test", "a@corp.test", True),
         ("example.org", "a@example.org@evil.test", False),  # the domain is what follows the last @
+        ("strasse.example", "a@straße.example", False),  # xn--strae-oqa.example: another domain, though it folds alike
+        ("example.org", "a@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.org", True),  # full-width: IDNA maps it to example.org
     ],
 )
 def test_allowed_domains_are_exact_unless_a_leading_dot_asks_for_subdomains(written, email, admitted):
@@ -135,6 +137,15 @@ def test_who_may_invite(session):
     assert registration.may_invite(policy("invite"), admin) and not registration.may_invite(policy("invite"), bob)
     assert registration.may_invite(policy("invite", users_may_invite=True), bob)
     assert not registration.may_invite(policy("closed", users_may_invite=True), admin)
+
+
+def test_under_domains_only_a_confirmed_address_may_invite(session, clock):
+    # An unconfirmed address at an allowed domain proves nothing, and an invitation skips the domain rule.
+    admin, bob = session.get(User, 1), session.get(User, 2)
+    domains = policy("domains", "example.org", users_may_invite=True)
+    assert not registration.may_invite(domains, bob) and registration.may_invite(domains, admin)
+    bob.email_verified_at = clock()
+    assert registration.may_invite(domains, bob)
 
 
 # --- administration and its audit records ------------------------------------------------------------------------------

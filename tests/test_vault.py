@@ -758,10 +758,11 @@ def test_what_to_hear_of_is_stored_with_the_secret_and_edited_with_it(session, k
     keep = vault.Changes(title="t", blur_level=3, max_views=None)
     assert isinstance(vault.edit(session, keys, POLICY, created.share_id, 1, keep, clock), vault.Saved)
     assert (row(session, created.share_id).notify_opened, row(session, created.share_id).blur_level) == ("every", 3)
-    change = replace(keep, notices=vault.NoticeChoices(opened="first", destroyed=False, unopened=True))
+    change = replace(keep, blur_level=5, notices=vault.NoticeChoices(opened="first", destroyed=False, unopened=True))
     assert isinstance(vault.edit(session, keys, POLICY, created.share_id, 1, change, clock), vault.Saved)
     secret = row(session, created.share_id)
     assert (secret.notify_opened, secret.notify_destroyed, secret.notify_unopened) == ("first", False, True)
+    assert secret.blur_level == 5  # the other settings of the same edit are kept too
 
 
 def disable(session, user_id, moment):

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks import load, report
+from tests.benchmarks import files, load, report
 from tests.benchmarks.peers import BarePage, Snappass
 from tests.benchmarks.profile_view import profile_view
 from tests.benchmarks.secureshare import SecureShare
@@ -94,4 +94,5 @@ def main() -> None:
     text = report.render(medians, [target.label for target in targets], sorted(set(notes)), profile, ROUNDS, SECONDS)
     report.write(text)
     print(text)
+    files.main()
     print(f"bench: done in {time.monotonic() - started:.0f} s; run folder {run_dir}")

@@ -266,13 +266,18 @@ def test_unknown_fields_are_422_naming_them(app, script):
     assert "owner_id" in response.json["error"]["message"]
 
 
-@pytest.mark.parametrize(
-    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=X", None]
-)
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
 def test_a_body_that_is_not_declared_json_is_415(app, script, content_type):
     before = database_snapshot(app)
     response = script.post("/api/secrets", data=b'{"title": "x"}', content_type=content_type)
     assert_refused(app, before, response, 415, "unsupported_media_type")
+
+
+def test_a_multipart_create_without_its_json_part_is_refused(app, script):
+    """Multipart is the create with files: its JSON must come as the part `secret`."""
+    before = database_snapshot(app)
+    response = script.post("/api/secrets", data=b'{"title": "x"}', content_type="multipart/form-data; boundary=X")
+    assert_refused(app, before, response, 400, "invalid_json")
 
 
 @pytest.mark.parametrize(
