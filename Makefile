@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APP_FILES := $(wildcard *.py) deploy/healthcheck.py migrations
 
-.PHONY: run test lint bench mutation purge clean translations extract lang-add compile-translations
+.PHONY: run run-lan test lint bench mutation purge clean translations extract lang-add compile-translations
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ PORT ?= 5000
 run: compile-translations
 	$(BIN)/flask --app app init-db
 	FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app app run --host 127.0.0.1 --port $(PORT)
+
+# The same on this machine's LAN address, its links and a terminal QR code pointing there: try it from a phone.
+run-lan: $(STAMP)
+	$(BIN)/flask --app app init-db
+	$(BIN)/python lan.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -3,7 +3,7 @@ page or JSON. Also the one outcome-to-answer mapping, the error handlers and cre
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from urllib.parse import quote, urlsplit
@@ -57,6 +57,7 @@ from config import CONFIGS, INSTANCE_DIR
 from extensions import db, login_manager, mail, migrate
 from guards import api_auth_required, csrf
 from ratelimits import (
+    anonymous_create_limit,
     create_limit,
     email_change_limit,
     limit_the_api,
@@ -72,12 +73,15 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
+    AccessOutcome,
     Invitation,
     Secret,
     SecretStatus,
     TokenPurpose,
     User,
     UserSession,
+    new_token,
+    token_digest,
     utcnow,
 )
 from timetext import duration_text, exact_time, relative_time
@@ -503,6 +507,10 @@ def login_code():
     if form.validate_on_submit():
         if signin.accept_code(user, form.code.data):
             signin.complete_login(user, pending["remember"])
+            if accounts.is_recovery_code(form.code.data):
+                left = accounts.recovery_codes_left(db.session, user)
+                flash(f"You signed in with a recovery code, which now no longer works. You have {left} left: "
+                      "make new ones on the two-factor page if you are running low.", "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
         form.code.errors.append(
@@ -874,6 +882,7 @@ def _render_two_factor(status: int = 200, **context):
         return render_template("account_two_factor.html", recovery_left=recovery_left, **context), status
     key = signin.pending_totp_key()
     context.setdefault("form", forms.TwoFactorForm(formdata=None))
+    context["otpauth"] = accounts.provisioning_uri(key, user.username)  # opens the authenticator app on the same phone
     return render_template("account_two_factor.html", key=key, qr=_totp_qr_data_uri(user, key), **context), status
 
 
@@ -1175,10 +1184,13 @@ def _may_create_secrets(user: User) -> bool:
 
 
 @web.route("/create", methods=["GET", "POST"])
-@login_required
+@anonymous_create_limit
 @create_limit
 def create_secret():
-    """Create a secret; on success the owner lands on its share page."""
+    """Create a secret; on success the owner lands on its share page. Signed out, with ANONYMOUS_SHARING on, the same
+    form makes a smaller, shorter secret without an account."""
+    if not current_user.is_authenticated:
+        return _create_anonymously() if current_app.config["ANONYMOUS_SHARING"] else login_manager.unauthorized()
     user = _user()
     if not _may_create_secrets(user):
         status = 403 if request.method == "POST" else 200
@@ -1238,17 +1250,76 @@ def _create_secret(form: forms.CreateSecretForm, owner: User, attached: vault.At
 
     :raise Refused: (503) when no key derivation could start in time.
     """
-    settings = form.data
     notices = _notice_choices(form) if "notify_opened" in form else _account_notice_choices(owner)
+    return _stored_secret(form, owner, notices, attached)
+
+
+def _stored_secret(form, owner: User | None, notices: vault.NoticeChoices, attached=None, manage_digest=None) -> Secret:
+    """:raise Refused: (503) when no key derivation could start in time."""
+    settings = form.data
     match vault.create(
-        db.session, _keys(), owner.id, settings["title"], settings["content"], settings["password"],
-        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices, attached,
+        db.session, _keys(), owner.id if owner else None, settings["title"], settings["content"], settings["password"],
+        form.lifetime(), settings["max_views"], settings["blur_level"], _now(), notices, attached, manage_digest,
     ):  # fmt: skip
         case vault.Created(secret):
-            current_app.logger.info("secret %s created by %s", secret.id, owner.username)
+            current_app.logger.info("secret %s created by %s", secret.id, owner.username if owner else "a visitor")
             return secret
         case outcome:
             raise Refused(outcome)
+
+
+# --- sharing without an account -------------------------------------------------------------------------------------------
+
+
+def _anonymous_limits() -> forms.SecretLimits:
+    limits, settings = current_app.secret_limits, current_app.config
+    return replace(
+        limits,
+        content_bytes=min(limits.content_bytes, settings["ANONYMOUS_MAX_CONTENT_BYTES"]),
+        max_lifetime=min(limits.max_lifetime, settings["ANONYMOUS_MAX_EXPIRY"]),
+    )
+
+
+def _create_anonymously():
+    """A visitor's secret: the share link, its QR code and a private manage link, shown once on this answer."""
+    limits = _anonymous_limits()
+    form = forms.AnonymousSecretForm(limits=limits, data={"max_views": limits.default_views})
+    if not form.validate_on_submit():
+        return render_template("create_secret.html", form=form, anonymous=limits), 400 if form.errors else 200
+    manage_token = new_token()
+    secret = _stored_secret(form, None, vault.NO_NOTICES, manage_digest=token_digest(manage_token))
+    return render_template(
+        "anonymous_created.html",
+        secret=secret,
+        link=_share_link(secret),
+        qr=_make_qr(secret).svg_data_uri(scale=6, border=4),
+        manage_link=_public_url("web.manage_anonymous", token=manage_token),
+    )
+
+
+def _anonymous_secret_or_404(token: str) -> Secret:
+    """:raise 404: unless `token` is the manage link of a secret shared without an account."""
+    secret = db.first_or_404(db.select(Secret).filter_by(manage_digest=token_digest(token), owner_id=None))
+    secret.unique_id = vault.share_id_of(_keys(), secret)
+    return secret
+
+
+@web.get("/manage/<link_token:token>")
+def manage_anonymous(token: str):
+    """A secret shared without an account, for whoever holds its private manage link: its state, and a way to delete it."""
+    secret = _anonymous_secret_or_404(token)
+    return render_template("anonymous_manage.html", secret=secret, token=token, form=forms.EmptyForm())
+
+
+@web.post("/manage/<link_token:token>/delete")
+def delete_anonymous(token: str):
+    """Delete a secret shared without an account: its content is erased at once and its link stops working."""
+    secret = _anonymous_secret_or_404(token)
+    if secret.unique_id is not None:
+        vault.delete(db.session, secret.unique_id, None, _now())
+        current_app.logger.info("secret %s deleted by its manage link", secret.id)
+    flash("Secret deleted. Its link no longer works.", "success")
+    return redirect(url_for("web.manage_anonymous", token=token))
 
 
 @web.get("/secrets/<secret_id:unique_id>")
@@ -1351,7 +1422,8 @@ def delete_secret(unique_id: str):
 @login_required
 def secret_card(unique_id: str):
     """A printable card: QR code, title, expiry and where to get the password (never the secret or password)."""
-    return render_template("secret_card.html", secret=get_active_owned_secret(unique_id))
+    show_title = request.args.get("title") == "1"  # off by default: a found card should not say what it opens
+    return render_template("secret_card.html", secret=get_active_owned_secret(unique_id), show_title=show_title)
 
 
 @web.get("/secrets/<secret_id:unique_id>/qr.png")
@@ -1377,9 +1449,11 @@ def _abort_unless_openable(unique_id: str) -> None:
             abort(410)
 
 
-def _unlock(unique_id: str, password: str) -> vault.Outcome:
+def _unlock(unique_id: str, password: str, form_mark: str | None = None) -> vault.Outcome:
     note_a_password_try()
-    return vault.unlock(db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor())
+    return vault.unlock(
+        db.session, _keys(), current_app.policy, unique_id, password, current_app.clock, _visitor(), form_mark
+    )
 
 
 @web.route("/view/<secret_id:unique_id>", methods=["GET", "POST"])
@@ -1393,18 +1467,39 @@ def view_secret(unique_id: str):
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("view_secret.html", form=form), status
-    match _unlock(unique_id, form.password.data):
-        case vault.Unlocked(content, secret, files_key):
-            current_app.logger.info("secret %s unlocked", secret.id)
+    match _unlock(unique_id, form.password.data, guards.unlock_form_mark()):
+        case vault.Unlocked(content, secret, files_key, replayed):
+            current_app.logger.info("secret %s %s", secret.id, "shown again" if replayed else "unlocked")
             files = _files_with_links(unique_id, secret, files_key)
             return render_template(
-                "view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret), files=files
+                "view_secret.html", form=None, secret=secret, content=content, title=_title_of(secret), files=files,
+                replayed=replayed, form_token=request.form["csrf_token"],
             )
         case vault.WrongPassword(left):
             form.password.errors.append(wrong_password_message(left))
             return render_template("view_secret.html", form=form), 403
         case outcome:
             raise Refused(outcome)
+
+
+@web.post("/view/<secret_id:unique_id>/destroy")
+@guards.csrf_checked_by(guards.check_unlock_form)
+@unlock_ip_limit
+def destroy_by_recipient(unique_id: str):
+    """"I have it: destroy it now": the form that unlocked the secret (within vault.REPLAY_WINDOW) ends it."""
+    match vault.end_by_recipient(db.session, unique_id, guards.unlock_form_mark(), _now(), _visitor()):
+        case vault.EndedByRecipient():
+            current_app.logger.info("a secret was ended by its recipient")
+            return render_template("view_secret.html", form=None, ended=True)
+        case outcome:
+            raise Refused(outcome)
+
+
+@web.get("/favicon.ico")
+@limiter.exempt
+def favicon():
+    """Browsers ask for it on pages without an icon link, such as an image opened on its own."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @dataclass(frozen=True)
@@ -1442,6 +1537,8 @@ def download_file(unique_id: str, token: str, position: int):
     secret = db.session.execute(Secret.by_share_id(unique_id)).scalar_one_or_none()
     if secret is None or (secret.status == SecretStatus.ACTIVE and secret.is_expired(_now())):
         abort(410)  # expired: the purge is about to erase them
+    if db.session.get(User, secret.owner_id).disabled:
+        abort(410)  # a disabled account's secrets are not opened, their files included, until it is enabled again
     try:
         files = attachments.list_files(db.session, unique_id, files_key)
     except attachments.Tampered:
@@ -1970,9 +2067,12 @@ def _template_context() -> dict:
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
+        "AccessOutcome": AccessOutcome,
+        "device_name": accounts.device_name,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),
+        "replay_minutes": int(vault.REPLAY_WINDOW.total_seconds() // 60),
     }
 
 

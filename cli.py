@@ -41,6 +41,7 @@ import sys
 import unicodedata
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -50,7 +51,8 @@ SHARE_LINK_RE = re.compile(r"/view/([A-Za-z0-9_-]{22,43})/?")  # the path of a s
 SHARE_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,43}")
 DURATION_RE = re.compile(r"([0-9]+)([smhd]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-EXPIRES_WIDTH = len("2026-01-31T09:30:00.123456+00:00")  # the API's timestamps, microseconds included
+TIME_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
+EXPIRES_WIDTH = len("2026-01-31 09:30 CEST, 23 hours ago")
 # What a terminal obeys or hides rather than shows: controls (Cc: C0, DEL, C1 such as CSI 0x9b), format characters
 # (Cf: bidi overrides and isolates that reorder the text around them, zero-width characters), line and paragraph
 # separators, and lone surrogates (not text at all).
@@ -162,6 +164,24 @@ def call(method: str, url: str, token: str | None = None, body: dict | None = No
         raise CliError(MALFORMED_ANSWER) from None
 
 
+def _require_openable(origin: str, unique_id: str) -> None:
+    """Ask the share page (a HEAD: no view, no try) whether the secret is still there. :raise CliError: when not;
+    any other answer leaves it to the unlock to say."""
+    request = urllib.request.Request(f"{origin}/view/{quote(unique_id)}", method="HEAD")  # noqa: S310 - http(s) only
+    try:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS):
+            return
+    except urllib.error.HTTPError as refusal:
+        if refusal.code in (404, 410):
+            raise CliError("this secret is no longer available (or the link is wrong): there is nothing to open") from None
+    except (urllib.error.URLError, OSError) as failure:
+        raise _unreachable(origin, failure) from None
+
+
+def _unreachable(url: str, failure: OSError) -> CliError:
+    return CliError(f"cannot reach {urlsplit(url).netloc}: {getattr(failure, 'reason', failure)}", EXIT_UNREACHABLE)
+
+
 class _opened:
     """Open a request as a context manager whose refusals and failures are CliErrors."""
 
@@ -174,8 +194,7 @@ class _opened:
         except urllib.error.HTTPError as refusal:
             raise CliError(_refusal_text(refusal)) from None
         except (urllib.error.URLError, OSError) as failure:
-            reason = getattr(failure, "reason", failure)
-            raise CliError(f"cannot reach {urlsplit(self.request.full_url).netloc}: {reason}", EXIT_UNREACHABLE) from None
+            raise _unreachable(self.request.full_url, failure) from None
         return self.response
 
     def __exit__(self, *failure):
@@ -307,6 +326,25 @@ def shown(value, keep_layout: bool = False) -> str:
     return "".join(_spelled(char) if unicodedata.category(char) in HIDDEN_CATEGORIES else char for char in text)
 
 
+def expiry(value) -> str:
+    """Return an API timestamp as local time with how far off it is ("2026-12-08 14:30 CET, in 3 hours")."""
+    try:
+        moment = datetime.fromisoformat(value).astimezone()
+    except (TypeError, ValueError):
+        return shown(value)
+    return f"{moment:%Y-%m-%d %H:%M %Z}, {_from_now(moment - datetime.now(UTC))}"
+
+
+def _from_now(delta: timedelta) -> str:
+    seconds_off = abs(delta.total_seconds())
+    unit, size = next(((unit, size) for unit, size in TIME_UNITS if seconds_off >= size), (None, 0))
+    if unit is None:
+        return "now"
+    count = round(seconds_off / size)
+    amount = f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"in {amount}" if delta.total_seconds() > 0 else f"{amount} ago"
+
+
 def _spelled(char: str) -> str:
     """Return caret notation for a C0 control or DEL (^[ is ESC), else the code point (<U+009B>)."""
     code = ord(char)
@@ -336,7 +374,7 @@ def command_share(args) -> None:
     print(link)
     if segno:
         segno.make(link, error="m", micro=False).terminal(out=sys.stdout, compact=True)
-    expires = shown(secret.get("expires_at"))
+    expires = expiry(secret.get("expires_at"))
     print(f"Expires {expires}. Send the password another way: a call, a chat, in person.", file=sys.stderr)
 
 
@@ -359,6 +397,7 @@ def command_open(args) -> None:
         )
     origin = _require_safe_origin(args.url, "the link")
     unique_id = share_id(args.url)
+    _require_openable(origin, unique_id)  # before asking for a password that could not open anything
     password = ask_password("Password: ")
     # No token here: the link's host may be anyone's, and opening a secret needs only its password.
     answer = call("POST", f"{origin}/api/secrets/{quote(unique_id)}/unlock", body={"password": password})
@@ -373,7 +412,7 @@ def command_open(args) -> None:
             sys.stdout.write("\n")
     view_count, max_views = shown(secret.get("view_count")), secret.get("max_views")
     views = f"{view_count} of {shown(max_views)}" if max_views else view_count
-    print(f"{shown(secret.get('title'))}: view {views}, expires {shown(secret.get('expires_at'))}", file=sys.stderr)
+    print(f"{shown(secret.get('title'))}: view {views}, expires {expiry(secret.get('expires_at'))}", file=sys.stderr)
     files = _part(secret, "files", list) if "files" in secret else []
     if files and args.out is None:
         print(f"It has {len(files)} file(s): open it with --out DIR to save them.", file=sys.stderr)
@@ -431,7 +470,8 @@ def command_list(args) -> None:
     print(f"{'ID':<24} {'STATUS':<10} {'VIEWS':<9} {'EXPIRES':<{EXPIRES_WIDTH}} TITLE")
     for secret in rows:
         views = f"{shown(secret.get('view_count'))}/{shown(secret.get('max_views') or '∞')}"
-        identity, status, expires = (shown(secret.get(name)) for name in ("id", "status", "expires_at"))
+        identity, status = shown(secret.get("id")), shown(secret.get("status"))
+        expires = expiry(secret.get("expires_at"))
         print(f"{identity:<24} {status:<10} {views:<9} {expires:<{EXPIRES_WIDTH}} {shown(secret.get('title'))}")
 
 

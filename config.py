@@ -97,6 +97,11 @@ class Config:
     SECRET_MAX_VIEWS = _env_int("SECRET_MAX_VIEWS", 0)
     ACTIVE_SECRETS_PER_USER = _env_int("ACTIVE_SECRETS_PER_USER", 0)
     REQUIRE_TWO_FACTOR = os.environ.get("REQUIRE_TWO_FACTOR") or "false"
+    # Sharing without an account: off unless `on`; smaller and shorter than an account's secrets, few per network.
+    ANONYMOUS_SHARING = os.environ.get("ANONYMOUS_SHARING") or "off"
+    ANONYMOUS_MAX_CONTENT_BYTES = _env_int("ANONYMOUS_MAX_CONTENT_KB", 8) * 1024
+    ANONYMOUS_MAX_EXPIRY = timedelta(hours=_env_int("ANONYMOUS_MAX_EXPIRY_HOURS", 24))
+    RATELIMIT_ANONYMOUS = os.environ.get("RATELIMIT_ANONYMOUS") or "3 per hour; 10 per day"
     SECRET_RETENTION = timedelta(days=_env_int("SECRET_RETENTION_DAYS", 30))
     PURGE_BATCH_SIZE = 5000  # records deleted per statement and commit: fewer, larger commits purge faster
     SECRETS_PER_PAGE = 20

@@ -454,6 +454,13 @@ class ApiNotificationsLeftOut:
     notify_opened = notify_destroyed = notify_unopened = None
 
 
+class AnonymousSecretForm(ApiNotificationsLeftOut, CreateSecretForm):
+    """The create form for a visitor without an account: nobody to notify, no files (the limits are smaller, see
+    app.py)."""
+
+    files = None
+
+
 class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
     files = None
     # A script types nothing, so the confirmation is optional; when it is sent it must match.

@@ -5,6 +5,8 @@ before-request hook (`guard_request`) runs the checks in a fixed order, so nothi
 extensions registered their own hooks: bad input is refused before CSRF or a rate limit reads the form.
 """
 
+import hashlib
+import hmac
 import io
 import secrets
 from collections.abc import Callable
@@ -28,6 +30,12 @@ from schema import share_id_digest
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+# An image opened on its own is shown by the browser's viewer, which styles its own page inline: images get a policy
+# that allows that and nothing else (no script, no other source).
+IMAGE_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'none'"
 )
 # A downloaded file is opened by no page of ours; should a browser render it anyway, it runs nothing and reaches nothing.
 DOWNLOAD_CONTENT_SECURITY_POLICY = "default-src 'none'; sandbox; frame-ancestors 'none'; form-action 'none'"
@@ -198,7 +206,18 @@ def unlock_form_token(unique_id: str) -> str:
 
     An anonymous recipient has nothing to keep, so the page sets no cookie (nor does a link preview or a scanner).
     """
-    return _unlock_form_signer(unique_id).sign("unlock").decode()
+    # A fresh nonce per page, so one form's mark (unlock_form_mark) is never another visitor's.
+    return _unlock_form_signer(unique_id).sign(secrets.token_urlsafe(12)).decode()
+
+
+def unlock_form_mark() -> str:
+    """Return a keyed hash of the posted unlock form's token: what the vault keeps to know the form again.
+
+    Keyed with the app's secret, so the database alone cannot tie a mark to a token.
+    """
+    token = request.form.get("csrf_token", "").encode()
+    key = current_app.secret_key
+    return hmac.new(key if isinstance(key, bytes) else key.encode(), b"unlock form mark|" + token, hashlib.sha256).hexdigest()
 
 
 def check_unlock_form() -> None:
@@ -342,6 +361,8 @@ def install_security_headers(app: Flask) -> None:
         response.headers.update(static if request.endpoint == "static" else page)
         if request.endpoint in DOWNLOAD_ENDPOINTS:
             response.headers["Content-Security-Policy"] = DOWNLOAD_CONTENT_SECURITY_POLICY
+        elif response.mimetype.startswith("image/"):
+            response.headers["Content-Security-Policy"] = IMAGE_CONTENT_SECURITY_POLICY
         if g.get("request_id"):
             response.headers["X-Request-ID"] = g.request_id
         return response

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytz
 from babel import Locale
@@ -106,7 +107,8 @@ def apply_menu_choice():
     if picked not in LANGUAGES:
         abort(400, gettext("That language isn't available here. Choose one from the menu."))
     rest = MultiDict([(key, value) for key, value in request.args.items(multi=True) if key != MENU_PARAMETER])
-    answer = redirect(request.path + (f"?{urlencode(rest)}" if rest else ""), 303)
+    # The path percent-encoded again: decoded, a segment may hold a line break (a 500 in Location) or a "?".
+    answer = redirect(quote(request.path, safe="/") + (f"?{urlencode(rest)}" if rest else ""), 303)
     answer.set_cookie(
         COOKIE_NAME,
         picked,
@@ -129,6 +131,9 @@ SCRIPT_WORDS = (
     N_("Secret copied to the clipboard."),
     N_("Text copied to the clipboard."),
     N_("Link copied to the clipboard."),
+    N_("Recovery codes copied to the clipboard."),
+    N_("Show spaces"),
+    N_("Hide spaces"),
     N_("Copying didn't work. Select the text and copy it by hand."),
     N_("Show"),
     N_("Hide"),

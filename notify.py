@@ -218,6 +218,8 @@ def announce(session: Session, notice: vault.Notice) -> None:
 
 def _announce(session: Session, notice: vault.Notice) -> None:
     secret = session.get(Secret, notice.secret_id, populate_existing=True)
+    if secret.owner_id is None:
+        return  # shared without an account: nobody to tell
     if notice.event == "expired" and secret.view_count:
         return  # only an expiry nobody saw coming is news
     facts = _secret_facts(secret, vault.title_of(_keys(), secret))

@@ -123,13 +123,23 @@ def throttle_reset_requests(view):
 
 
 def _creator_key() -> str:
-    """Key per-user limits on the account (by row id, which survives sign-outs), page or API alike."""
+    """Key per-user limits on the account (by row id, which survives sign-outs), page or API alike; a visitor sharing
+    without an account on their network."""
     user = signin.api_caller() if request.path.startswith("/api/") else current_user
-    return f"user:{getattr(user, 'id', None)}"
+    return f"user:{user.id}" if getattr(user, "is_authenticated", False) else "network:" + _client_network()
 
 
 verification_resend_limit = limiter.limit(
     _setting("RATELIMIT_VERIFICATION_RESEND"), key_func=lambda: f"verify:{current_user.id}", methods=["POST"]
+)
+
+# Sharing without an account: a tight budget per network, on top of the one above.
+anonymous_create_limit = limiter.shared_limit(
+    _setting("RATELIMIT_ANONYMOUS"),
+    scope="create-anonymous",
+    key_func=_client_network,
+    methods=["POST"],
+    exempt_when=lambda: current_user.is_authenticated,
 )
 
 # One budget for creating secrets, shared by the page and the API.

@@ -9,9 +9,9 @@ gunicorn.conf.py imports this module, so it must not import the app (nor Flask).
 import re
 from urllib.parse import quote, unquote
 
-# Segments after these words are tokens (share ids, the tokens of reset, verification and invitation links) unless
+# Segments after these words are tokens (share ids, the tokens of reset, verification, invitation and manage links) unless
 # they are a route word.
-SECRET_PATH_WORDS = ("view", "secrets", "reset", "verify", "invite")
+SECRET_PATH_WORDS = ("view", "secrets", "reset", "verify", "invite", "manage")
 ROUTE_WORDS = {"", ".", "..", "edit", "delete", "card", "qr.png", "qr.svg", "events", "unlock"}
 # A path in a log line: from a slash to the next space or quote; the query string goes with it.
 PATH_RE = re.compile(r"/[^\s\"']*")

@@ -202,7 +202,9 @@ class Secret(Base):
     id_digest: Mapped[str] = mapped_column(String(64), unique=True)
     unique_id_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     unique_id = None
-    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    # None: shared without an account (ANONYMOUS_SHARING); then only the digest of its private manage link finds it.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    manage_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     # The title is an owner's label, sealed with the server key so a stolen database shows no labels either.
     title_sealed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -245,7 +247,7 @@ class Secret(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    owner: Mapped[User] = relationship(back_populates="secrets")
+    owner: Mapped[User | None] = relationship(back_populates="secrets")
     events: Mapped[list["AccessEvent"]] = relationship(
         back_populates="secret", cascade="all, delete-orphan", order_by="AccessEvent.id.desc()"
     )
@@ -324,6 +326,11 @@ class FileChunk(Base):
 class AccessOutcome(enum.StrEnum):
     UNLOCKED = "unlocked"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome label, not a password
+    RECIPIENT_ENDED = "recipient_ended"  # "I have it: destroy it now"
+
+    @property
+    def label(self) -> str:
+        return {"unlocked": "Unlocked", "wrong_password": "Wrong password"}.get(self.value, "Ended by the recipient")
 
 
 class AccessEvent(Base):
@@ -335,6 +342,9 @@ class AccessEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     user_agent: Mapped[str] = mapped_column(String(200), default="")
     ip_prefix: Mapped[str] = mapped_column(String(64), default="")
+    # On an unlock from the page: a keyed hash of the form's token, so the same form can show the content again
+    # for a few minutes without counting a view (vault.REPLAY_WINDOW); unique, so a double click counts once.
+    form_mark: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
     secret: Mapped[Secret] = relationship(back_populates="events")
 

@@ -77,6 +77,9 @@ def check_secret_policies(settings: dict) -> None:
     if settings["ACTIVE_SECRETS_PER_USER"] < 0:
         refuse_to_start("ACTIVE_SECRETS_PER_USER must be a number of secrets, or 0 for no limit.")
     settings["REQUIRE_TWO_FACTOR"] = _yes_or_no(settings, "REQUIRE_TWO_FACTOR")
+    settings["ANONYMOUS_SHARING"] = _yes_or_no(settings, "ANONYMOUS_SHARING")
+    if not settings["SECRET_MIN_EXPIRY"] <= settings["ANONYMOUS_MAX_EXPIRY"] <= settings["SECRET_MAX_EXPIRY"]:
+        refuse_to_start("ANONYMOUS_MAX_EXPIRY_HOURS must lie between the shortest and the longest expiry of a secret.")
 
 
 def registration_policy(settings: dict) -> registration.RegistrationPolicy:

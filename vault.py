@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy import delete as delete_rows
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError
 
@@ -48,6 +48,8 @@ FORMAT_VERSION = 1
 KDF_FLOOR_MEMORY_KIB = 19456  # OWASP's Argon2id floor: 19 MiB, 2 passes
 KDF_FLOOR_ITERATIONS = 2
 WIPED = {"ciphertext": None, "salt": None, "nonce": None, "files_key_sealed": None}
+# How long the form that unlocked a secret can show it again (a reload, a phone restoring its tab) without a view.
+REPLAY_WINDOW = timedelta(minutes=5)
 
 
 # --- outcomes ----------------------------------------------------------------------------------------------------
@@ -58,6 +60,7 @@ class Unlocked:
     content: str
     secret: Secret  # as stored after this view: counts, status, blur, expiry
     files_key: bytes | None = None  # opens the attached files (attachments.py), when there are any
+    replayed: bool = False  # the same form shown again: no view was counted
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,11 @@ class TriesInFlight:
 @dataclass(frozen=True)
 class KeyRetired:
     """The server key that seals this secret was removed from ENCRYPTION_KEYS; nothing was spent."""
+
+
+@dataclass(frozen=True)
+class EndedByRecipient:
+    """The recipient said "I have it": the content is erased."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +240,10 @@ class Policy:
     # How long a recipient's download links work: a used-up secret's file chunks are kept this long after its last view.
     file_link_window: timedelta = timedelta(minutes=15)
     announce: Announce | None = None
+
+
+class _FormCounted(Exception):
+    """A parallel request from the same form (a double click) counted the view first."""
 
 
 class _DerivationBusy(Exception):
@@ -459,7 +471,7 @@ def openable(session: Session, keys: KeyRing, share_id: str, now: datetime) -> b
 def create(
     session: Session,
     keys: KeyRing,
-    owner_id: int,
+    owner_id: int | None,
     title: str,
     content: str,
     password: str,
@@ -469,10 +481,12 @@ def create(
     now: datetime,
     notices: NoticeChoices = NO_NOTICES,
     attached: Attached | None = None,
+    manage_digest: str | None = None,
 ) -> Created | Busy:
     """Seal and store a new secret under the newest key, with a fresh share id (or the one its files are bound to).
 
-    Files sealed during the upload are in the session's open transaction: they are stored with it or not at all.
+    Files sealed during the upload are in the session's open transaction: they are stored with it or not at all. One
+    without an owner (shared without an account) is found again by `manage_digest`, the digest of its manage link.
     """
     share_id = new_unique_id() if attached is None else attached.share_id
     id_digest = share_id_digest(share_id)
@@ -482,6 +496,7 @@ def create(
         return Busy(retry_after=_retry_after(keys))
     secret = Secret(
         owner_id=owner_id,
+        manage_digest=manage_digest,
         id_digest=id_digest,
         blur_level=blur_level,
         max_views=max_views,
@@ -588,14 +603,23 @@ def _spend_wrong_password(
     return WrongPassword(tries_left=max(policy.max_failed_attempts - secret.failed_attempts, 0))
 
 
-def _add_event(session: Session, secret_id: int, outcome: AccessOutcome, visitor: Visitor, now: datetime) -> None:
-    event = AccessEvent(secret_id=secret_id, at=now, outcome=outcome, user_agent=visitor.user_agent[:200])
+def _add_event(
+    session: Session, secret_id: int, outcome: AccessOutcome, visitor: Visitor, now: datetime, form_mark: str | None = None
+) -> None:
+    event = AccessEvent(
+        secret_id=secret_id, at=now, outcome=outcome, user_agent=visitor.user_agent[:200], form_mark=form_mark
+    )
     event.ip_prefix = visitor.ip_prefix
     session.add(event)
 
 
-def _take_view(session: Session, policy: Policy, secret_id: int, visitor: Visitor, now: datetime) -> bool:
-    """Turn the held try into a view, with its event; False when the secret ended or its last view went first."""
+def _take_view(
+    session: Session, policy: Policy, secret_id: int, visitor: Visitor, now: datetime, form_mark: str | None = None
+) -> bool:
+    """Turn the held try into a view, with its event; False when the secret ended or its last view went first.
+
+    :raise _FormCounted: when the event's form mark is already taken (nothing was counted here).
+    """
     result = session.execute(
         update(Secret)
         .where(*_available(secret_id, now), _views_remain(), Secret.tries_in_flight > 0)
@@ -605,7 +629,12 @@ def _take_view(session: Session, policy: Policy, secret_id: int, visitor: Visito
     if result.rowcount != 1:
         session.rollback()
         return False
-    _add_event(session, secret_id, AccessOutcome.UNLOCKED, visitor, now)
+    _add_event(session, secret_id, AccessOutcome.UNLOCKED, visitor, now, form_mark)
+    try:
+        session.flush()  # the unique form mark is checked here, before anyone hears of a view
+    except IntegrityError:
+        session.rollback()
+        raise _FormCounted() from None
     _tell(session, policy.announce, Notice(secret_id, "opened", now, visitor))
     session.commit()
     return True
@@ -656,8 +685,13 @@ def unlock(
     password: str,
     clock: Clock,
     visitor: Visitor | None = None,
+    form_mark: str | None = None,
 ) -> Outcome:
-    """Spend one try on `password`; a right one takes a view, decided when the derivation is done."""
+    """Spend one try on `password`; a right one takes a view, decided when the derivation is done.
+
+    `form_mark` (a keyed hash of the page form's token) lets the form that unlocked the secret show it again within
+    REPLAY_WINDOW without a view: the password is still derived and checked, and a wrong one spends a try as ever.
+    """
     visitor = visitor or Visitor()
     secret = _find(session, share_id)
     if secret is None:
@@ -666,9 +700,14 @@ def unlock(
     if not isinstance(checked, Opened):
         return checked
     now = clock()  # expiry is judged now, when the derivation is done, not when the request began
+    if form_mark is not None and _form_unlocked(session, secret.id, form_mark, now):
+        _release_try(session, secret.id)
+        return _replayed(session, secret, checked)
     viewed = False
     try:
-        viewed = _take_view(session, policy, secret.id, visitor, now)
+        viewed = _take_view(session, policy, secret.id, visitor, now, form_mark)
+    except _FormCounted:
+        return _replayed(session, secret, checked)
     finally:
         if not viewed:
             _release_try(session, secret.id)
@@ -679,6 +718,38 @@ def unlock(
     if secret.status == SecretStatus.ACTIVE and secret.key_id != keys.newest_id:
         _reseal(session, keys, secret, checked, password, now)
     return Unlocked(checked.content, secret, checked.files_key)
+
+
+def _form_unlocked(session: Session, secret_id: int, form_mark: str, now: datetime) -> bool:
+    """Tell whether this form unlocked the secret within REPLAY_WINDOW; an older mark is let go, so it counts anew."""
+    event = session.scalar(select(AccessEvent).where(AccessEvent.secret_id == secret_id, AccessEvent.form_mark == form_mark))
+    if event is None:
+        return False
+    if _as_utc(event.at) > now - REPLAY_WINDOW:
+        return True
+    event.form_mark = None
+    session.commit()
+    return False
+
+
+def _replayed(session: Session, secret: Secret, opened: Opened) -> Unlocked:
+    session.refresh(secret)
+    log.info("secret %s shown again to the form that unlocked it", secret.id)
+    return Unlocked(opened.content, secret, opened.files_key, replayed=True)
+
+
+def end_by_recipient(
+    session: Session, share_id: str, form_mark: str, now: datetime, visitor: Visitor | None = None
+) -> EndedByRecipient | Gone:
+    """End a secret at its recipient's word: only the form that unlocked it, within REPLAY_WINDOW, may."""
+    secret = _find(session, share_id)
+    if secret is None or not _form_unlocked(session, secret.id, form_mark, now):
+        return Gone()
+    if not _end(session, SecretStatus.DESTROYED, now, *_available(secret.id, now)):
+        return Gone()
+    _add_event(session, secret.id, AccessOutcome.RECIPIENT_ENDED, visitor or Visitor(), now)
+    session.commit()
+    return EndedByRecipient()
 
 
 def _reseal(session: Session, keys: KeyRing, secret: Secret, opened: Opened, password: str, now: datetime) -> None:
@@ -830,7 +901,7 @@ def expire_due(session: Session, now: datetime, owner_id: int | None = None, ann
     return _end(session, SecretStatus.EXPIRED, now, Secret.expires_at <= now, *mine, announce=announce)
 
 
-def delete(session: Session, share_id: str, owner_id: int, now: datetime) -> Deleted | Removed | Gone:
+def delete(session: Session, share_id: str, owner_id: int | None, now: datetime) -> Deleted | Removed | Gone:
     """Delete an owner's secret: an active one is erased and kept as a record; an ended record is removed."""
     secret = _find(session, share_id, owner_id)
     if secret is None:

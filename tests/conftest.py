@@ -10,8 +10,12 @@ from datetime import UTC, datetime
 import pytest
 
 from app import create_app, db
+from tests import services
 from tests.helpers import MAIL_SENDER, AuthActions, FrozenClock, free_port, make_config
 from tests.smtp_server import MailCatcher, smtp_server
+
+# Before any test asks for them: PostgreSQL and Redis on their default ports count as set (tests/services.py).
+SERVICES = [services.find(variable) for variable in services.DEFAULTS]
 
 
 @pytest.fixture
@@ -93,3 +97,15 @@ def mailbox(smtp_port) -> MailCatcher:
 def mail_settings(smtp_port) -> dict:
     server = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port[0], "MAIL_DEFAULT_SENDER": MAIL_SENDER}
     return {**server, "EMAIL_VERIFICATION": "optional"}
+
+
+# --- the end of a run: which services it used, and which suites skipped and why ----------------------------------------
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.section("services and skipped suites")
+    for finding in SERVICES:
+        terminalreporter.write_line(f"{finding.service}: {finding.how}")
+    lines = services.skipped_suites(terminalreporter.stats.get("skipped", []))
+    for line in lines or ["No test skipped."]:
+        terminalreporter.write_line(line)

@@ -112,7 +112,10 @@ LOG_SPELLINGS = [
     ("/email/verify/{id}", "/email/verify/[id]"),
     ("/email/%76erify/{id}", "/email/verify/[id]"),
     ("/invite/{id}", "/invite/[id]"),
+    ("/view/{id}/files/{id}/0", "/view/[id]/[id]/[id]/[id]"),  # a download link carries the files' key
     ("/%69nvite/{id}", "/invite/[id]"),
+    ("/manage/{id}", "/manage/[id]"),
+    ("/manage/{id}/delete", "/manage/[id]/delete"),
 ]
 
 

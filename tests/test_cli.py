@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import tty
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -427,6 +428,21 @@ def test_deeply_nested_json_is_a_refusal_not_a_traceback(deep_json_server, home)
     result = run_cli("open", f"{deep_json_server}/view/{'A' * 22}", stdin="pw\n", home=home)
     assert "Traceback" not in result.stderr
     assert result.returncode == 1
+
+
+def test_open_says_a_secret_is_gone_before_asking_for_the_password(cli, server):
+    gone = cli("open", f"{server['url']}/view/{'G' * 22}", stdin="")  # no password given: it is never asked for
+    assert gone.returncode == 1
+    assert "no longer available" in gone.stderr and "Password" not in gone.stderr
+
+
+def test_expiries_print_as_local_time_and_how_far_off():
+    import cli as cli_module
+
+    in_three_hours = datetime.now(UTC) + timedelta(hours=3, seconds=30)
+    local = in_three_hours.astimezone()
+    assert cli_module.expiry(in_three_hours.isoformat()) == f"{local:%Y-%m-%d %H:%M %Z}, in 3 hours"
+    assert cli_module.expiry(["not a time"]) == '["not a time"]'
 
 
 # --- files -------------------------------------------------------------------------------------------------------------

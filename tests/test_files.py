@@ -102,6 +102,15 @@ def test_the_download_link_is_bound_to_its_secret_and_expires(app, logged_in_cli
     assert recipient.get(link).status_code == 404
 
 
+def test_a_disabled_owners_files_are_not_downloaded_with_a_link_given_before(app, logged_in_client, recipient):
+    share_id = share_id_of(post_files(logged_in_client, [("a.txt", b"kept back")]))
+    [link] = download_links(unlock(recipient, share_id).text)
+    assert app.test_cli_runner().invoke(args=["users", "disable", "alice"]).exit_code == 0
+    assert recipient.get(link).status_code == 410
+    assert app.test_cli_runner().invoke(args=["users", "enable", "alice"]).exit_code == 0
+    assert recipient.get(link).data == b"kept back"
+
+
 def test_the_last_view_warns_and_its_files_stay_for_the_links_window(app, logged_in_client, recipient, clock):
     share_id = share_id_of(post_files(logged_in_client, [("a.txt", b"only once")], max_views="1"))
     page = unlock(recipient, share_id)

@@ -199,3 +199,13 @@ def test_the_apis_field_errors_stay_english(logged_in_client):
     assert answer.status_code == 400
     assert answer.json["error"]["message"] == "Some fields need fixing."
     assert answer.json["error"]["fields"] == {"confirm": ["The passwords don't match."]}  # a lazy message, in English
+
+
+def test_the_menu_goes_back_to_the_same_path_whatever_its_segments_hold(client):
+    # A download link's token segment takes any character: decoded, a line break made the redirect a 500, and a
+    # "?" moved the rest of the path into the query.
+    base = "/view/AAAAAAAAAAAAAAAAAAAAAA/files"
+    for sent in (f"{base}/a%0D%0AX-Injected%3A%201/0", f"{base}/a%3Fb/0", f"{base}/%C3%A9/0"):
+        answer = client.get(f"{sent}?lang=de")
+        assert answer.status_code == 303 and answer.headers["Location"] == sent, sent
+        assert "X-Injected" not in answer.headers

@@ -267,7 +267,9 @@ def test_card_has_the_qr_but_never_the_content(logged_in_client):
     unique_id = create_secret(logged_in_client, title="Front door")
     card = logged_in_client.get(f"/secrets/{unique_id}/card")
     assert card.status_code == 200
-    assert "Front door" in card.text
+    assert "Front door" not in card.text  # as the create form says: only the recipient sees it, once unlocked
+    assert 'name="title" value="1" class="checkbox">' in card.text
+    assert "<h1 class=\"print-title\">Front door</h1>" in logged_in_client.get(f"/secrets/{unique_id}/card?title=1").text
     assert f"/secrets/{unique_id}/qr.png" in card.text
     assert "The password is not on this card." in card.text
     assert SECRET_CONTENT not in card.text and SECRET_PASSWORD not in card.text

@@ -13,7 +13,7 @@ from tests.helpers import CSRF_TOKEN_RE, OTHER_PASSWORD, PASSWORD, AuthActions, 
 from tests.test_accounts import get_user
 from tests.test_qr import files_under
 
-KEY_RE = re.compile(r'id="totp-key" value="([A-Z2-7]+)"')
+KEY_RE = re.compile(r'id="totp-key" aria-label="Key">([A-Z2-7]+)<')
 RECOVERY_RE = re.compile(r"<li>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</li>")
 
 
@@ -175,6 +175,7 @@ def test_one_step_of_skew_is_accepted_and_two_are_refused(client, auth, two_fact
 def test_recovery_codes_work_once_in_the_code_field(app, client, auth, two_factor):
     _key, codes = two_factor
     assert sign_in_with_code(client, auth, codes[0].upper()).status_code == 302
+    assert "You signed in with a recovery code, which now no longer works. You have 9 left" in client.get("/dashboard").text
     assert "9 recovery codes left" in client.get("/account").text
     assert sign_in_with_code(client, auth, codes[0]).status_code == 400
 

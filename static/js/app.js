@@ -46,7 +46,7 @@ function setUpCopyButtons() {
     });
   });
   document.querySelectorAll("[data-copy-text]").forEach((button) => {
-    button.addEventListener("click", () => copyText(button, button.dataset.copyText, "Link"));
+    button.addEventListener("click", () => copyText(button, button.dataset.copyText, button.dataset.copyWhat || "Link"));
   });
 }
 
@@ -165,6 +165,33 @@ function setUpReveal() {
   window.addEventListener("pagehide", () => { content.textContent = ""; });
 }
 
+const WHITESPACE_CLASSES = { " ": "ws-space", "\t": "ws-tab", "\n": "ws-eol" };
+
+function markWhitespace(node, text) {
+  // Each space, tab and line end in its own span, keeping the very same characters, so copying is unchanged.
+  node.replaceChildren(...Array.from(text, (char) => {
+    if (!WHITESPACE_CLASSES[char]) return document.createTextNode(char);
+    const span = document.createElement("span");
+    span.className = WHITESPACE_CLASSES[char];
+    span.textContent = char;
+    return span;
+  }));
+}
+
+function setUpWhitespaceToggle() {
+  const button = document.querySelector("[data-show-whitespace]");
+  if (!button) return;
+  const content = document.getElementById(button.getAttribute("aria-controls"));
+  button.addEventListener("click", () => {
+    const show = button.getAttribute("aria-pressed") !== "true";
+    const text = content.textContent;
+    if (show) markWhitespace(content, text);
+    else content.textContent = text;
+    button.setAttribute("aria-pressed", String(show));
+    button.textContent = word(show ? "Hide spaces" : "Show spaces");
+  });
+}
+
 // The browser's time zone for a form that has none yet: sign-up's hidden field, the Account page's unsaved choice.
 function suggestTimeZone() {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -172,6 +199,13 @@ function suggestTimeZone() {
   document.querySelectorAll("[data-browser-time-zone]").forEach((field) => {
     if (field.tagName === "SELECT" && ![...field.options].some((option) => option.value === zone)) return;
     field.value = zone;
+  });
+}
+
+function setUpSubmitOnChange() {
+  document.querySelectorAll("[data-submit-on-change]").forEach((form) => {
+    form.querySelectorAll("[data-hide-with-script]").forEach((node) => { node.hidden = true; });
+    form.addEventListener("change", () => form.submit());
   });
 }
 
@@ -187,6 +221,8 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpExpiryChoice();
   setUpBlurPreview();
   setUpReveal();
+  setUpWhitespaceToggle();
   setUpPrint();
   suggestTimeZone();
+  setUpSubmitOnChange();
 });

@@ -35,11 +35,15 @@ def sign_in(page, username: str, remember: bool = False) -> None:
     page.wait_for_url("**/dashboard")
 
 
-def create_secret(page, title: str, blur_steps: int = 0, max_views: str = "", content: str = SECRET_TEXT) -> None:
+def create_secret(
+    page, title: str, blur_steps: int = 0, max_views: str = "", content: str = SECRET_TEXT, files: tuple = ()
+) -> None:
     """Fill the create form; the blur slider is moved with the arrow keys, as a keyboard user would."""
     page.goto("/create")
     page.get_by_label("Title").fill(title)
     page.get_by_label("Secret", exact=True).fill(content)
+    if files:
+        page.get_by_label("Files").set_input_files(list(files))
     page.get_by_label("Password for this secret").fill(SECRET_PASSWORD)
     page.get_by_label("Repeat password").fill(SECRET_PASSWORD)
     slider = page.get_by_role("slider", name="Blur")

@@ -123,17 +123,38 @@ def test_hold_to_reveal_and_idle_reblur(new_context):
     assert content_filter(recipient) == BLURRED
 
 
-def _unlocked_page(new_context, title: str):
+def _unlocked_page(new_context, title: str, content: str = flows.SECRET_TEXT):
     owner = new_context().new_page()
     flows.register(owner, f"leave{uuid.uuid4().hex[:8]}")
-    flows.create_secret(owner, title)
+    flows.create_secret(owner, title, content=content)
     link = owner.locator("#share-link").input_value()
     recipient = new_context(viewport=PHONE).new_page()
     recipient.goto(link)
-    recipient.get_by_label("Password", exact=True).fill(flows.SECRET_PASSWORD)
+    field, show = recipient.get_by_label("Password", exact=True), recipient.get_by_role("button", name="Show password")
+    assert field.bounding_box()["height"] == show.bounding_box()["height"]  # the Show button matches its field
+    field.fill(flows.SECRET_PASSWORD)
     recipient.get_by_role("button", name="Unlock").click()
-    expect(recipient.locator("[data-secret-content]")).to_contain_text("CorridorGuest")
+    expect(recipient.locator("[data-secret-content]")).to_contain_text(content.split()[0])
     return recipient
+
+
+def test_the_revealed_text_breaks_only_where_it_does_and_shows_its_whitespace(new_context):
+    text = "correct-horse-battery-staple-and-a-much-longer-line-than-a-phone-shows \ttrailing  \nsecond line"
+    recipient = _unlocked_page(new_context, "Long line", content=text)
+    recipient.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    lines = recipient.locator("[data-secret-content]").evaluate(
+        "node => { const range = document.createRange(); range.selectNodeContents(node);"
+        " return new Set(Array.from(range.getClientRects(), (rect) => Math.round(rect.top))).size; }"
+    )
+    assert lines == 2  # at 390 px, the long first line scrolls instead of breaking at its hyphens
+    recipient.get_by_role("button", name="Show spaces").click()
+    assert recipient.locator("[data-secret-content] .ws-space").count() == text.count(" ")
+    assert recipient.locator("[data-secret-content] .ws-tab").count() == 1
+    assert recipient.locator("[data-secret-content] .ws-eol").count() == 1
+    recipient.get_by_role("button", name="Copy").click()
+    assert recipient.evaluate("navigator.clipboard.readText()") == text  # the marks are not copied
+    recipient.get_by_role("button", name="Hide spaces").click()
+    assert recipient.locator("[data-secret-content] span").count() == 0
 
 
 def test_leaving_the_page_clears_the_secret(new_context):
@@ -148,3 +169,15 @@ def test_the_back_button_cannot_show_it_again(new_context):
     with pytest.raises(PlaywrightError, match="ERR_CACHE_MISS"):
         recipient.go_back()  # no-store: the browser will not redisplay the unlocked page
     expect(recipient.locator("body")).not_to_contain_text("CorridorGuest")
+
+
+def test_reloading_the_revealed_secret_spends_no_view_and_the_recipient_can_end_it(new_context):
+    recipient = _unlocked_page(new_context, "Reload me")
+    expect(recipient.get_by_text("Views: 1 of")).to_be_visible()
+    recipient.reload()  # the browser posts the same form again
+    expect(recipient.locator("[data-secret-content]")).to_contain_text("CorridorGuest")
+    expect(recipient.get_by_text("this did not count as a view")).to_be_visible()
+    expect(recipient.get_by_text("Views: 1 of")).to_be_visible()
+    recipient.get_by_role("button", name="I have it: destroy it now").click()
+    expect(recipient.get_by_role("heading", name="The secret is destroyed")).to_be_visible()
+    assert recipient.context.cookies() == []  # the recipient's page still sets no cookie

@@ -67,6 +67,7 @@ def test_every_page(new_context, theme, viewport):
     visit(owner, shot("edit"), f"{secret_path}/edit")
     visit(owner, shot("delete"), f"{secret_path}/delete")
     visit(owner, shot("card"), f"{secret_path}/card")
+    assert owner.goto(f"{secret_path}/qr.png").status == 200  # the viewer raises no CSP error (the console watch)
     visit(owner, shot("account"), "/account")
     visit(owner, shot("account-sessions"), "/account/sessions")
     visit(owner, shot("account-tokens"), "/account/tokens")
@@ -89,6 +90,9 @@ def test_every_page(new_context, theme, viewport):
     visit(recipient, shot("view-unlocked"))
     recipient.get_by_role("button", name="Reveal").click()
     visit(recipient, shot("view-revealed"))
+    recipient.reload()
+    expect(recipient.get_by_text("this did not count as a view")).to_be_visible()
+    visit(recipient, shot("view-reloaded"))
 
     owner.goto(f"{secret_path}/delete")
     owner.get_by_role("button", name="Delete secret").click()

@@ -5,6 +5,7 @@ import uuid
 import pypdfium2
 import pytest
 import zxingcpp
+from playwright.sync_api import expect
 
 from tests.browser import flows
 
@@ -18,6 +19,9 @@ def test_card_prints_on_one_page_and_scans(new_context, paper):
     flows.create_secret(page, "Front door", max_views="3")
     link = page.locator("#share-link").input_value()
     page.get_by_role("link", name="Print a card").click()
+    expect(page.locator(".print-expiry time")).to_contain_text("UTC")  # the browser's zone, named (UTC here)
+    page.get_by_label("Print the title on the card").check()  # off by default; the page reloads with it
+    page.wait_for_url("**/card?title=1")
     page.emulate_media(media="print")
     pdf = pypdfium2.PdfDocument(page.pdf(format=paper, print_background=True))
     assert len(pdf) == 1

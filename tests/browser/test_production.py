@@ -3,7 +3,10 @@ workers in production settings, on PostgreSQL with rate limits on Redis. Before 
 Flask-WTF's Referer check, the very first form here (register) was refused with a 400."""
 
 import gzip
+import hashlib
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -87,6 +90,28 @@ def test_whole_journey_over_https(production_site, https_context):
     log = production_site.access_log.read_text()
     assert "POST /view/[id]" in log and "GET /secrets/[id]" in log
     assert unique_id not in log
+
+
+def test_a_25_mib_file_goes_from_the_owners_browser_to_the_recipients_phone(production_site, https_context, tmp_path):
+    """Through nginx's streaming upload and download locations (deploy/nginx.conf) to 4 workers and PostgreSQL."""
+    attached = tmp_path / "backup.tar"
+    attached.write_bytes(os.urandom(25 * 1024 * 1024))
+    owner = https_context().new_page()
+    flows.register(owner, f"files{uuid.uuid4().hex[:8]}")
+    flows.create_secret(owner, "Backup", max_views="1", content="", files=(attached,))
+    unique_id = owner.url.rsplit("/", 1)[1]
+    expect(owner.get_by_text("1 file, 25.0 MiB")).to_be_visible()
+
+    recipient = https_context(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2).new_page()
+    recipient.goto(f"{production_site.url}/view/{unique_id}")
+    recipient.get_by_label("Password", exact=True).fill(flows.SECRET_PASSWORD)
+    recipient.get_by_role("button", name="Unlock").click()
+    with recipient.expect_download(timeout=120_000) as download:
+        recipient.get_by_role("link", name="backup.tar").click()
+    assert download.value.suggested_filename == "backup.tar"
+    received = Path(download.value.path()).read_bytes()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(attached.read_bytes()).digest()
+    assert unique_id not in production_site.access_log.read_text()
 
 
 def test_plain_http_is_redirected_to_https(production_site, https_context):

@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from urllib.parse import unquote
 
 import pyotp
 from playwright.sync_api import expect
@@ -19,9 +20,12 @@ def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
     page.get_by_role("link", name="Turn on two-factor sign-in").click()
     page.wait_for_url("**/account/two-factor")
 
-    key = page.get_by_label("Key").input_value()
+    key = page.get_by_label("Key").inner_text()
+    link = page.get_by_role("link", name="Add to your authenticator app on this device").get_attribute("href")
     scanned = flows.decode_qr(page.get_by_role("img", name="QR code to add SecureShare to your authenticator app").screenshot())
     assert scanned.startswith("otpauth://totp/SecureShare:") and f"secret={key}" in scanned
+    assert link == scanned  # the same enrolment, for the phone that shows this page
+    assert page.get_by_label("Key").evaluate("node => node.scrollWidth <= node.clientWidth")  # whole at 390 px
     screenshot(page, "two-factor-setup")
 
     totp = pyotp.TOTP(key)
@@ -30,6 +34,13 @@ def test_turn_on_two_factor_then_sign_in_with_a_code(new_context):
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     codes = page.locator("#recovery-codes li")
     expect(codes).to_have_count(10)
+    download = page.get_by_role("link", name="Download as a text file")
+    assert download.get_attribute("download") == "secureshare-recovery-codes.txt"
+    saved = unquote(download.get_attribute("href").removeprefix("data:text/plain;charset=utf-8,"))
+    assert saved.splitlines()[1:] == codes.all_inner_texts()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == saved
     expect(page.get_by_text("Every other device has been signed out")).to_be_visible()
     assert_accessible(page, "two-factor-recovery-codes")
     screenshot(page, "two-factor-recovery-codes")
