@@ -40,7 +40,7 @@ run: compile-translations
 	FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app app run --host 127.0.0.1 --port $(PORT)
 
 # The same on this machine's LAN address, its links and a terminal QR code pointing there: try it from a phone.
-run-lan: $(STAMP)
+run-lan: compile-translations
 	$(BIN)/flask --app app init-db
 	$(BIN)/python lan.py
 
