@@ -1315,9 +1315,10 @@ def manage_anonymous(token: str):
 def delete_anonymous(token: str):
     """Delete a secret shared without an account: its content is erased at once and its link stops working."""
     secret = _anonymous_secret_or_404(token)
+    secret_id = secret.id  # read now: deleting an ended record removes its row, and the object with it
     if secret.unique_id is not None:
         vault.delete(db.session, secret.unique_id, None, _now())
-        current_app.logger.info("secret %s deleted by its manage link", secret.id)
+        current_app.logger.info("secret %s deleted by its manage link", secret_id)
     flash("Secret deleted. Its link no longer works.", "success")
     return redirect(url_for("web.manage_anonymous", token=token))
 
