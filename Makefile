@@ -20,7 +20,7 @@ compile-translations: $(STAMP)
 # Extract every string to translations/messages.pot (POT: elsewhere, as tests/test_translations.py does).
 POT ?= translations/messages.pot
 extract:
-	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o $(POT) .
+	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k lazy_ngettext:1,2 --no-location --sort-output -o $(POT) .
 
 # Bring each catalogue up to date with the code; then translate what is new (the tests fail until every catalogue is
 # complete).
@@ -40,7 +40,7 @@ run: compile-translations
 	FLASK_RUN_PORT=$(PORT) $(BIN)/flask --app app run --host 127.0.0.1 --port $(PORT)
 
 # The same on this machine's LAN address, its links and a terminal QR code pointing there: try it from a phone.
-run-lan: $(STAMP)
+run-lan: compile-translations
 	$(BIN)/flask --app app init-db
 	$(BIN)/python lan.py
 

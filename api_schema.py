@@ -129,7 +129,7 @@ def blank_form(form_class: type[FlaskForm], formdata=None, **extra) -> FlaskForm
 
 def _field_rule(field) -> dict:
     """Describe one WTForms field as JSON Schema: type, choices, range and length, taken from its validators."""
-    rule = {"type": "integer" if isinstance(field, IntegerField) else "string", "description": field.label.text}
+    rule = {"type": "integer" if isinstance(field, IntegerField) else "string", "description": str(field.label.text)}
     if isinstance(field, SelectField):
         rule["enum"] = [choice.value for choice in field.choices]
     for validator in field.validators:
@@ -305,7 +305,8 @@ def api_form(form_class: type[FlaskForm], values: dict, **extra) -> FlaskForm:
     formdata = MultiDict({name: str(value) for name, value in values.items() if value is not None})
     form = blank_form(form_class, formdata, **extra)
     if not form.validate():
-        raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=form.errors)
+        fields = {name: [str(problem) for problem in problems] for name, problems in form.errors.items()}
+        raise ApiError(400, "invalid_fields", "Some fields need fixing.", fields=fields)
     return form
 
 

@@ -101,7 +101,7 @@ CROSS_SITE_MESSAGE = _(
     "This form was sent from another website, so nothing was changed. Open SecureShare yourself and try again."
 )
 LIMIT_STORE_DOWN_MESSAGE = _("SecureShare can't take this request right now. Nothing was changed; try again in a minute.")
-TWO_FACTOR_REQUIRED_MESSAGE = "This SecureShare requires two-factor sign-in. Set it up on your Account page first."
+TWO_FACTOR_REQUIRED_MESSAGE = "This SecureShare requires two-factor sign-in. Set it up on your Account page first."  # API only
 UNVERIFIED_MESSAGE = _(
     "Confirm your email address first: open the link we sent to it, or ask for a new one on the Account page."
 )
@@ -350,15 +350,15 @@ def index():
 
 
 REGISTRATION_REFUSALS = {
-    registration.Refusal.CLOSED: "Sign-up is closed on this SecureShare. Ask its administrator to make you an account.",
-    registration.Refusal.INVITATION_NEEDED: (
+    registration.Refusal.CLOSED: _("Sign-up is closed on this SecureShare. Ask its administrator to make you an account."),
+    registration.Refusal.INVITATION_NEEDED: _(
         "This SecureShare takes new accounts by invitation only. Ask someone who has an account here for an invitation link."
     ),
-    registration.Refusal.INVITATION_DEAD: (
+    registration.Refusal.INVITATION_DEAD: _(
         "This invitation link doesn't work any more: it was used already, has expired or was withdrawn. "
         "Ask whoever sent it for a new one."
     ),
-    registration.Refusal.OTHER_ADDRESS: "This invitation is for another email address. Use the address it was sent to.",
+    registration.Refusal.OTHER_ADDRESS: _("This invitation is for another email address. Use the address it was sent to."),
 }
 
 
@@ -387,7 +387,7 @@ def _sign_up(token: str | None):
     refusal = registration.page_refusal(_registration(), invitation, token is not None, _now())
     if refusal is not None:
         status = 410 if refusal == registration.Refusal.INVITATION_DEAD else 403 if request.method == "POST" else 200
-        return render_template("register.html", form=None, refusal=REGISTRATION_REFUSALS[refusal]), status
+        return render_template("register.html", form=None, refusal=str(REGISTRATION_REFUSALS[refusal])), status
     form = forms.RegisterForm()
     username, email = form.username.data, form.email.data
     if (
@@ -400,7 +400,7 @@ def _sign_up(token: str | None):
             case accounts.Taken(fields):
                 forms.mark_taken(form, fields)
             case accounts.NotClaimed():
-                message = REGISTRATION_REFUSALS[registration.Refusal.INVITATION_DEAD]
+                message = str(REGISTRATION_REFUSALS[registration.Refusal.INVITATION_DEAD])
                 return render_template("register.html", form=None, refusal=message), 410
             case user:
                 return _welcome(user, form.time_zone.data)
@@ -414,7 +414,11 @@ def _address_may_sign_up(form: forms.RegisterForm, invitation) -> bool:
             return True
         case registration.Refusal.DOMAIN:
             allowed = _registration().domains.described()
-            form.email.errors.append(f"Only addresses at {allowed} can sign up here. Ask an administrator for an invitation.")
+            form.email.errors.append(
+                gettext(
+                    "Only addresses at %(domains)s can sign up here. Ask an administrator for an invitation.", domains=allowed
+                )
+            )
         case refusal:
             form.email.errors.append(REGISTRATION_REFUSALS[refusal])
     return False
@@ -441,7 +445,7 @@ def _welcome(user: User, time_zone: str | None):
     db.session.commit()
     signin.start_session(user)
     signin.trust_this_device(user)
-    flash("Welcome to SecureShare. Your account is ready.", "success")
+    flash(gettext("Welcome to SecureShare. Your account is ready."), "success")
     return redirect(url_for("web.dashboard"))
 
 
@@ -498,7 +502,7 @@ def login_code():
     user = db.session.get(User, pending["user"]) if pending else None
     if user is None or not user.two_factor_on or user.disabled:
         signin.drop_pending_login()
-        flash("Please sign in again.", "info")
+        flash(gettext("Please sign in again."), "info")
         return redirect(url_for("web.login"))
     form = forms.LoginCodeForm()
     if form.validate_on_submit():
@@ -510,7 +514,9 @@ def login_code():
                       "make new ones on the two-factor page if you are running low.", "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
-        form.code.errors.append("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
+        form.code.errors.append(
+            gettext("That code didn't work. Use the newest code from your app, or a recovery code you haven't used.")
+        )
     status = 400 if request.method == "POST" else 200
     return render_template("login_code.html", form=form), status
 
@@ -579,10 +585,10 @@ def change_password():
         notify.tell(user, "password_changed", tokens_kept=form.keep_tokens.data)
         accounts.set_password(db.session, current_app.passwords, user, form.password.data)
         signin.restart_sessions(user)
-        message = "Password changed. Every other device has been signed out."
+        message = gettext("Password changed. Every other device has been signed out.")
         if not form.keep_tokens.data:
             accounts.revoke_api_tokens(db.session, user)
-            message += " Your API tokens no longer work."
+            message = gettext("Password changed. Every other device has been signed out, and your API tokens no longer work.")
         current_app.logger.info("password changed for %s", user.username)
         flash(message, "success")
         return redirect(url_for("web.account"))
@@ -608,7 +614,7 @@ def change_email():
         if accounts.change_email(db.session, user, form.email.data):
             signin.drop_pending_totp_key()  # a two-factor enrolment starts over with a new key
             current_app.logger.info("email changed for %s", user.username)
-            flash("Email changed.", "success")
+            flash(gettext("Email changed."), "success")
             return redirect(url_for("web.account"))
         forms.mark_taken(form, ("email",))  # taken by another account meanwhile
     return _render_account(400, email_form=form)
@@ -621,7 +627,12 @@ def _ask_to_confirm_new_email(user: User, new_address: str):
     db.session.commit()
     current_app.logger.info("email change asked for %s", user.username)
     hours = duration_text(current_app.config["EMAIL_VERIFICATION_LIFETIME"])
-    flash(f"We sent a link to {new_address}. Your email changes when you open it (within {hours}).", "success")
+    message = gettext(
+        "We sent a link to %(address)s. Your email changes when you open it (within %(lifetime)s).",
+        address=new_address,
+        lifetime=hours,
+    )
+    flash(message, "success")
     return redirect(url_for("web.account"))
 
 
@@ -648,7 +659,7 @@ def resend_verification():
     if not user.email_verified and _verification() != accounts.EmailVerification.OFF:
         _send_verification_link(user, user.email)
         db.session.commit()
-        flash(f"We sent a new link to {user.email}. Open it to confirm your address.", "success")
+        flash(gettext("We sent a new link to %(address)s. Open it to confirm your address.", address=user.email), "success")
     return redirect(url_for("web.account"))
 
 
@@ -664,10 +675,10 @@ def verify_email(token: str):
             case None:
                 return render_template("link_dead.html", purpose="verify"), 410
             case accounts.Taken():
-                flash("That address now belongs to another account, so it can't be yours too.", "error")
+                flash(gettext("That address now belongs to another account, so it can't be yours too."), "error")
             case user:
                 current_app.logger.info("email confirmed for %s", user.username)
-                flash(f"Thank you: {user.email} is confirmed.", "success")
+                flash(gettext("Thank you: %(address)s is confirmed.", address=user.email), "success")
                 return redirect(url_for("web.account" if current_user.is_authenticated else "web.login"))
     return render_template("verify_email.html", form=form, address=link.email), 400 if request.method == "POST" else 200
 
@@ -680,7 +691,7 @@ def notification_defaults():
     if not form.validate_on_submit():
         return _render_account(400, notifications_form=form)
     accounts.set_notice_defaults(db.session, _user(), _notice_choices(form))
-    flash("Saved. New secrets start with these notifications.", "success")
+    flash(gettext("Saved. New secrets start with these notifications."), "success")
     return redirect(url_for("web.account"))
 
 
@@ -759,7 +770,7 @@ def reset_password(token: str):
             logout_user()  # its session row is gone: this browser signs in afresh, like every other
         session.clear()
         current_app.logger.info("password reset for %s", user.username)
-        flash("Your password is changed and every device is signed out. Sign in with your new password.", "success")
+        flash(gettext("Your password is changed and every device is signed out. Sign in with your new password."), "success")
         return redirect(url_for("web.login"))
     status = 400 if request.method == "POST" else 200
     return render_template("password_reset.html", form=form, user=user), status
@@ -778,7 +789,7 @@ def delete_account():
         session.clear()
         after_this_request(signin.forget_remember_cookie)
         current_app.logger.info("deleted user %s", user.id)
-        flash("Your account and all its secrets are deleted.", "success")
+        flash(gettext("Your account and all its secrets are deleted."), "success")
         return redirect(url_for("web.index"))
     return _render_account(400, delete_form=form)
 
@@ -811,7 +822,7 @@ def sign_out_everywhere():
     signin.restart_sessions(user)
     accounts.revoke_api_tokens(db.session, user)
     current_app.logger.info("signed out everywhere: %s", user.username)
-    flash("Every other device has been signed out, and your API tokens no longer work.", "success")
+    flash(gettext("Every other device has been signed out, and your API tokens no longer work."), "success")
     return redirect(url_for("web.account_sessions"))
 
 
@@ -846,12 +857,12 @@ def end_session(session_id: int):
     return _change_after_reauthentication(
         user,
         lambda: accounts.end_sessions(db.session, UserSession.id == target.id),
-        f"Signed out {device}.",
+        gettext("Signed out %(device)s.", device=device),
         url_for("web.account_sessions"),
-        heading=f"Sign out {device}?",
-        lead="It will have to sign in again with your password.",
+        heading=gettext("Sign out %(device)s?", device=device),
+        lead=gettext("It will have to sign in again with your password."),
         action=url_for("web.end_session", session_id=target.id),
-        button="Sign it out",
+        button=gettext("Sign it out"),
     )
 
 
@@ -897,14 +908,14 @@ def enable_two_factor():
         key = signin.pending_totp_key()
         step = accounts.matching_totp_step(key, form.code.data.replace(" ", ""), _now())
         if step is None:
-            form.code.errors.append("That code didn't work. Check the app shows SecureShare, then type the newest code.")
+            form.code.errors.append(gettext("That code didn't work. Check the app shows SecureShare, then type the newest code."))
         elif not accounts.turn_on_two_factor(db.session, _keys(), user, key, step, _now()):
             return redirect(url_for("web.two_factor"))
         else:
             signin.drop_pending_totp_key()
             signin.restart_sessions(user)
             current_app.logger.info("two-factor on for %s", user.username)
-            flash("Two-factor sign-in is on. Every other device has been signed out.", "success")
+            flash(gettext("Two-factor sign-in is on. Every other device has been signed out."), "success")
             return _render_two_factor(recovery_codes=accounts.new_recovery_codes(db.session, user))
     return _render_two_factor(400, form=form)
 
@@ -938,7 +949,7 @@ def disable_two_factor():
         notify.tell(user, "two_factor_off")
         accounts.turn_off_two_factor(db.session, user)
         current_app.logger.info("two-factor off for %s", user.username)
-        flash("Two-factor sign-in is off. Your recovery codes no longer work.", "success")
+        flash(gettext("Two-factor sign-in is off. Your recovery codes no longer work."), "success")
         return redirect(url_for("web.account"))
     return _render_two_factor(400, disable_form=form)
 
@@ -989,12 +1000,12 @@ def revoke_api_token(token_id: int):
     return _change_after_reauthentication(
         user,
         lambda: accounts.revoke_api_token(db.session, token),
-        f"Token “{name}” revoked. Scripts using it now get “not signed in”.",
+        gettext("Token “%(name)s” revoked. Scripts using it now get “not signed in”.", name=name),
         url_for("web.account_tokens"),
-        heading=f"Revoke the token “{name}”?",
-        lead="Scripts that use it will get “not signed in” from then on. This can't be undone.",
+        heading=gettext("Revoke the token “%(name)s”?", name=name),
+        lead=gettext("Scripts that use it will get “not signed in” from then on. This can't be undone."),
         action=url_for("web.revoke_api_token", token_id=token.id),
-        button="Revoke it",
+        button=gettext("Revoke it"),
     )
 
 
@@ -1058,7 +1069,7 @@ def withdraw_invitation(invitation_id: int):
         abort(404)
     if registration.withdraw(db.session, invitation, _now()):
         audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), f"invitation {invitation.id}")
-        flash("Invitation withdrawn: its link no longer works.", "success")
+        flash(gettext("Invitation withdrawn: its link no longer works."), "success")
     db.session.commit()
     return redirect(url_for("web.account_invitations"))
 
@@ -1089,7 +1100,7 @@ def add_webhook():
     settings = current_app.config
     if form.validate_on_submit() and signin.reauthenticate(form, user):
         if len(webhooks.endpoints_of(db.session, user.id)) >= settings["WEBHOOKS_PER_ACCOUNT"]:
-            form.url.errors.append(f"You have {settings['WEBHOOKS_PER_ACCOUNT']} already: remove one first.")
+            form.url.errors.append(gettext("You have %(num)d already: remove one first.", num=settings["WEBHOOKS_PER_ACCOUNT"]))
         elif problem := webhooks.url_problem(form.url.data, settings["WEBHOOK_ALLOW_PRIVATE"]):
             form.url.errors.append(problem)
         else:
@@ -1111,7 +1122,7 @@ def test_webhook(endpoint_id: int):
     endpoint = _owned_endpoint_or_404(endpoint_id)
     notify.ping_webhook(endpoint.id, current_user.username)
     db.session.commit()
-    flash(f"A test event is on its way to {endpoint.host}. Reload this page to see how it went.", "success")
+    flash(gettext("A test event is on its way to %(host)s. Reload this page to see how it went.", host=endpoint.host), "success")
     return redirect(url_for("web.account_webhooks"))
 
 
@@ -1122,7 +1133,7 @@ def delete_webhook(endpoint_id: int):
     endpoint = _owned_endpoint_or_404(endpoint_id)
     host = endpoint.host
     webhooks.remove_endpoint(db.session, endpoint)
-    flash(f"Removed the webhook to {host}. It gets no more events.", "success")
+    flash(gettext("Removed the webhook to %(host)s. It gets no more events.", host=host), "success")
     return redirect(url_for("web.account_webhooks"))
 
 
@@ -1194,7 +1205,7 @@ def create_secret():
         and _room_for_files(user, attached, form.files)
     ):
         secret = _create_secret(form, user, attached or None)
-        flash("Your secret is ready to share.", "success")
+        flash(gettext("Your secret is ready to share."), "success")
         return redirect(url_for("web.secret_detail", unique_id=secret.unique_id))
     db.session.rollback()  # whatever the upload sealed goes with the form that failed
     return render_template("create_secret.html", form=form), 400 if form.errors else 200
@@ -1217,7 +1228,11 @@ def _secrets_left(user: User) -> int | None:
 
 def _too_many_message() -> str:
     most = current_app.config["ACTIVE_SECRETS_PER_USER"]
-    return f"You have {most} active secrets, the most this SecureShare allows. Delete one, or wait until one ends."
+    return ngettext(
+        "You have %(num)d active secret, the most this SecureShare allows. Delete it, or wait until it ends.",
+        "You have %(num)d active secrets, the most this SecureShare allows. Delete one, or wait until one ends.",
+        most,
+    )
 
 
 def _storage_refusal(user: User, attached: vault.Attached | None) -> str | None:
@@ -1328,9 +1343,10 @@ def manage_anonymous(token: str):
 def delete_anonymous(token: str):
     """Delete a secret shared without an account: its content is erased at once and its link stops working."""
     secret = _anonymous_secret_or_404(token)
+    secret_id = secret.id  # read now: deleting an ended record removes its row, and the object with it
     if secret.unique_id is not None:
         vault.delete(db.session, secret.unique_id, None, _now())
-        current_app.logger.info("secret %s deleted by its manage link", secret.id)
+        current_app.logger.info("secret %s deleted by its manage link", secret_id)
     flash("Secret deleted. Its link no longer works.", "success")
     return redirect(url_for("web.manage_anonymous", token=token))
 
@@ -1360,13 +1376,17 @@ def _edit(unique_id: str, owner: User, form: forms.EditSecretForm) -> vault.Edit
     return vault.edit(db.session, _keys(), current_app.policy, unique_id, owner.id, _changes(form), current_app.clock, _visitor())
 
 
-def _times(count: int) -> str:
+def _times(count: int) -> str:  # the API's words: English
     return f"{count} {'time' if count == 1 else 'times'}"
 
 
 def _expiry_too_late_message(latest: datetime) -> str:
     longest = duration_text(current_app.policy.max_lifetime)
-    return f"A secret lasts at most {longest} from its creation: until {latest:%Y-%m-%d %H:%M} UTC. Choose a shorter time."
+    return gettext(
+        "A secret lasts at most %(longest)s from its creation: until %(latest)s. Choose a shorter time.",
+        longest=longest,
+        latest=exact_time(latest),
+    )
 
 
 @web.route("/secrets/<secret_id:unique_id>/edit", methods=["GET", "POST"])
@@ -1388,12 +1408,18 @@ def edit_secret(unique_id: str):
         match _edit(unique_id, _user(), form):
             case vault.Saved():
                 current_app.logger.info("secret %s edited", secret.id)
-                flash("Changes saved.", "success")
+                flash(gettext("Changes saved."), "success")
                 return redirect(url_for("web.secret_detail", unique_id=unique_id))
             case vault.WrongPassword():
-                form.current_password.errors.append("That isn't the current password of this secret.")
+                form.current_password.errors.append(gettext("That isn't the current password of this secret."))
             case vault.ViewsTaken(view_count):
-                form.max_views.errors.append(f"It has been viewed {_times(view_count)}: choose more, or leave it blank.")
+                form.max_views.errors.append(
+                    ngettext(
+                        "It has been viewed %(num)d time: choose more, or leave it blank.",
+                        "It has been viewed %(num)d times: choose more, or leave it blank.",
+                        view_count,
+                    )
+                )
             case vault.ExpiryTooLate(latest):
                 form.expiration.errors.append(_expiry_too_late_message(latest))
             case outcome:
@@ -1412,9 +1438,9 @@ def delete_secret(unique_id: str):
         current_app.logger.info("secret %s deleted", secret.id)
         match vault.delete(db.session, unique_id, current_user.id, _now()):
             case vault.Deleted():
-                flash("Secret deleted. Its link no longer works.", "success")
+                flash(gettext("Secret deleted. Its link no longer works."), "success")
             case vault.Removed():
-                flash("Record removed.", "success")
+                flash(gettext("Record removed."), "success")
             case vault.Gone():
                 abort(404)
         return redirect(url_for("web.dashboard"))
@@ -2057,7 +2083,7 @@ def _lead_to_two_factor_setup():
         return None
     if request.blueprint == "api" or request.endpoint in TWO_FACTOR_SETUP_ENDPOINTS | guards.PROBE_ENDPOINTS | {"static"}:
         return None
-    flash("This SecureShare requires two-factor sign-in. Set it up to continue.", "info")
+    flash(gettext("This SecureShare requires two-factor sign-in. Set it up to continue."), "info")
     return redirect(url_for("web.two_factor"))
 
 
@@ -2110,7 +2136,8 @@ def _register_extensions(app: SecureShare) -> None:
     i18n.babel.init_app(app, locale_selector=i18n.select_language, timezone_selector=i18n.select_time_zone)
     login_manager.init_app(app)
     login_manager.login_view = "web.login"
-    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message = i18n.N_("Please sign in to continue.")
+    login_manager.localize_callback = gettext  # flashed in the page's language
     login_manager.login_message_category = "info"
 
 

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask_babel import lazy_gettext
+from flask_babel import lazy_gettext, lazy_ngettext
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
@@ -34,28 +34,30 @@ USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 MAX_EMAIL_LENGTH = 254
 EXPIRATION_PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 EXPIRATION_CHOICES = [
-    SelectChoice("1h", "1 hour"),
-    SelectChoice("24h", "24 hours"),
-    SelectChoice("7d", "7 days"),
-    SelectChoice("custom", "Custom"),
+    SelectChoice("1h", _("1 hour")),
+    SelectChoice("24h", _("24 hours")),
+    SelectChoice("7d", _("7 days")),
+    SelectChoice("custom", _("Custom")),
 ]
 CUSTOM_UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
+CUSTOM_UNIT_CHOICES = [SelectChoice("minutes", _("minutes")), SelectChoice("hours", _("hours")), SelectChoice("days", _("days"))]
 TOKEN_LIFETIMES = {"30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365), "never": None}
 TOKEN_LIFETIME_CHOICES = [
-    SelectChoice("30d", "30 days"),
-    SelectChoice("90d", "90 days"),
-    SelectChoice("365d", "1 year"),
-    SelectChoice("never", "Never"),
+    SelectChoice("30d", _("30 days")),
+    SelectChoice("90d", _("90 days")),
+    SelectChoice("365d", _("1 year")),
+    SelectChoice("never", _("Never")),
 ]
 NOTIFY_OPENED_CHOICES = [
-    SelectChoice("never", "Don't tell me"),
-    SelectChoice("first", "The first time"),
-    SelectChoice("every", "Every time"),
+    SelectChoice("never", _("Don't tell me")),
+    SelectChoice("first", _("The first time")),
+    SelectChoice("every", _("Every time")),
 ]
+PASSWORDS_DIFFER = _("The passwords don't match.")
 TAKEN_MESSAGES = {
     # The form must say this much for a person to recover; sign-in never reveals which accounts exist.
-    "username": "That username is taken. Try another.",
-    "email": "That email already has an account. Sign in instead.",
+    "username": _("That username is taken. Try another."),
+    "email": _("That email already has an account. Sign in instead."),
 }
 
 
@@ -77,7 +79,7 @@ def _strip(value: str | None) -> str | None:
 def _fits_once_canonical(_form, field) -> None:
     # NFKC can make one character many (U+FDFA is 18): the stored canonical spelling must fit as well.
     if field.data and len(canonical(field.data)) > MAX_EMAIL_LENGTH:
-        raise ValidationError("That address is too long.")
+        raise ValidationError(_("That address is too long."))
 
 
 def _email_field(label: str) -> StringField:
@@ -85,17 +87,17 @@ def _email_field(label: str) -> StringField:
         label,
         filters=[_strip],
         validators=[
-            InputRequired("Enter your email address."),
+            InputRequired(_("Enter your email address.")),
             Length(max=MAX_EMAIL_LENGTH),
-            Email("Enter a valid email address."),
+            Email(_("Enter a valid email address.")),
             _fits_once_canonical,
         ],
     )
 
 
 def _code_field(label: str, required: bool) -> StringField:
-    presence = InputRequired("Enter the code.") if required else Optional()
-    return StringField(label, filters=[_strip], validators=[presence, Length(max=32, message="That code is too long.")])
+    presence = InputRequired(_("Enter the code.")) if required else Optional()
+    return StringField(label, filters=[_strip], validators=[presence, Length(max=32, message=_("That code is too long."))])
 
 
 def mark_taken(form: FlaskForm, fields: list[str]) -> bool:
@@ -129,14 +131,14 @@ class NewPasswordMixin:
     """A new account password (12-128 characters) that zxcvbn must score at 3 or more."""
 
     password = PasswordField(
-        "Password",
+        _("Password"),
         validators=[
-            InputRequired("Choose a password."),
-            Length(min=12, max=128, message="Use 12 to 128 characters."),
+            InputRequired(_("Choose a password.")),
+            Length(min=12, max=128, message=_("Use 12 to 128 characters.")),
         ],
     )
     confirm = PasswordField(
-        "Repeat password", validators=[InputRequired("Repeat the password."), EqualTo("password", "The passwords don't match.")]
+        _("Repeat password"), validators=[InputRequired(_("Repeat the password.")), EqualTo("password", PASSWORDS_DIFFER)]
     )
 
     def password_context(self) -> list[str]:
@@ -145,16 +147,16 @@ class NewPasswordMixin:
     def validate_password(self, field) -> None:
         feedback = password_feedback(field.data, self.password_context())
         if feedback:
-            raise ValidationError(f"Too easy to guess. {feedback}")
+            raise ValidationError(_("Too easy to guess. %(advice)s", advice=feedback))
 
 
 class RegisterForm(NewPasswordMixin, FlaskForm):
     username = StringField(
-        "Username",
+        _("Username"),
         filters=[_strip],
-        validators=[InputRequired("Choose a username."), Length(min=3, max=32, message="Use 3 to 32 characters.")],
+        validators=[InputRequired(_("Choose a username.")), Length(min=3, max=32, message=_("Use 3 to 32 characters."))],
     )
-    email = _email_field("Email")
+    email = _email_field(_("Email"))
     time_zone = _browser_time_zone_field()
 
     def password_context(self) -> list[str]:
@@ -162,7 +164,7 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
 
     def validate_username(self, field) -> None:
         if not USERNAME_RE.fullmatch(field.data):
-            raise ValidationError("Use only letters, digits, dots, dashes and underscores.")
+            raise ValidationError(_("Use only letters, digits, dots, dashes and underscores."))
         if canonical(field.data) == CLI_ACTOR:
             # The audit log names the command line so: an account of that name would pass for the operator there.
             raise ValidationError("That username is reserved. Choose another.")
@@ -179,20 +181,20 @@ def account_problem(username: str, email: str, password: str) -> str | None:
 
 class PasswordResetRequestForm(FlaskForm):
     login = StringField(
-        "Username or email", filters=[_strip], validators=[InputRequired("Enter your username or email."), Length(max=254)]
+        _("Username or email"), filters=[_strip], validators=[InputRequired(_("Enter your username or email.")), Length(max=254)]
     )
 
 
 class ResetPasswordForm(NewPasswordMixin, FlaskForm):
     """A new password through a reset link, and the second factor when two-factor is on (the route asks for it)."""
 
-    code = _code_field("Code from your authenticator app, or a recovery code", required=False)
+    code = _code_field(_("Code from your authenticator app, or a recovery code"), required=False)
 
     def __init__(self, *args, account_words: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.account_words = account_words
-        self.password.label.text = "New password"
-        self.confirm.label.text = "Repeat new password"
+        self.password.label.text = _("New password")
+        self.confirm.label.text = _("Repeat new password")
 
     def password_context(self) -> list[str]:
         return self.account_words
@@ -201,9 +203,9 @@ class ResetPasswordForm(NewPasswordMixin, FlaskForm):
 class NotificationsMixin:
     """What the owner is told about a secret by email; the account page sets what new secrets start with."""
 
-    notify_opened = SelectField("Tell me when it's opened", choices=NOTIFY_OPENED_CHOICES, default="first")
-    notify_destroyed = BooleanField("Tell me if wrong passwords destroy it", default=True)
-    notify_unopened = BooleanField("Tell me if it expires without being opened", default=True)
+    notify_opened = SelectField(_("Tell me when it's opened"), choices=NOTIFY_OPENED_CHOICES, default="first")
+    notify_destroyed = BooleanField(_("Tell me if wrong passwords destroy it"), default=True)
+    notify_unopened = BooleanField(_("Tell me if it expires without being opened"), default=True)
 
 
 class LanguageAndTimeZoneForm(FlaskForm):
@@ -223,72 +225,72 @@ class NotificationDefaultsForm(NotificationsMixin, FlaskForm):
 
 
 class LoginForm(FlaskForm):
-    login = StringField("Username or email", filters=[_strip], validators=[InputRequired("Enter your username or email.")])
-    password = PasswordField("Password", validators=[InputRequired("Enter your password."), Length(max=128)])
-    remember = BooleanField("Keep me signed in for 14 days")
+    login = StringField(_("Username or email"), filters=[_strip], validators=[InputRequired(_("Enter your username or email."))])
+    password = PasswordField(_("Password"), validators=[InputRequired(_("Enter your password.")), Length(max=128)])
+    remember = BooleanField(_("Keep me signed in for 14 days"))
 
 
 class LoginCodeForm(FlaskForm):
-    code = _code_field("Code from your authenticator app, or a recovery code", required=True)
+    code = _code_field(_("Code from your authenticator app, or a recovery code"), required=True)
 
 
 class ReauthForm(FlaskForm):
     """Proof that the person at the keyboard owns the account: the password, and a code when two-factor is on."""
 
     current_password = PasswordField(
-        "Current password", validators=[InputRequired("Enter your current password."), Length(max=128)]
+        _("Current password"), validators=[InputRequired(_("Enter your current password.")), Length(max=128)]
     )
-    code = _code_field("Code from your authenticator app, or a recovery code", required=False)
+    code = _code_field(_("Code from your authenticator app, or a recovery code"), required=False)
 
 
 class TwoFactorForm(ReauthForm):
     """Turning two-factor on: the password (so a stolen session cannot lock the owner out) and a code of the new key."""
 
-    code = _code_field("Code from your authenticator app", required=True)
+    code = _code_field(_("Code from your authenticator app"), required=True)
 
 
 class ChangePasswordForm(NewPasswordMixin, ReauthForm):
-    keep_tokens = BooleanField("Keep my API tokens working")
+    keep_tokens = BooleanField(_("Keep my API tokens working"))
 
     def __init__(self, *args, account_words: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.account_words = account_words  # the username and email: a new password must not be built from them
-        self.password.label.text = "New password"
-        self.confirm.label.text = "Repeat new password"
+        self.password.label.text = _("New password")
+        self.confirm.label.text = _("Repeat new password")
 
     def password_context(self) -> list[str]:
         return self.account_words
 
 
 class ChangeEmailForm(ReauthForm):
-    email = _email_field("New email")
+    email = _email_field(_("New email"))
 
 
 class CreateTokenForm(ReauthForm):
     name = StringField(
-        "Name", filters=[_strip], validators=[DataRequired("Name the token after the script that uses it."), Length(max=64)]
+        _("Name"), filters=[_strip], validators=[DataRequired(_("Name the token after the script that uses it.")), Length(max=64)]
     )
-    lifetime = SelectField("Expires after", choices=TOKEN_LIFETIME_CHOICES, default="90d")
+    lifetime = SelectField(_("Expires after"), choices=TOKEN_LIFETIME_CHOICES, default="90d")
 
 
 class WebhookForm(ReauthForm):
     url = StringField(
-        "Address",
+        _("Address"),
         filters=[_strip],
-        validators=[InputRequired("Enter the https:// address that should receive the events."), Length(max=2000)],
+        validators=[InputRequired(_("Enter the https:// address that should receive the events.")), Length(max=2000)],
     )
 
 
-INVITATION_LIFETIME_CHOICES = [SelectChoice("1d", "1 day"), SelectChoice("7d", "7 days"), SelectChoice("30d", "30 days")]
+INVITATION_LIFETIME_CHOICES = [SelectChoice("1d", _("1 day")), SelectChoice("7d", _("7 days")), SelectChoice("30d", _("30 days"))]
 
 
 class InvitationForm(ReauthForm):
     email = StringField(
-        "For one address only (optional)",
+        _("For one address only (optional)"),
         filters=[_strip],
-        validators=[Optional(), Length(max=MAX_EMAIL_LENGTH), Email("Enter a valid email address."), _fits_once_canonical],
+        validators=[Optional(), Length(max=MAX_EMAIL_LENGTH), Email(_("Enter a valid email address.")), _fits_once_canonical],
     )
-    lifetime = SelectField("Expires after", choices=INVITATION_LIFETIME_CHOICES, default="7d")
+    lifetime = SelectField(_("Expires after"), choices=INVITATION_LIFETIME_CHOICES, default="7d")
 
 
 class EmptyForm(FlaskForm):
@@ -307,30 +309,30 @@ def _content_or_files(form, field) -> None:
 def _validate_content_size(form, field) -> None:
     limit = form.limits.content_bytes
     if field.data and len(field.data.encode("utf-8")) > limit:
-        raise ValidationError(f"Keep it under {limit // 1024} KB.")
+        raise ValidationError(_("Keep it under %(size)d KB.", size=limit // 1024))
 
 
 class SecretSettingsForm(FlaskForm):
     """Settings an owner picks when creating a secret and may change later."""
 
     title = StringField(
-        "Title",
+        _("Title"),
         filters=[_strip],
         validators=[
-            DataRequired("Give it a title, so you both know what it is."),
-            Length(max=100, message="Use at most 100 characters."),
+            DataRequired(_("Give it a title, so you both know what it is.")),
+            Length(max=100, message=_("Use at most 100 characters.")),
         ],
     )
-    expiration = SelectField("Expires after", choices=EXPIRATION_CHOICES, default="24h")
-    custom_amount = IntegerField("Custom time", validators=[Optional()])
-    custom_unit = SelectField("Unit", choices=[SelectChoice(unit) for unit in CUSTOM_UNITS], default="hours")
+    expiration = SelectField(_("Expires after"), choices=EXPIRATION_CHOICES, default="24h")
+    custom_amount = IntegerField(_("Custom time"), validators=[Optional()])
+    custom_unit = SelectField(_("Unit"), choices=CUSTOM_UNIT_CHOICES, default="hours")
     blur_level = IntegerField(
-        "Blur",
+        _("Blur"),
         default=10,
-        validators=[InputRequired("Choose a blur level."), NumberRange(min=0, max=20, message="Choose 0 to 20.")],
+        validators=[InputRequired(_("Choose a blur level.")), NumberRange(min=0, max=20, message=_("Choose 0 to 20."))],
     )
     max_views = IntegerField(
-        "Maximum views", validators=[Optional(), NumberRange(min=1, max=100, message="Choose 1 to 100, or leave it blank.")]
+        _("Maximum views"), validators=[Optional(), NumberRange(min=1, max=100, message=_("Choose 1 to 100, or leave it blank."))]
     )
 
     def __init__(self, *args, limits: SecretLimits, **kwargs):
@@ -341,7 +343,7 @@ class SecretSettingsForm(FlaskForm):
         valid = super().validate(extra_validators)
         # Optional() ends the custom amount's checks when it is left out: ask for it here, so lifetime() has a number.
         if self.expiration.data == "custom" and self.custom_amount.data is None and not self.custom_amount.errors:
-            self.custom_amount.errors.append("Enter how long it should last.")
+            self.custom_amount.errors.append(_("Enter how long it should last."))
             return False
         # Likewise a blank number of views (unlimited), which a SECRET_MAX_VIEWS cap refuses.
         if self.limits.max_views is not None and self.max_views.data is None and not self.max_views.errors:
@@ -353,7 +355,7 @@ class SecretSettingsForm(FlaskForm):
         preset = EXPIRATION_PRESETS.get(field.data)
         if preset is not None and preset > self.limits.max_lifetime:
             longest = duration_text(self.limits.max_lifetime)
-            raise ValidationError(f"This SecureShare keeps secrets at most {longest}. Choose less.")
+            raise ValidationError(_("This SecureShare keeps secrets at most %(longest)s. Choose less.", longest=longest))
 
     def validate_max_views(self, field) -> None:
         if self.limits.max_views is not None and field.data > self.limits.max_views:
@@ -361,7 +363,11 @@ class SecretSettingsForm(FlaskForm):
 
     def _views_cap_message(self) -> str:
         most = self.limits.max_views
-        return f"This SecureShare allows at most {most} {'view' if most == 1 else 'views'}: choose 1 to {most}."
+        return lazy_ngettext(
+            "This SecureShare allows at most %(num)d view: choose 1 to %(num)d.",
+            "This SecureShare allows at most %(num)d views: choose 1 to %(num)d.",
+            most,
+        )
 
     def validate_custom_amount(self, field) -> None:
         if self.expiration.data != "custom" or field.data is None:
@@ -370,7 +376,7 @@ class SecretSettingsForm(FlaskForm):
         seconds = field.data * int(CUSTOM_UNITS.get(self.custom_unit.data, CUSTOM_UNITS["hours"]).total_seconds())
         low, high = self.limits.min_lifetime, self.limits.max_lifetime
         if not int(low.total_seconds()) <= seconds <= int(high.total_seconds()):
-            raise ValidationError(f"Choose between {duration_text(low)} and {duration_text(high)}.")
+            raise ValidationError(_("Choose between %(low)s and %(high)s.", low=duration_text(low), high=duration_text(high)))
 
     def lifetime(self) -> timedelta | None:
         """Return the chosen lifetime, or None when the owner keeps the current expiry."""
@@ -380,12 +386,12 @@ class SecretSettingsForm(FlaskForm):
 
 
 def _secret_password_field(label: str, required: bool) -> PasswordField:
-    presence = InputRequired("Choose a password for this secret.") if required else Optional()
-    return PasswordField(label, validators=[presence, Length(min=8, max=128, message="Use 8 to 128 characters.")])
+    presence = InputRequired(_("Choose a password for this secret.")) if required else Optional()
+    return PasswordField(label, validators=[presence, Length(min=8, max=128, message=_("Use 8 to 128 characters."))])
 
 
 class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
-    content = TextAreaField("Secret", validators=[_content_or_files, _validate_content_size])
+    content = TextAreaField(_("Secret"), validators=[_content_or_files, _validate_content_size])
     # Never read here: the upload's sink has sealed each file as it arrived (guards.UploadRequest).
     files = MultipleFileField("Files")
 
@@ -395,25 +401,25 @@ class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
 
     def has_files(self) -> bool:
         return self.files_attached or (self.files is not None and any(upload.filename for upload in self.files.data or []))
-    password = _secret_password_field("Password for this secret", required=True)
+    password = _secret_password_field(_("Password for this secret"), required=True)
     confirm = PasswordField(
-        "Repeat password", validators=[InputRequired("Repeat the password."), EqualTo("password", "The passwords don't match.")]
+        _("Repeat password"), validators=[InputRequired(_("Repeat the password.")), EqualTo("password", PASSWORDS_DIFFER)]
     )
 
 
 class EditSecretForm(NotificationsMixin, SecretSettingsForm):
     expiration = SelectField(
-        "Expires", choices=[SelectChoice("keep", "Keep the current expiry"), *EXPIRATION_CHOICES], default="keep"
+        _("Expires"), choices=[SelectChoice("keep", _("Keep the current expiry")), *EXPIRATION_CHOICES], default="keep"
     )
-    current_password = PasswordField("Current password of this secret", validators=[Optional()])
-    content = TextAreaField("New secret", validators=[Optional(), _validate_content_size])
-    password = _secret_password_field("New password", required=False)
-    confirm = PasswordField("Repeat new password", validators=[EqualTo("password", "The passwords don't match.")])
+    current_password = PasswordField(_("Current password of this secret"), validators=[Optional()])
+    content = TextAreaField(_("New secret"), validators=[Optional(), _validate_content_size])
+    password = _secret_password_field(_("New password"), required=False)
+    confirm = PasswordField(_("Repeat new password"), validators=[EqualTo("password", PASSWORDS_DIFFER)])
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)
         if (self.content.data or self.password.data) and not self.current_password.data:
-            self.current_password.errors.append("Enter the current password to replace the secret or its password.")
+            self.current_password.errors.append(_("Enter the current password to replace the secret or its password."))
             return False
         return valid
 
@@ -424,7 +430,7 @@ class UnlockForm(FlaskForm):
     class Meta:
         csrf = False
 
-    password = PasswordField("Password", validators=[InputRequired("Enter the password you were given."), Length(max=128)])
+    password = PasswordField(_("Password"), validators=[InputRequired(_("Enter the password you were given.")), Length(max=128)])
 
 
 class ApiExpiryMixin:
@@ -434,7 +440,7 @@ class ApiExpiryMixin:
 
     def validate_expires_in(self, field) -> None:
         if field.data is not None and self.expiration.raw_data:
-            raise ValidationError("Send either expires_in or expiration, not both.")
+            raise ValidationError("Send either expires_in or expiration, not both.")  # the API's only: English
 
     def lifetime(self) -> timedelta | None:
         if self.expires_in.data is not None:
@@ -458,7 +464,7 @@ class AnonymousSecretForm(ApiNotificationsLeftOut, CreateSecretForm):
 class ApiCreateSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, CreateSecretForm):
     files = None
     # A script types nothing, so the confirmation is optional; when it is sent it must match.
-    confirm = PasswordField("Repeat password", validators=[Optional(), EqualTo("password", "The passwords don't match.")])
+    confirm = PasswordField(_("Repeat password"), validators=[Optional(), EqualTo("password", PASSWORDS_DIFFER)])
 
 
 class ApiEditSecretForm(ApiNotificationsLeftOut, ApiExpiryMixin, EditSecretForm):

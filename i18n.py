@@ -146,6 +146,20 @@ SCRIPT_WORDS = (
 )
 
 
+# A secret's states as the pages name them (schema.SecretStatus's values).
+STATUS_WORDS = {
+    "active": N_("Active"),
+    "expired": N_("Expired"),
+    "used_up": N_("Used up"),
+    "destroyed": N_("Destroyed"),
+    "deleted": N_("Deleted"),
+}
+
+
+def status_word(status: str) -> str:
+    return gettext(STATUS_WORDS[status])
+
+
 def page_words() -> dict[str, str]:
     return {word: gettext(word) for word in SCRIPT_WORDS}
 
@@ -165,4 +179,5 @@ def template_helpers() -> dict:
         "text_direction": text_direction,
         "html_language": html_language,
         "page_words": page_words,
+        "status_word": status_word,
     }

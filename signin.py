@@ -4,6 +4,7 @@ proof of re-authentication that account changes ask for. The decisions live in a
 from datetime import datetime
 
 from flask import Response, after_this_request, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 import accounts
@@ -98,7 +99,7 @@ def enforce_session_lifetime():
         return None
     session.clear()
     after_this_request(forget_remember_cookie)
-    flash("You were signed out to keep your account safe. Please sign in again.", "info")
+    flash(gettext("You were signed out to keep your account safe. Please sign in again."), "info")
     if request.path.startswith("/api/"):
         raise ApiError(401, "unauthorized", "Session expired. Sign in again.")
     back = request.full_path.rstrip("?") if request.method == "GET" else None
@@ -177,7 +178,7 @@ def trust_this_device(user: User) -> None:
 def reauthenticate(form: ReauthForm, user: User) -> bool:
     """Check the password, then (when two-factor is on) the code; put what failed next to its field."""
     if not current_app.passwords.check(user, form.current_password.data):
-        form.current_password.errors.append("That isn't your current password.")
+        form.current_password.errors.append(gettext("That isn't your current password."))
         return False
     return second_factor_ok(form, user)
 
@@ -187,10 +188,10 @@ def second_factor_ok(form, user: User) -> bool:
     if not user.two_factor_on:
         return True
     if not form.code.data:
-        form.code.errors.append("Enter the code from your authenticator app, or a recovery code.")
+        form.code.errors.append(gettext("Enter the code from your authenticator app, or a recovery code."))
         return False
     if not accept_code(user, form.code.data):
-        form.code.errors.append("That code didn't work. Use the newest code, or a recovery code you haven't used.")
+        form.code.errors.append(gettext("That code didn't work. Use the newest code, or a recovery code you haven't used."))
         return False
     return True
 

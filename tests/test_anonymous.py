@@ -66,6 +66,16 @@ def test_the_manage_link_deletes_and_nothing_else_does(app, client, recipient):
     assert load_secret(app, share_id).ciphertext is None
 
 
+def test_deleting_twice_with_the_manage_link_is_no_error(client):
+    # The second press (a double click, a resubmitted form) removes the ended record: it was a 500 after its commit.
+    _view_path, manage_path = links(share(client))
+    token = csrf_token(client, manage_path)
+    assert client.post(manage_path + "/delete", data={"csrf_token": token}).status_code == 302
+    again = client.post(manage_path + "/delete", data={"csrf_token": token})
+    assert again.status_code == 302
+    assert client.get(manage_path).status_code == 404  # the record is gone too
+
+
 def test_smaller_and_shorter_than_an_accounts_secrets(client):
     too_long = share(client, expiration="7d")
     assert too_long.status_code == 400 and "at most 1 day" in too_long.text

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 
 from schema import User
-from tests.helpers import create_secret, post_form, unlock
+from tests.helpers import create_secret, post_form, secret_form, unlock
+from tests.test_api import issue_token
 from timetext import duration_text, relative_time
 
 
@@ -51,7 +52,7 @@ def test_the_recipients_page_and_its_errors_speak_the_recipients_language(logged
     assert wrong.status_code == 403 and _says(wrong, "Das Passwort stimmt nicht. Noch 4 Versuche")
     recipient.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar"
     opened = unlock(recipient, unique_id)
-    assert opened.status_code == 200 and _says(opened, "السر الذي شورك معك", 'dir="rtl"')
+    assert opened.status_code == 200 and _says(opened, "السر المُرسَل إليك", 'dir="rtl"')
     assert recipient.get("/view/" + "A" * 43, headers={"Accept-Language": "pt-BR"}).text.count("Página não encontrada") == 2
 
 
@@ -173,6 +174,31 @@ def test_relative_times_in_german_use_the_nominative(app):
         now = app.clock()
         assert relative_time(now + timedelta(days=2, hours=3), now) == "noch 2 Tage 3 Std."
         assert relative_time(now - timedelta(minutes=5), now) == "5 Min. her"
+
+
+def test_form_labels_and_errors_speak_the_pages_language(client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    form = {"username": "x", "email": "nope", "password": "short", "confirm": "other"}
+    answer = post_form(client, "/register", form)
+    assert answer.status_code == 400
+    assert _says(answer, "Benutzername", "Verwenden Sie 3 bis 32 Zeichen.", "Geben Sie eine gültige E-Mail-Adresse ein.",
+                 "Die Passwörter stimmen nicht überein.", "Bitte prüfen Sie die 4 markierten Felder.")
+
+
+def test_flashes_speak_the_pages_language(logged_in_client):
+    post_form(logged_in_client, "/account/language", {"lang": "fr", "next": "/create"}, token_page="/account")
+    created = post_form(logged_in_client, "/create", secret_form(), follow_redirects=True)
+    assert "Votre secret est prêt à être partagé." in created.text
+
+
+def test_the_apis_field_errors_stay_english(logged_in_client):
+    token = issue_token(logged_in_client)
+    body = {"title": "t", "content": "x", "password": "long enough password", "confirm": "another one", "blur_level": 5}
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "ar"}
+    answer = logged_in_client.post("/api/secrets", json=body, headers=headers)
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == "Some fields need fixing."
+    assert answer.json["error"]["fields"] == {"confirm": ["The passwords don't match."]}  # a lazy message, in English
 
 
 def test_the_menu_goes_back_to_the_same_path_whatever_its_segments_hold(client):

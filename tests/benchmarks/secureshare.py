@@ -18,6 +18,8 @@ from tests.benchmarks.client import Browser
 from tests.benchmarks.servers import Gunicorn, free_port, rss_mib
 from tests.benchmarks.settings import bench_config
 
+GERMAN_PHONE = "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7"
+
 SECRET_PASSWORD = "open-sesame-for-the-bench-42"
 FORM = "application/x-www-form-urlencoded"
 DASHBOARD_SMALL = 20
@@ -135,6 +137,8 @@ class SecureShare:
         found = {
             "landing": (load.Load("/"), 16),
             "view": (load.Load(view), 16),
+            # A German phone's header: the locale chosen from Accept-Language and the page in the German catalogue.
+            "view_de": (load.Load(view, headers={"Accept-Language": GERMAN_PHONE}), 16),
             "unlock": (load.Load(view, "POST", unlock_body, recipient_headers), 1),
             "create": (load.Load("/create", "POST", accounts.create_body, {"Content-Type": FORM, **small}), 2),
             "dashboard_small": (load.Load("/dashboard", headers=small), 16),
