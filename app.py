@@ -582,7 +582,7 @@ def change_password():
     form = _password_form()
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
-        notify.tell(user, "password_changed", tokens_kept=form.keep_tokens.data)
+        signin.security_event(user, "password_changed", tokens_kept=form.keep_tokens.data)
         accounts.set_password(db.session, current_app.passwords, user, form.password.data)
         signin.restart_sessions(user)
         message = gettext("Password changed. Every other device has been signed out.")
@@ -610,7 +610,7 @@ def change_email():
     ):
         if _verification() != accounts.EmailVerification.OFF:
             return _ask_to_confirm_new_email(user, form.email.data)
-        notify.tell(user, "email_changed", new_address=form.email.data)  # to the old address, before it changes
+        signin.security_event(user, "email_changed", new_address=form.email.data)  # to the old address, before it changes
         if accounts.change_email(db.session, user, form.email.data):
             signin.drop_pending_totp_key()  # a two-factor enrolment starts over with a new key
             current_app.logger.info("email changed for %s", user.username)
@@ -763,7 +763,7 @@ def reset_password(token: str):
     user = db.session.get(User, link.user_id)
     form = forms.ResetPasswordForm(account_words=[user.username, user.email])
     if form.validate_on_submit() and signin.second_factor_ok(form, user):
-        notify.tell(user, "password_reset_done")
+        signin.security_event(user, "password_reset_done")
         if not accounts.reset_password(db.session, current_app.passwords, link, form.password.data):
             return render_template("link_dead.html", purpose="reset"), 410
         if current_user.is_authenticated:
@@ -931,7 +931,7 @@ def new_recovery_codes():
         return redirect(url_for("web.two_factor"))
     if form.validate_on_submit() and signin.reauthenticate(form, user):
         current_app.logger.info("new recovery codes for %s", user.username)
-        notify.tell(user, "recovery_codes_new")
+        signin.security_event(user, "recovery_codes_new")
         return _render_two_factor(recovery_codes=accounts.new_recovery_codes(db.session, user))
     return _render_two_factor(400, reauth_form=form)
 
@@ -946,7 +946,7 @@ def disable_two_factor():
     if not user.two_factor_on:
         return redirect(url_for("web.two_factor"))
     if form.validate_on_submit() and signin.reauthenticate(form, user):
-        notify.tell(user, "two_factor_off")
+        signin.security_event(user, "two_factor_off")
         accounts.turn_off_two_factor(db.session, user)
         current_app.logger.info("two-factor off for %s", user.username)
         flash(gettext("Two-factor sign-in is off. Your recovery codes no longer work."), "success")
@@ -979,7 +979,7 @@ def create_api_token():
     user = _user()
     if form.validate_on_submit() and signin.reauthenticate(form, user):
         lifetime = forms.TOKEN_LIFETIMES[form.lifetime.data]
-        notify.tell(user, "api_token_created", name=form.name.data)
+        signin.security_event(user, "api_token_created", form.name.data, name=form.name.data)
         token = accounts.issue_api_token(db.session, user, form.name.data, lifetime, _now())
         current_app.logger.info("API token issued for %s", user.username)
         return _render_tokens(new_api_token=token, new_token_name=form.name.data)

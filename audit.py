@@ -17,6 +17,10 @@ PAGE_SIZE = 50
 ACTIONS = (
     "user.created", "user.promoted", "user.demoted", "user.disabled", "user.enabled", "user.deleted",
     "user.two_factor_reset", "invitation.created", "invitation.withdrawn", "invitation.used",
+    *(f"security.{kind}" for kind in (
+        "new_device", "password_changed", "password_reset_done", "email_changed", "two_factor_off",
+        "recovery_codes_new", "api_token_created",
+    )),
 )  # fmt: skip
 
 

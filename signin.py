@@ -8,6 +8,7 @@ from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 import accounts
+import audit
 import notify
 from api_schema import ApiError
 from extensions import db, login_manager
@@ -127,12 +128,20 @@ def drop_pending_login() -> None:
     session.pop(PENDING_LOGIN, None)
 
 
+def security_event(user: User, kind: str, detail: str = "", **context) -> None:
+    """Tell the owner by email and write the audit log, both stored by the commit of the change the caller makes next
+    (so a change that fails leaves neither). Never the secret values themselves: a token's name, a device's name."""
+    notify.tell(user, kind, **context)
+    actor = audit.Actor.of(user, accounts.ip_prefix(request.remote_addr))
+    audit.record(db.session, actor, f"security.{kind}", user.username, _now(), detail[:200])
+
+
 def complete_login(user: User, remember: bool) -> None:
     """Sign `user` in; a browser that never signed in to the account before (or since its devices were forgotten)
     makes a notice to the owner, stored with the sign-in."""
     if trusted_device_nonce(user) is None:
         device = accounts.device_name(request.user_agent.string or "")
-        notify.tell(user, "new_device", device=device, network=accounts.ip_prefix(request.remote_addr), at=_now())
+        security_event(user, "new_device", device, device=device, network=accounts.ip_prefix(request.remote_addr), at=_now())
     user.last_login_at = _now()
     db.session.commit()
     start_session(user, remember=remember)

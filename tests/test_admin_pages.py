@@ -165,3 +165,22 @@ def test_the_users_list_stays_fast_at_100000_accounts(app, admin):
         assert page.status_code == 200
     assert page.text.count("data-user-id=") == 10  # u099990..u099999
     assert max(timings.values()) < 1.0, timings
+
+
+def security_events(app, username: str) -> list[tuple[str, str]]:
+    with app.app_context():
+        rows = db.session.execute(db.select(AuditEvent).filter_by(target=username).order_by(AuditEvent.id)).scalars()
+        return [(row.action, row.network) for row in rows if row.action.startswith("security.")]
+
+
+def test_security_events_are_in_the_audit_log_with_their_change(app, admin, alice, monkeypatch):
+    assert security_events(app, "alice") == [("security.api_token_created", "127.0.0.0/24")]  # alice's fixture
+    fields = {"email-email": "alice@new.example.org", "email-current_password": PASSWORD}
+    assert post_form(alice, "/account/email", fields, token_page="/account").status_code == 302
+    AuthActions(app.test_client()).register(username="bob", email="bob@example.org")
+    monkeypatch.setattr("accounts.taken_fields", lambda *args, **kwargs: ())  # bob's address is free at the check...
+    fields["email-email"] = "bob@example.org"
+    post_form(alice, "/account/email", fields, token_page="/account")  # ...and taken at the write: nothing changes
+    assert [action for action, _ in security_events(app, "alice")] == ["security.api_token_created", "security.email_changed"]
+    page = admin.get("/admin/audit?action=security.email_changed").text
+    assert "security.email_changed" in page and "alice" in page
