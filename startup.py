@@ -97,6 +97,9 @@ def registration_policy(settings: dict) -> registration.RegistrationPolicy:
         refuse_to_start(str(error))
     if mode == registration.RegistrationMode.DOMAINS and not domains:
         refuse_to_start("REGISTRATION=domains needs ALLOWED_EMAIL_DOMAINS, like example.org or .example.org.")
+    # Without confirmed addresses anyone could type one at an allowed domain (check_mail has read it already).
+    if mode == registration.RegistrationMode.DOMAINS and settings["EMAIL_VERIFICATION"] != EmailVerification.REQUIRED:
+        refuse_to_start("REGISTRATION=domains needs EMAIL_VERIFICATION=required: unconfirmed, any address would do.")
     return registration.RegistrationPolicy(mode, domains, _yes_or_no(settings, "USERS_MAY_INVITE"))
 
 

@@ -121,7 +121,7 @@ def test_a_bound_invitation_takes_only_its_address(org_app):
 
 
 def test_domains_mode_takes_allowed_addresses_and_says_which(org_app):
-    app = org_app(REGISTRATION="domains", ALLOWED_EMAIL_DOMAINS="example.org,.corp.example.com")
+    app = org_app(REGISTRATION="domains", ALLOWED_EMAIL_DOMAINS="example.org,.corp.example.com", EMAIL_VERIFICATION="required")
     refused = sign_up(app.test_client(), email="carol@example.net")
     assert refused.status_code == 400
     assert "Only addresses at example.org or corp.example.com or any of its subdomains can sign up here" in refused.text
@@ -138,6 +138,7 @@ def test_domains_mode_takes_allowed_addresses_and_says_which(org_app):
         ({"REGISTRATION": "sometimes"}, "REGISTRATION must be one of open, domains, invite, closed, not 'sometimes'."),
         ({"REGISTRATION": "domains"}, "REGISTRATION=domains needs ALLOWED_EMAIL_DOMAINS"),
         ({"REGISTRATION": "domains", "ALLOWED_EMAIL_DOMAINS": "example"}, "must list domain names like example.org"),
+        ({"REGISTRATION": "domains", "ALLOWED_EMAIL_DOMAINS": "example.org"}, "needs EMAIL_VERIFICATION=required"),
         ({"USERS_MAY_INVITE": "maybe"}, "USERS_MAY_INVITE must be true or false"),
         ({"AUDIT_RETENTION_DAYS": 0}, "AUDIT_RETENTION_DAYS must be a number of days"),
     ],
