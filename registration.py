@@ -85,6 +85,11 @@ class RegistrationPolicy:
     domains: AllowedDomains
     users_may_invite: bool
 
+    @property
+    def anyone_may_try(self) -> bool:
+        """Tell whether the sign-up page takes people without an invitation (so the pages may offer it)."""
+        return self.mode in (RegistrationMode.OPEN, RegistrationMode.DOMAINS)
+
 
 # --- why a sign-up is refused ---------------------------------------------------------------------------------------
 

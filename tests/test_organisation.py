@@ -73,6 +73,13 @@ def test_closed_sign_up_says_why_and_makes_no_account(org_app):
     assert "Sign-up is closed" in app.test_client().get(f"/invite/{invite(app)}").text  # invitations don't open it
 
 
+@pytest.mark.parametrize(("mode", "offered"), [("closed", False), ("invite", False), ("open", True)])
+def test_pages_offer_sign_up_only_where_anyone_may_try(org_app, mode, offered):
+    app = org_app(REGISTRATION=mode)
+    for path in ("/", "/login"):
+        assert ('href="/register"' in app.test_client().get(path).text) is offered, path
+
+
 def test_invite_mode_needs_an_invitation_and_each_works_once(org_app):
     app = org_app(REGISTRATION="invite")
     page = app.test_client().get("/register")
