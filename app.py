@@ -1309,20 +1309,16 @@ def _anonymous_limits() -> forms.SecretLimits:
 
 
 def _create_anonymously():
-    """A visitor's secret: the share link, its QR code and a private manage link, shown once on this answer."""
+    """A visitor's secret; its private manage page then shows the share link and its QR code. A redirect, not the
+    POST's own answer: a reload must neither share a second secret nor lose the links."""
     limits = _anonymous_limits()
     form = forms.AnonymousSecretForm(limits=limits, data={"max_views": limits.default_views})
     if not form.validate_on_submit():
         return render_template("create_secret.html", form=form, anonymous=limits), 400 if form.errors else 200
     manage_token = new_token()
-    secret = _stored_secret(form, None, vault.NO_NOTICES, manage_digest=token_digest(manage_token))
-    return render_template(
-        "anonymous_created.html",
-        secret=secret,
-        link=_share_link(secret),
-        qr=_make_qr(secret).svg_data_uri(scale=6, border=4),
-        manage_link=_public_url("web.manage_anonymous", token=manage_token),
-    )
+    _stored_secret(form, None, vault.NO_NOTICES, manage_digest=token_digest(manage_token))
+    flash(gettext("Your secret is ready to share."), "success")
+    return redirect(url_for("web.manage_anonymous", token=manage_token), 303)
 
 
 def _anonymous_secret_or_404(token: str) -> Secret:
@@ -1336,7 +1332,13 @@ def _anonymous_secret_or_404(token: str) -> Secret:
 def manage_anonymous(token: str):
     """A secret shared without an account, for whoever holds its private manage link: its state, and a way to delete it."""
     secret = _anonymous_secret_or_404(token)
-    return render_template("anonymous_manage.html", secret=secret, token=token, form=forms.EmptyForm())
+    sharing = {}
+    if secret.unique_id is not None and secret.is_available(_now()):
+        sharing = {"link": _share_link(secret), "qr": _make_qr(secret).svg_data_uri(scale=6, border=4)}
+    manage_link = _public_url("web.manage_anonymous", token=token)
+    return render_template(
+        "anonymous_manage.html", secret=secret, token=token, form=forms.EmptyForm(), manage_link=manage_link, **sharing
+    )
 
 
 @web.post("/manage/<link_token:token>/delete")

@@ -20,8 +20,9 @@ def config_overrides(request):
 
 
 def share(client, **fields):
+    """Share as a visitor; a success lands on the private manage page, which shows both links."""
     token = csrf_token(client, "/create")
-    return client.post("/create", data={"csrf_token": token, **secret_form(**fields)})
+    return client.post("/create", data={"csrf_token": token, **secret_form(**fields)}, follow_redirects=True)
 
 
 def links(page) -> tuple[str, str]:
@@ -54,6 +55,16 @@ def test_a_visitor_shares_and_the_recipient_opens_it_as_always(app, client, reci
     assert client.get("/dashboard").status_code == 302  # no dashboard
 
 
+def test_a_reload_after_sharing_neither_shares_again_nor_loses_the_links(app, client):
+    token = csrf_token(client, "/create")
+    created = client.post("/create", data={"csrf_token": token, **secret_form()})
+    assert created.status_code == 303 and created.headers["Location"].startswith("/manage/")
+    first, again = (client.get(created.headers["Location"]) for _ in range(2))  # the browser's reload is a GET
+    assert links(first) == links(again)
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count(Secret.id))) == 1
+
+
 def test_the_manage_link_deletes_and_nothing_else_does(app, client, recipient):
     view_path, manage_path = links(share(client))
     share_id = view_path.rsplit("/", 1)[1]
@@ -61,7 +72,8 @@ def test_the_manage_link_deletes_and_nothing_else_does(app, client, recipient):
     assert recipient.post(manage_path + "/delete").status_code == 400  # no form token: nothing happens
     token = csrf_token(client, manage_path)
     assert client.post(manage_path + "/delete", data={"csrf_token": token}).status_code == 302
-    assert "Deleted" in client.get(manage_path).text
+    ended = client.get(manage_path).text
+    assert "Deleted" in ended and 'id="share-link"' not in ended and "data:image/svg+xml" not in ended
     assert recipient.get(view_path).status_code == 410
     assert load_secret(app, share_id).ciphertext is None
 

@@ -111,7 +111,8 @@ def test_a_visitor_shares_without_an_account_on_a_phone(org_context):
     visitor.get_by_label("Repeat password").fill(flows.SECRET_PASSWORD)
     assert visitor.get_by_label("Maximum views").input_value() == "1"  # the instance's default
     visitor.get_by_role("button", name="Create secret").click()
-    expect(visitor.get_by_role("heading", name="Your secret is ready to share")).to_be_visible()
+    expect(visitor.get_by_text("Your secret is ready to share.")).to_be_visible()
+    expect(visitor.get_by_role("heading", name="Share it")).to_be_visible()
     link = visitor.locator("#share-link").input_value()
     assert flows.decode_qr(visitor.locator("img.qr").screenshot()) == link
     manage = visitor.locator("#manage-link").input_value()
