@@ -55,6 +55,7 @@ def test_a_file_goes_up_sealed_and_comes_down_whole(app, logged_in_client, recip
     assert (secret.file_count, secret.file_bytes) == (1, len(data))
     page = unlock(recipient, share_id)
     assert page.status_code == 200 and "id_ed25519" in page.text and "../" not in page.text
+    assert "data-reveal " not in page.text and "data-copy-target" not in page.text  # no empty text box to reveal
     [link] = download_links(page.text)
     download = recipient.get(link)
     assert download.status_code == 200 and download.data == data
