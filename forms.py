@@ -347,7 +347,7 @@ class SecretSettingsForm(FlaskForm):
             return False
         # Likewise a blank number of views (unlimited), which a SECRET_MAX_VIEWS cap refuses.
         if self.limits.max_views is not None and self.max_views.data is None and not self.max_views.errors:
-            self.max_views.errors.append(self._views_cap_message())
+            self.max_views.errors.append(self.views_cap_message())
             return False
         return valid
 
@@ -359,9 +359,9 @@ class SecretSettingsForm(FlaskForm):
 
     def validate_max_views(self, field) -> None:
         if self.limits.max_views is not None and field.data > self.limits.max_views:
-            raise ValidationError(self._views_cap_message())
+            raise ValidationError(self.views_cap_message())
 
-    def _views_cap_message(self) -> str:
+    def views_cap_message(self) -> str:
         most = self.limits.max_views
         return lazy_ngettext(
             "This SecureShare allows at most %(num)d view: choose 1 to %(num)d.",

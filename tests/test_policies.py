@@ -33,6 +33,8 @@ def test_a_new_secret_starts_with_one_view_on_the_page_and_the_api(app, logged_i
 
 @pytest.mark.parametrize("config_overrides", [{"SECRET_MAX_VIEWS": 3, "SECRET_DEFAULT_VIEWS": 2}], indirect=True)
 def test_the_largest_number_of_views_is_enforced_on_the_page_and_the_api(app, logged_in_client):
+    form = logged_in_client.get("/create").text
+    assert "allows at most 3 views" in form and 'max="3"' in form and "Unlimited" not in form  # said before it refuses
     for views, status in (("4", 400), ("", 400), ("3", 302)):
         answer = post_form(logged_in_client, "/create", secret_form(max_views=views))
         assert answer.status_code == status, views
