@@ -41,6 +41,7 @@ import sys
 import unicodedata
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urljoin, urlsplit
@@ -182,23 +183,17 @@ def _unreachable(url: str, failure: OSError) -> CliError:
     return CliError(f"cannot reach {urlsplit(url).netloc}: {getattr(failure, 'reason', failure)}", EXIT_UNREACHABLE)
 
 
-class _opened:
-    """Open a request as a context manager whose refusals and failures are CliErrors."""
-
-    def __init__(self, request: urllib.request.Request):
-        self.request = request
-
-    def __enter__(self):
-        try:
-            self.response = _opener.open(self.request, timeout=TIMEOUT_SECONDS)
-        except urllib.error.HTTPError as refusal:
-            raise CliError(_refusal_text(refusal)) from None
-        except (urllib.error.URLError, OSError) as failure:
-            raise _unreachable(self.request.full_url, failure) from None
-        return self.response
-
-    def __exit__(self, *failure):
-        self.response.close()
+@contextmanager
+def _opened(request: urllib.request.Request):
+    """Open a request; its refusals and failures are CliErrors."""
+    try:
+        response = _opener.open(request, timeout=TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as refusal:
+        raise CliError(_refusal_text(refusal)) from None
+    except (urllib.error.URLError, OSError) as failure:
+        raise _unreachable(request.full_url, failure) from None
+    with response:
+        yield response
 
 
 def _multipart(body: dict, files: tuple[Path, ...]) -> tuple[bytes, str]:
@@ -425,8 +420,8 @@ def _save_file(origin: str, file, folder: Path) -> None:
     url = urljoin(origin + "/", _part(file, "url", str))
     if urlsplit(url)[:2] != urlsplit(origin)[:2]:
         raise CliError(f"a file's link points to another server ({shown(urlsplit(url).netloc)}); nothing saved from it")
-    target = _new_file(folder, safe_file_name(_part(file, "name", str)))
-    with _opened(urllib.request.Request(url, headers={"Accept": "*/*"})) as response, target.open("wb") as out:  # noqa: S310
+    target, out = _new_file(folder, safe_file_name(_part(file, "name", str)))
+    with _opened(urllib.request.Request(url, headers={"Accept": "*/*"})) as response, out:  # noqa: S310
         while chunk := response.read(DOWNLOAD_CHUNK):
             out.write(chunk)
     print(f"Saved {shown(str(target))} ({target.stat().st_size} bytes)", file=sys.stderr)
@@ -439,16 +434,15 @@ def safe_file_name(name: str) -> str:
     return plain or "file"
 
 
-def _new_file(folder: Path, name: str) -> Path:
-    """Create `name` in `folder` for writing, private to the user; "name (2)" and so on when it exists."""
+def _new_file(folder: Path, name: str):
+    """Create `name` in `folder`, private to the user ("name (2)" and so on when it exists); return it, open to write."""
     stem, dot, suffix = name.rpartition(".") if "." in name else (name, "", "")
     for number in range(1, 1000):
         candidate = folder / (name if number == 1 else f"{stem} ({number}){dot}{suffix}")
         try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return candidate, os.fdopen(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         except FileExistsError:
             continue
-        return candidate
     raise CliError(f"too many files named {name} in {folder}", EXIT_USAGE)
 
 
