@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from config import TestingConfig
-from schema import Base
+from schema import Base, User
 
 # A signed-in page's meta tag, or the hidden field of the page's form (anonymous pages have no meta tag).
 CSRF_TOKEN_RE = re.compile(r'<meta name="csrf-token" content="([^"]+)">|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -186,6 +186,22 @@ def database_snapshot(app) -> dict:
             table.name: sorted(tuple(map(repr, row)) for row in db.session.execute(table.select()).all())
             for table in db.metadata.sorted_tables
         }
+
+
+@contextmanager
+def sqlite_schema(path: Path) -> Iterator[Engine]:
+    """An engine on a new SQLite file at `path` with every table, for the Flask-free cores' tests."""
+    engine = create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def add_alice_and_bob(session) -> None:
+    """The two accounts (ids 1 and 2) the cores' tests act as and against."""
+    for user_id, name in ((1, "alice"), (2, "bob")):
+        session.add(User(id=user_id, username=name, email=f"{name}@example.org", password_hash="x"))
+    session.commit()
 
 
 @contextmanager

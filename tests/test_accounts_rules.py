@@ -10,13 +10,14 @@ import pyotp
 import pytest
 from argon2 import PasswordHasher
 from itsdangerous import URLSafeSerializer
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import accounts
 import vault
-from schema import AccountToken, ApiToken, Base, RecoveryCode, TokenPurpose, User, UserSession, token_digest
+from schema import AccountToken, ApiToken, RecoveryCode, TokenPurpose, User, UserSession, token_digest
+from tests.helpers import add_alice_and_bob, sqlite_schema
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PASSWORD = "violet-harbor-trumpet-42"
@@ -46,18 +47,14 @@ def passwords():
 
 @pytest.fixture
 def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'accounts.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+    with sqlite_schema(tmp_path / "accounts.db") as engine:
+        yield engine
 
 
 @pytest.fixture
 def session(engine):
     with Session(engine) as session:
-        for user_id, name in ((1, "alice"), (2, "bob")):
-            session.add(User(id=user_id, username=name, email=f"{name}@example.org", password_hash="x"))
-        session.commit()
+        add_alice_and_bob(session)
         yield session
 
 

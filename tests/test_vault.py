@@ -16,12 +16,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 import vault
-from schema import AccessEvent, Base, Secret, User
-from tests.helpers import FrozenClock, own_postgres_schema
+from schema import AccessEvent, Secret, User
+from tests.helpers import FrozenClock, add_alice_and_bob, own_postgres_schema, sqlite_schema
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CHEAP = vault.KdfCost(19456, 2, 1)
@@ -36,18 +36,14 @@ def key_setting(*key_ids: str) -> str:
 
 @pytest.fixture
 def engine(tmp_path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'vault.db'}")
-    Base.metadata.create_all(engine)
-    yield engine
-    engine.dispose()
+    with sqlite_schema(tmp_path / "vault.db") as engine:
+        yield engine
 
 
 @pytest.fixture
 def session(engine):
     with Session(engine) as session:
-        session.add(User(id=1, username="alice", email="alice@example.org", password_hash="x"))
-        session.add(User(id=2, username="bob", email="bob@example.org", password_hash="x"))
-        session.commit()
+        add_alice_and_bob(session)
         yield session
 
 
