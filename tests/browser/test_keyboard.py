@@ -67,6 +67,7 @@ def test_everything_with_the_keyboard_alone(new_context):
     recipient.keyboard.type(flows.SECRET_PASSWORD)  # the password field has focus on arrival
     recipient.keyboard.press("Enter")
     expect(recipient.get_by_role("heading", name="The secret shared with you")).to_be_visible()
+    recipient.wait_for_load_state("load")  # the heading shows while parsing; the deferred script binds the controls later
     tab_to(recipient, "Reveal")
     recipient.keyboard.press("Space")
     expect(recipient.get_by_role("button", name="Hide")).to_have_attribute("aria-pressed", "true")
