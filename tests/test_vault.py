@@ -369,6 +369,18 @@ def test_labels_are_sealed_under_a_key_derived_for_labels_alone(session, keys, c
     assert label_key != keys.derive("k1", secret.salt, CHEAP, PASSWORD)  # nor the content key
 
 
+def test_the_file_key_is_wrapped_under_a_key_derived_for_files_alone(keys):
+    files_key = os.urandom(32)
+    sealed = vault.seal_content(keys, "A" * 22, CONTENT, PASSWORD, files_key)
+    content_key = keys.derive("k1", sealed["salt"], CHEAP, PASSWORD)
+    wrap_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"secureshare files v1").derive(content_key)
+    nonce, wrapped = sealed["files_key_sealed"][:12], sealed["files_key_sealed"][12:]
+    aad = vault._content_aad("A" * 22, "k1", vault.FORMAT_VERSION, CHEAP)
+    assert AESGCM(wrap_key).decrypt(nonce, wrapped, aad) == files_key  # wrapped file keys stay readable across releases
+    with pytest.raises(InvalidTag):
+        AESGCM(content_key).decrypt(nonce, wrapped, aad)  # never the content key itself
+
+
 @pytest.mark.parametrize("cost", [vault.KdfCost(19455, 2, 1), vault.KdfCost(19456, 1, 1)], ids=["memory", "passes"])
 def test_a_row_sealed_below_the_kdf_floor_never_opens(session, keys, clock, cost):
     share_id = make(session, keys, clock)
