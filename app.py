@@ -27,7 +27,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
+from flask_babel import force_locale, get_locale, gettext, lazy_gettext, ngettext, refresh
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
@@ -1704,8 +1704,12 @@ def openapi_document():
 @api.get("/docs")
 @api_operation("This API, as a page to read", responses={200: "DocsPage"})
 def docs():
-    """The API reference, rendered from the OpenAPI document by our own template."""
-    return render_template("api_docs.html", spec=api_schema.openapi_document())
+    """The API reference, rendered from the OpenAPI document by our own template: the reference in English, like the
+    API's messages, in a frame (menu, footer) in the reader's language."""
+    with force_locale(i18n.DEFAULT_LANGUAGE):
+        spec = api_schema.openapi_document()  # the form labels it quotes would otherwise be translated
+    common = api_schema.reasons_by_status(api_schema.COMMON_REASONS)
+    return render_template("api_docs.html", spec=spec, reasons=api_schema.REASONS, common_answers=common)
 
 
 @api.get("/auth/check")
@@ -1718,7 +1722,9 @@ def auth_check(caller: User):
 
 @api.get("/secrets")
 @api_auth_required
-@api_operation("List your secrets", responses={200: "SecretPage"}, query=api_schema.list_query)
+@api_operation(
+    "List your secrets", responses={200: "SecretPage"}, query=api_schema.list_query, example={"status": "active", "per_page": 10}
+)
 def api_list_secrets(caller: User, query: dict):
     """The caller's secrets, newest first; never their content."""
     _expire_owned_due(caller.id)
@@ -1735,10 +1741,14 @@ def api_list_secrets(caller: User, query: dict):
 @create_limit
 @api_operation(
     "Create a secret",
-    responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"},
+    responses={201: "SecretCreated"},
+    reasons=("email_unverified", "two_factor_required", "too_many_secrets", "invalid_fields", "storage_full", "busy",
+             "length_required"),  # the last one: a multipart body without its length
     body=api_schema.create_body,
     files=True,
-)
+    example={"title": "Deploy key", "content": "correct-horse-battery-staple", "password": "open-sesame-42",
+             "expires_in": 3600, "max_views": 1, "blur_level": 10},
+)  # fmt: skip
 def api_create_secret(caller: User, body: dict):
     """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location.
     Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`.
@@ -1773,7 +1783,13 @@ def api_get_secret(caller: User, unique_id: str):
 
 @api.patch("/secrets/<secret_id:unique_id>")
 @api_auth_required
-@api_operation("Change a secret's settings", responses={200: "Secret", 410: "Gone"}, body=api_schema.edit_body)
+@api_operation(
+    "Change a secret's settings",
+    responses={200: "Secret"},
+    reasons=("gone", "invalid_fields"),
+    body=api_schema.edit_body,
+    example={"title": "Deploy key (staging)", "max_views": 3, "expires_in": 7200},
+)
 def api_edit_secret(caller: User, unique_id: str, body: dict):
     """Change the title, blur, expiry (expires_in) or views of an active secret, as its edit page does."""
     secret = get_active_owned_secret(unique_id, caller)
@@ -1810,7 +1826,9 @@ def api_delete_secret(caller: User, unique_id: str):
 
 @api.get("/secrets/<secret_id:unique_id>/events")
 @api_auth_required
-@api_operation("List a secret's access events", responses={200: "EventPage"}, query=api_schema.page_query)
+@api_operation(
+    "List a secret's access events", responses={200: "EventPage"}, query=api_schema.page_query, example={"per_page": 20}
+)
 def api_secret_events(caller: User, unique_id: str, query: dict):
     """Who tried to open the secret, newest first: time, outcome, browser and network (never the full address)."""
     secret = get_owned_secret_or_404(unique_id, caller)
@@ -1821,7 +1839,7 @@ def api_secret_events(caller: User, unique_id: str, query: dict):
 
 @api.get("/secrets/<secret_id:unique_id>/qr.png")
 @api_auth_required
-@api_operation("The share link's QR code, PNG", responses={200: "QrPng", 410: "Gone"})
+@api_operation("The share link's QR code, PNG", responses={200: "QrPng"}, reasons=("gone",))
 def api_secret_qr_png(caller: User, unique_id: str):
     """The QR code of an active secret's link, as PNG."""
     return _qr_response(get_active_owned_secret(unique_id, caller), "png")
@@ -1829,7 +1847,7 @@ def api_secret_qr_png(caller: User, unique_id: str):
 
 @api.get("/secrets/<secret_id:unique_id>/qr.svg")
 @api_auth_required
-@api_operation("The share link's QR code, SVG", responses={200: "QrSvg", 410: "Gone"})
+@api_operation("The share link's QR code, SVG", responses={200: "QrSvg"}, reasons=("gone",))
 def api_secret_qr_svg(caller: User, unique_id: str):
     """The QR code of an active secret's link, as SVG."""
     return _qr_response(get_active_owned_secret(unique_id, caller), "svg")
@@ -1840,8 +1858,10 @@ def api_secret_qr_svg(caller: User, unique_id: str):
 @unlock_secret_limit
 @api_operation(
     "Open a secret with its password",
-    responses={200: "Unlocked", 403: "WrongPassword", 410: "Gone", 503: "Busy"},
+    responses={200: "Unlocked"},
+    reasons=("wrong_password", "files_tampered", "gone", "destroyed", "attempts_in_flight", "busy"),
     body=api_schema.unlock_body,
+    example={"password": "open-sesame-42"},
 )
 def api_unlock_secret(unique_id: str, body: dict):
     """The recipient's door, no sign-in: counts a view, spends tries, destroys and wipes exactly as the page does."""

@@ -51,8 +51,12 @@ babel = Babel()
 # --- choosing ------------------------------------------------------------------------------------------------------------
 
 
+# Pages under /api/: their frame (menu, footer) speaks the reader's language; what the API answers stays English.
+API_PAGES = {"api.docs"}
+
+
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith("/api/") and request.endpoint not in API_PAGES
 
 
 def select_language() -> str:
