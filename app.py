@@ -27,11 +27,10 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
+from flask_babel import force_locale, get_locale, gettext, lazy_gettext, ngettext, refresh
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
-from jinja2.filters import do_filesizeformat as filesizeformat
 from redis.exceptions import RedisError
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,7 +73,6 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
-    AccessOutcome,
     AuditEvent,
     Invitation,
     Secret,
@@ -86,7 +84,7 @@ from schema import (
     token_digest,
     utcnow,
 )
-from timetext import duration_text, exact_time, relative_time
+from timetext import duration_text, exact_time, relative_time, size_text
 
 # Messages are lazy: each is written in the language of the answer it ends up in (the API's is always English).
 _ = lazy_gettext
@@ -323,7 +321,7 @@ def _page_number() -> int:
     """
     raw = request.args.get("page", "1")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
-        abort(400, "Ask for a page number from 1 to 999999.")
+        abort(400, gettext("Ask for a page number from 1 to 999999."))
     return int(raw)
 
 
@@ -496,6 +494,16 @@ def _after_password(user: User, password: str, remember: bool):
     return redirect(target or url_for("web.dashboard"))
 
 
+def _recovery_code_used_message(left: int) -> str:
+    return ngettext(
+        "You signed in with a recovery code, which now no longer works. You have %(num)d recovery code left: make "
+        "new ones on the two-factor page if you are running low.",
+        "You signed in with a recovery code, which now no longer works. You have %(num)d recovery codes left: make "
+        "new ones on the two-factor page if you are running low.",
+        left,
+    )
+
+
 @web.route("/login/code", methods=["GET", "POST"])
 @throttle_guesses
 def login_code():
@@ -512,8 +520,7 @@ def login_code():
             signin.complete_login(user, pending["remember"])
             if accounts.is_recovery_code(form.code.data):
                 left = accounts.recovery_codes_left(db.session, user)
-                flash(f"You signed in with a recovery code, which now no longer works. You have {left} left: "
-                      "make new ones on the two-factor page if you are running low.", "warning")
+                flash(_recovery_code_used_message(left), "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
         form.code.errors.append(
@@ -1218,7 +1225,7 @@ def _finished_upload(form: forms.CreateSecretForm) -> vault.Attached | bool | No
     try:
         return guards.finish_upload() or False
     except attachments.EmptyFile as empty:
-        form.files.errors.append(f"{empty.name} is empty: choose a file with something in it.")
+        form.files.errors.append(gettext("%(name)s is empty: choose a file with something in it.", name=empty.name))
         return None
 
 
@@ -1245,14 +1252,17 @@ def _storage_refusal(user: User, attached: vault.Attached | None) -> str | None:
     kept = vault.active_file_bytes(db.session, user.id, _now())
     if kept + attached.total_bytes <= most:
         return None
-    return (
-        f"Your active secrets hold {filesizeformat(kept, binary=True)} of files, and this SecureShare keeps at most "
-        f"{filesizeformat(most, binary=True)} per account. Delete a secret with files, or wait until one ends."
+    # The API's callers read it in English: the API always answers in English (i18n.select_language).
+    return gettext(
+        "Your active secrets hold %(kept)s of files, and this SecureShare keeps at most %(most)s per account. "
+        "Delete a secret with files, or wait until one ends.",
+        kept=size_text(kept),
+        most=size_text(most),
     )
 
 
 def _bytes_or_no_limit(most: int) -> str:
-    return filesizeformat(most, binary=True) if most else gettext("No limit")
+    return size_text(most) if most else gettext("No limit")
 
 
 def _room_for_files(user: User, attached: vault.Attached | bool, field) -> bool:
@@ -1351,7 +1361,7 @@ def delete_anonymous(token: str):
     if secret.unique_id is not None:
         vault.delete(db.session, secret.unique_id, None, _now())
         current_app.logger.info("secret %s deleted by its manage link", secret_id)
-    flash("Secret deleted. Its link no longer works.", "success")
+    flash(gettext("Secret deleted. Its link no longer works."), "success")
     return redirect(url_for("web.manage_anonymous", token=token))
 
 
@@ -1695,8 +1705,12 @@ def openapi_document():
 @api.get("/docs")
 @api_operation("This API, as a page to read", responses={200: "DocsPage"})
 def docs():
-    """The API reference, rendered from the OpenAPI document by our own template."""
-    return render_template("api_docs.html", spec=api_schema.openapi_document())
+    """The API reference, rendered from the OpenAPI document by our own template: the reference in English, like the
+    API's messages, in a frame (menu, footer) in the reader's language."""
+    with force_locale(i18n.DEFAULT_LANGUAGE):
+        spec = api_schema.openapi_document()  # the form labels it quotes would otherwise be translated
+    common = api_schema.reasons_by_status(api_schema.COMMON_REASONS)
+    return render_template("api_docs.html", spec=spec, reasons=api_schema.REASONS, common_answers=common)
 
 
 @api.get("/auth/check")
@@ -1709,7 +1723,9 @@ def auth_check(caller: User):
 
 @api.get("/secrets")
 @api_auth_required
-@api_operation("List your secrets", responses={200: "SecretPage"}, query=api_schema.list_query)
+@api_operation(
+    "List your secrets", responses={200: "SecretPage"}, query=api_schema.list_query, example={"status": "active", "per_page": 10}
+)
 def api_list_secrets(caller: User, query: dict):
     """The caller's secrets, newest first; never their content."""
     _expire_owned_due(caller.id)
@@ -1726,10 +1742,14 @@ def api_list_secrets(caller: User, query: dict):
 @create_limit
 @api_operation(
     "Create a secret",
-    responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"},
+    responses={201: "SecretCreated"},
+    reasons=("email_unverified", "two_factor_required", "too_many_secrets", "invalid_fields", "storage_full", "busy",
+             "length_required"),  # the last one: a multipart body without its length
     body=api_schema.create_body,
     files=True,
-)
+    example={"title": "Deploy key", "content": "correct-horse-battery-staple", "password": "open-sesame-42",
+             "expires_in": 3600, "max_views": 1, "blur_level": 10},
+)  # fmt: skip
 def api_create_secret(caller: User, body: dict):
     """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location.
     Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`.
@@ -1764,7 +1784,13 @@ def api_get_secret(caller: User, unique_id: str):
 
 @api.patch("/secrets/<secret_id:unique_id>")
 @api_auth_required
-@api_operation("Change a secret's settings", responses={200: "Secret", 410: "Gone"}, body=api_schema.edit_body)
+@api_operation(
+    "Change a secret's settings",
+    responses={200: "Secret"},
+    reasons=("gone", "invalid_fields"),
+    body=api_schema.edit_body,
+    example={"title": "Deploy key (staging)", "max_views": 3, "expires_in": 7200},
+)
 def api_edit_secret(caller: User, unique_id: str, body: dict):
     """Change the title, blur, expiry (expires_in) or views of an active secret, as its edit page does."""
     secret = get_active_owned_secret(unique_id, caller)
@@ -1801,7 +1827,9 @@ def api_delete_secret(caller: User, unique_id: str):
 
 @api.get("/secrets/<secret_id:unique_id>/events")
 @api_auth_required
-@api_operation("List a secret's access events", responses={200: "EventPage"}, query=api_schema.page_query)
+@api_operation(
+    "List a secret's access events", responses={200: "EventPage"}, query=api_schema.page_query, example={"per_page": 20}
+)
 def api_secret_events(caller: User, unique_id: str, query: dict):
     """Who tried to open the secret, newest first: time, outcome, browser and network (never the full address)."""
     secret = get_owned_secret_or_404(unique_id, caller)
@@ -1812,7 +1840,7 @@ def api_secret_events(caller: User, unique_id: str, query: dict):
 
 @api.get("/secrets/<secret_id:unique_id>/qr.png")
 @api_auth_required
-@api_operation("The share link's QR code, PNG", responses={200: "QrPng", 410: "Gone"})
+@api_operation("The share link's QR code, PNG", responses={200: "QrPng"}, reasons=("gone",))
 def api_secret_qr_png(caller: User, unique_id: str):
     """The QR code of an active secret's link, as PNG."""
     return _qr_response(get_active_owned_secret(unique_id, caller), "png")
@@ -1820,7 +1848,7 @@ def api_secret_qr_png(caller: User, unique_id: str):
 
 @api.get("/secrets/<secret_id:unique_id>/qr.svg")
 @api_auth_required
-@api_operation("The share link's QR code, SVG", responses={200: "QrSvg", 410: "Gone"})
+@api_operation("The share link's QR code, SVG", responses={200: "QrSvg"}, reasons=("gone",))
 def api_secret_qr_svg(caller: User, unique_id: str):
     """The QR code of an active secret's link, as SVG."""
     return _qr_response(get_active_owned_secret(unique_id, caller), "svg")
@@ -1831,8 +1859,10 @@ def api_secret_qr_svg(caller: User, unique_id: str):
 @unlock_secret_limit
 @api_operation(
     "Open a secret with its password",
-    responses={200: "Unlocked", 403: "WrongPassword", 410: "Gone", 503: "Busy"},
+    responses={200: "Unlocked"},
+    reasons=("wrong_password", "files_tampered", "gone", "destroyed", "attempts_in_flight", "busy"),
     body=api_schema.unlock_body,
+    example={"password": "open-sesame-42"},
 )
 def api_unlock_secret(unique_id: str, body: dict):
     """The recipient's door, no sign-in: counts a view, spends tries, destroys and wipes exactly as the page does."""
@@ -2148,13 +2178,12 @@ def _template_context() -> dict:
         "relative_time": relative_time,
         "duration_text": duration_text,
         "exact_time": exact_time,
+        "size_text": size_text,
         **i18n.template_helpers(),
         "title_of": _title_of,
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
-        "AccessOutcome": AccessOutcome,
-        "device_name": accounts.device_name,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),

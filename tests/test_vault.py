@@ -369,6 +369,18 @@ def test_labels_are_sealed_under_a_key_derived_for_labels_alone(session, keys, c
     assert label_key != keys.derive("k1", secret.salt, CHEAP, PASSWORD)  # nor the content key
 
 
+def test_the_file_key_is_wrapped_under_a_key_derived_for_files_alone(keys):
+    files_key = os.urandom(32)
+    sealed = vault.seal_content(keys, "A" * 22, CONTENT, PASSWORD, files_key)
+    content_key = keys.derive("k1", sealed["salt"], CHEAP, PASSWORD)
+    wrap_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"secureshare files v1").derive(content_key)
+    nonce, wrapped = sealed["files_key_sealed"][:12], sealed["files_key_sealed"][12:]
+    aad = vault._content_aad("A" * 22, "k1", vault.FORMAT_VERSION, CHEAP)
+    assert AESGCM(wrap_key).decrypt(nonce, wrapped, aad) == files_key  # wrapped file keys stay readable across releases
+    with pytest.raises(InvalidTag):
+        AESGCM(content_key).decrypt(nonce, wrapped, aad)  # never the content key itself
+
+
 @pytest.mark.parametrize("cost", [vault.KdfCost(19455, 2, 1), vault.KdfCost(19456, 1, 1)], ids=["memory", "passes"])
 def test_a_row_sealed_below_the_kdf_floor_never_opens(session, keys, clock, cost):
     share_id = make(session, keys, clock)
@@ -821,3 +833,115 @@ def test_the_policies_count_only_the_owners_secrets_that_can_still_be_opened(ses
     assert vault.active_file_bytes(session, 1, clock()) == 120
     assert (vault.active_count(session, 1, later), vault.active_file_bytes(session, 1, later)) == (1, 100)
     assert vault.active_file_bytes(session, 3, clock()) == 0
+
+
+# --- the unlocking form shown again, and the recipient's "I have it" ---------------------------------------------------
+
+MARK = "a" * 64  # a keyed hash of the page form's token, as the route computes it
+
+
+def unlock_with(session, keys, clock, share_id, mark=MARK, password=PASSWORD):
+    return vault.unlock(session, keys, POLICY, share_id, password, clock, form_mark=mark)
+
+
+def test_the_form_that_unlocked_is_shown_again_without_a_view(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=2)
+    first = unlock_with(session, keys, clock, share_id)
+    assert isinstance(first, vault.Unlocked) and not first.replayed
+    clock.advance(minutes=4, seconds=59)
+    again = unlock_with(session, keys, clock, share_id)
+    assert isinstance(again, vault.Unlocked)
+    assert (again.replayed, again.content, again.secret.view_count) == (True, CONTENT, 1)
+    assert counters(session, share_id) == ("active", 1, 0, 0)  # no view, and the held try given back
+    assert session.scalars(select(AccessEvent.outcome)).all() == ["unlocked"]
+
+
+def test_a_replay_still_checks_the_password(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=2)
+    unlock_with(session, keys, clock, share_id)
+    assert unlock_with(session, keys, clock, share_id, password="wrong") == vault.WrongPassword(4)
+    assert counters(session, share_id) == ("active", 1, 1, 0)
+
+
+def test_the_last_view_is_shown_again_to_its_form_until_the_content_is_gone(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=1)
+    assert not unlock_with(session, keys, clock, share_id).replayed
+    assert row(session, share_id).status == "used_up"
+    assert unlock_with(session, keys, clock, share_id) == vault.Gone()  # used up: the content went with the view
+
+
+def test_another_form_counts_a_view_of_its_own(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id)
+    other = unlock_with(session, keys, clock, share_id, mark="b" * 64)
+    assert isinstance(other, vault.Unlocked) and not other.replayed
+    assert counters(session, share_id) == ("active", 2, 0, 0)
+
+
+def test_after_the_window_the_same_form_counts_anew(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id)
+    clock.advance(minutes=5)  # exactly the window: no longer the same visit
+    again = unlock_with(session, keys, clock, share_id)
+    assert isinstance(again, vault.Unlocked) and not again.replayed
+    assert counters(session, share_id) == ("active", 2, 0, 0)
+    marks = session.scalars(select(AccessEvent.form_mark).order_by(AccessEvent.id)).all()
+    assert marks == [None, MARK]  # the old event let its mark go; the new one holds it
+
+
+def test_a_double_click_counts_once(session, keys, clock, monkeypatch):
+    """Both requests of a double click pass the "already unlocked?" check before either is written."""
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id)
+    monkeypatch.setattr(vault, "_form_unlocked", lambda *args: False)  # the second request looked before the first wrote
+    again = unlock_with(session, keys, clock, share_id)
+    assert isinstance(again, vault.Unlocked)
+    assert (again.replayed, again.content, again.secret.view_count) == (True, CONTENT, 1)
+    assert counters(session, share_id) == ("active", 1, 0, 0)
+    assert len(session.scalars(select(AccessEvent)).all()) == 1
+
+
+def test_the_recipient_ends_the_secret_with_the_form_that_unlocked_it(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id)
+    clock.advance(minutes=4)
+    visitor = vault.Visitor(user_agent="Firefox", ip_prefix="192.0.2.0/24")
+    assert vault.end_by_recipient(session, share_id, MARK, clock(), visitor) == vault.EndedByRecipient()
+    secret = row(session, share_id)
+    assert (secret.status, secret.ciphertext, secret.salt, secret.nonce) == ("destroyed", None, None, None)
+    event = session.scalars(select(AccessEvent).order_by(AccessEvent.id.desc())).first()
+    assert (event.outcome, event.at, event.user_agent, event.ip_prefix) == (
+        "recipient_ended", clock(), "Firefox", "192.0.2.0/24")
+    assert unlock_with(session, keys, clock, share_id) == vault.Gone()
+
+
+@pytest.mark.parametrize("mark", ["b" * 64, None], ids=["another form", "no form"])
+def test_only_the_unlocking_form_may_end_the_secret(session, keys, clock, mark):
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id, mark=mark)
+    assert vault.end_by_recipient(session, share_id, MARK, clock()) == vault.Gone()
+    assert counters(session, share_id) == ("active", 1, 0, 0)
+
+
+def test_the_unlocking_form_of_another_secret_may_not_end_this_one(session, keys, clock):
+    mine, other = make(session, keys, clock, max_views=3), make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, mine)
+    assert vault.end_by_recipient(session, other, MARK, clock()) == vault.Gone()
+    assert statuses(session) == {1: "active", 2: "active"}
+
+
+def test_the_recipient_may_end_it_only_within_the_window(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id)
+    clock.advance(minutes=5)
+    assert vault.end_by_recipient(session, share_id, MARK, clock()) == vault.Gone()
+    assert counters(session, share_id) == ("active", 1, 0, 0)
+
+
+def test_an_ended_secret_cannot_be_ended_by_its_recipient(session, keys, clock):
+    share_id = make(session, keys, clock, max_views=3)
+    unlock_with(session, keys, clock, share_id)
+    assert vault.end_by_recipient(session, "no-such-share-id", MARK, clock()) == vault.Gone()
+    clock.advance(hours=2)  # past its expiry, still within nobody's window but its own record's
+    assert vault.end_by_recipient(session, share_id, MARK, clock()) == vault.Gone()
+    assert session.scalars(select(AccessEvent.outcome)).all() == ["unlocked"]

@@ -209,6 +209,22 @@ function setUpSubmitOnChange() {
   });
 }
 
+// A row's menu (<details class="row-menu">) works alone; a script adds what a menu is expected to do: one open at a
+// time, and Escape or a click elsewhere closes it.
+function setUpRowMenus() {
+  const menus = [...document.querySelectorAll(".row-menu")];
+  if (!menus.length) return;
+  const closeAll = (except) => menus.forEach((menu) => { if (menu !== except) menu.open = false; });
+  menus.forEach((menu) => menu.addEventListener("toggle", () => { if (menu.open) closeAll(menu); }));
+  document.addEventListener("click", (event) => closeAll(event.target.closest(".row-menu")));
+  document.addEventListener("keydown", (event) => {
+    const open = menus.find((menu) => menu.open);
+    if (event.key !== "Escape" || !open) return;
+    open.open = false;
+    open.querySelector("summary").focus();
+  });
+}
+
 function setUpPrint() {
   document.querySelectorAll("[data-print]").forEach((button) => button.addEventListener("click", () => window.print()));
 }
@@ -223,6 +239,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpReveal();
   setUpWhitespaceToggle();
   setUpPrint();
+  setUpRowMenus();
   suggestTimeZone();
   setUpSubmitOnChange();
 });

@@ -4,6 +4,7 @@ import io
 
 import zxingcpp
 from PIL import Image
+from playwright.sync_api import expect
 
 ACCOUNT_PASSWORD = "violet-harbor-trumpet-42"
 SECRET_PASSWORD = "open-sesame-42"
@@ -53,6 +54,24 @@ def create_secret(
     page.get_by_label("Maximum views").fill(max_views)
     page.get_by_role("button", name="Create secret").click()
     page.wait_for_url("**/secrets/*")
+
+
+def post_secrets(page, titles: list[str]) -> None:
+    """Create a secret per title by posting the create form with the signed-in page's token: for a test about the
+    dashboard, many secrets without typing each one."""
+    token = page.locator("meta[name=csrf-token]").get_attribute("content")
+    for title in titles:
+        form = {"csrf_token": token, "title": title, "content": SECRET_TEXT, "password": SECRET_PASSWORD,
+                "confirm": SECRET_PASSWORD, "expiration": "24h", "blur_level": "10", "max_views": "3"}
+        answer = page.request.post("/create", form=form, max_redirects=0)
+        assert answer.status == 302, (title, answer.status)  # to the new secret's page
+
+
+def pick_language(page, lang: str) -> None:
+    """Use the menu at the foot of the page, as a person would."""
+    page.locator("#language-menu").select_option(lang)
+    page.locator(".language-menu button").click()
+    expect(page.locator("html")).to_have_attribute("lang", lang.replace("_", "-"))
 
 
 def decode_qr(png: bytes) -> str:

@@ -42,13 +42,6 @@ def check(page, lang: str, name: str, path: str | None = None, status: int = 200
     screenshot(page, f"languages-{lang}-{name}")
 
 
-def pick_language(page, lang: str) -> None:
-    """Use the menu at the foot of the page, as a person would."""
-    page.locator("#language-menu").select_option(lang)
-    page.locator(".language-menu button").click()
-    expect(page.locator("html")).to_have_attribute("lang", lang.replace("_", "-"))
-
-
 @pytest.mark.parametrize("lang", ["ar", "de"])
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
@@ -57,7 +50,7 @@ def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
     flows.create_secret(owner, "Büro-WLAN", blur_steps=2, max_views="3")
     share_link = owner.locator("#share-link").input_value()
     secret_path = "/" + owner.url.split("/", 3)[3]
-    pick_language(owner, lang)
+    flows.pick_language(owner, lang)
     check(owner, lang, "secret-detail")
     for name, path in [("dashboard", "/dashboard"), ("create", "/create"), ("card", f"{secret_path}/card"),
                        ("account", "/account")]:

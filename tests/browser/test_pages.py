@@ -98,3 +98,54 @@ def test_every_page(new_context, theme, viewport):
     owner.get_by_role("button", name="Delete secret").click()
     visit(owner, shot("dashboard-after-delete"))
     visit(recipient, shot("gone"), link, status=410)
+
+
+# Titles that test a table: a key's name with no space in it, German compounds, Arabic (right to left), a long sentence.
+LONG_TITLES = [
+    "Office Wi-Fi",
+    "Datenbank-Zugangsdaten für das Rechnungswesen-Abrechnungssystem",
+    "Kundendienstmitarbeiterinnenschulungsunterlagen Passwort",
+    "كلمة المرور الخاصة بشبكة المكتب اللاسلكية للضيوف والزوار",
+    "Production PostgreSQL superuser password for the billing cluster (eu-west)",
+    "AWS_SECRET_ACCESS_KEY_for_the_deployment_pipeline_service_account",
+]
+# What makes the dashboard hard to read: the table wider than its box, a row's actions on two lines, the page
+# scrolling sideways.
+DASHBOARD_LAYOUT = """(checkActions) => {
+  const found = [];
+  const table = document.querySelector(".secrets-table");
+  const box = getComputedStyle(table.parentElement);
+  const room = table.parentElement.clientWidth - parseFloat(box.paddingInlineStart) - parseFloat(box.paddingInlineEnd);
+  if (table.getBoundingClientRect().width > room + 1) {
+    found.push(`the table is ${table.getBoundingClientRect().width} px wide in ${room} px`);
+  }
+  if (checkActions) {
+    document.querySelectorAll(".secrets-table .row-actions").forEach((actions, index) => {
+      const lines = new Set([...actions.children].map((child) => Math.round(child.getBoundingClientRect().top)));
+      if (lines.size > 1) found.push(`row ${index + 1}: its actions take ${lines.size} lines`);
+    });
+  }
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    found.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_dashboard_fits_long_titles_in_every_direction(new_context, viewport):
+    owner = new_context(viewport=viewport).new_page()
+    flows.register(owner, f"wide{uuid.uuid4().hex[:8]}")
+    flows.post_secrets(owner, LONG_TITLES)
+    for lang in ["en", "de", "ar"]:
+        owner.goto("/dashboard")
+        if lang != "en":
+            flows.pick_language(owner, lang)
+        assert owner.evaluate(DASHBOARD_LAYOUT, viewport == DESKTOP) == [], f"{lang} {viewport['width']}"
+        screenshot(owner, f"dashboard-long-titles-{lang}")
+    more = owner.locator(".row-menu summary").first
+    more.click()
+    expect(owner.locator(".row-menu-list").first).to_be_visible()
+    owner.keyboard.press("Escape")
+    expect(owner.locator(".row-menu-list").first).to_be_hidden()
+    expect(more).to_be_focused()
