@@ -74,7 +74,6 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
-    AccessOutcome,
     Invitation,
     Secret,
     SecretStatus,
@@ -85,7 +84,7 @@ from schema import (
     token_digest,
     utcnow,
 )
-from timetext import duration_text, exact_time, relative_time
+from timetext import duration_text, exact_time, relative_time, size_text
 
 # Messages are lazy: each is written in the language of the answer it ends up in (the API's is always English).
 _ = lazy_gettext
@@ -322,7 +321,7 @@ def _page_number() -> int:
     """
     raw = request.args.get("page", "1")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
-        abort(400, "Ask for a page number from 1 to 999999.")
+        abort(400, gettext("Ask for a page number from 1 to 999999."))
     return int(raw)
 
 
@@ -494,6 +493,16 @@ def _after_password(user: User, password: str, remember: bool):
     return redirect(target or url_for("web.dashboard"))
 
 
+def _recovery_code_used_message(left: int) -> str:
+    return ngettext(
+        "You signed in with a recovery code, which now no longer works. You have %(num)d recovery code left: make "
+        "new ones on the two-factor page if you are running low.",
+        "You signed in with a recovery code, which now no longer works. You have %(num)d recovery codes left: make "
+        "new ones on the two-factor page if you are running low.",
+        left,
+    )
+
+
 @web.route("/login/code", methods=["GET", "POST"])
 @throttle_guesses
 def login_code():
@@ -510,8 +519,7 @@ def login_code():
             signin.complete_login(user, pending["remember"])
             if accounts.is_recovery_code(form.code.data):
                 left = accounts.recovery_codes_left(db.session, user)
-                flash(f"You signed in with a recovery code, which now no longer works. You have {left} left: "
-                      "make new ones on the two-factor page if you are running low.", "warning")
+                flash(_recovery_code_used_message(left), "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
         form.code.errors.append(
@@ -1216,7 +1224,7 @@ def _finished_upload(form: forms.CreateSecretForm) -> vault.Attached | bool | No
     try:
         return guards.finish_upload() or False
     except attachments.EmptyFile as empty:
-        form.files.errors.append(f"{empty.name} is empty: choose a file with something in it.")
+        form.files.errors.append(gettext("%(name)s is empty: choose a file with something in it.", name=empty.name))
         return None
 
 
@@ -1243,9 +1251,12 @@ def _storage_refusal(user: User, attached: vault.Attached | None) -> str | None:
     kept = vault.active_file_bytes(db.session, user.id, _now())
     if kept + attached.total_bytes <= most:
         return None
-    return (
-        f"Your active secrets hold {filesizeformat(kept, binary=True)} of files, and this SecureShare keeps at most "
-        f"{filesizeformat(most, binary=True)} per account. Delete a secret with files, or wait until one ends."
+    # The API's callers read it in English: the API always answers in English (i18n.select_language).
+    return gettext(
+        "Your active secrets hold %(kept)s of files, and this SecureShare keeps at most %(most)s per account. "
+        "Delete a secret with files, or wait until one ends.",
+        kept=size_text(kept),
+        most=size_text(most),
     )
 
 
@@ -1349,7 +1360,7 @@ def delete_anonymous(token: str):
     if secret.unique_id is not None:
         vault.delete(db.session, secret.unique_id, None, _now())
         current_app.logger.info("secret %s deleted by its manage link", secret_id)
-    flash("Secret deleted. Its link no longer works.", "success")
+    flash(gettext("Secret deleted. Its link no longer works."), "success")
     return redirect(url_for("web.manage_anonymous", token=token))
 
 
@@ -2118,13 +2129,12 @@ def _template_context() -> dict:
         "relative_time": relative_time,
         "duration_text": duration_text,
         "exact_time": exact_time,
+        "size_text": size_text,
         **i18n.template_helpers(),
         "title_of": _title_of,
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
-        "AccessOutcome": AccessOutcome,
-        "device_name": accounts.device_name,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),

@@ -326,11 +326,7 @@ class FileChunk(Base):
 class AccessOutcome(enum.StrEnum):
     UNLOCKED = "unlocked"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome label, not a password
-    RECIPIENT_ENDED = "recipient_ended"  # "I have it: destroy it now"
-
-    @property
-    def label(self) -> str:
-        return {"unlocked": "Unlocked", "wrong_password": "Wrong password"}.get(self.value, "Ended by the recipient")
+    RECIPIENT_ENDED = "recipient_ended"  # "I have it: destroy it now"; the pages name each in i18n.OUTCOME_WORDS
 
 
 class AccessEvent(Base):
