@@ -31,7 +31,6 @@ from flask_babel import force_locale, get_locale, gettext, lazy_gettext, ngettex
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
-from jinja2.filters import do_filesizeformat as filesizeformat
 from redis.exceptions import RedisError
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -74,6 +73,7 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
+    AuditEvent,
     Invitation,
     Secret,
     SecretStatus,
@@ -427,7 +427,8 @@ def _claim_invitation(invitation, user: User) -> bool:
     """Spend the invitation on the new account and record it, in the account's own transaction."""
     if not registration.use_invitation(db.session, invitation, user, _now()):
         return False
-    audit.record(db.session, _network_actor(user), "invitation.used", user.username, _now(), f"invitation {invitation.id}")
+    detail = audit.invitation_detail(invitation.id)
+    audit.record(db.session, _network_actor(user), "invitation.used", user.username, _now(), detail)
     return True
 
 
@@ -1057,8 +1058,8 @@ def create_invitation():
     lifetime = registration.INVITATION_LIFETIMES[form.lifetime.data]
     invitation, token = registration.invite(db.session, user, form.email.data or None, lifetime, _now())
     db.session.flush()
-    bound = f" for {form.email.data}" if form.email.data else ""
-    audit.record(db.session, _network_actor(user), "invitation.created", "", _now(), f"invitation {invitation.id}{bound}"[:200])
+    detail = audit.invitation_detail(invitation.id, form.email.data or None)
+    audit.record(db.session, _network_actor(user), "invitation.created", "", _now(), detail)
     db.session.commit()
     current_app.logger.info("invitation %s made by %s", invitation.id, user.username)
     return _render_invitations(new_link=_public_url("web.accept_invitation", token=token), new_invitation=invitation)
@@ -1076,7 +1077,7 @@ def withdraw_invitation(invitation_id: int):
     if invitation is None or not (invitation.created_by_id == user.id or user.is_admin):
         abort(404)
     if registration.withdraw(db.session, invitation, _now()):
-        audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), f"invitation {invitation.id}")
+        audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), audit.invitation_detail(invitation.id))
         flash(gettext("Invitation withdrawn: its link no longer works."), "success")
     db.session.commit()
     return redirect(url_for("web.account_invitations"))
@@ -1261,7 +1262,7 @@ def _storage_refusal(user: User, attached: vault.Attached | None) -> str | None:
 
 
 def _bytes_or_no_limit(most: int) -> str:
-    return filesizeformat(most, binary=True) if most else "No limit"
+    return size_text(most) if most else gettext("No limit")
 
 
 def _room_for_files(user: User, attached: vault.Attached | bool, field) -> bool:
@@ -1906,7 +1907,7 @@ def _keyset_id(name: str) -> int | None:
     if not raw:
         return None
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > 2147483647:
-        abort(400, "Use the page's own links to move between pages.")
+        abort(400, gettext("Use the page's own links to move between pages."))
     return int(raw)
 
 
@@ -1917,25 +1918,54 @@ def overview():
     return render_template("admin_overview.html", figures=figures, policies=_policies_in_words())
 
 
-def _policies_in_words() -> list[tuple[str, str]]:
-    """The instance's policies as the operator set them, in words for the overview."""
-    policy, settings, limits = _registration(), current_app.config, current_app.secret_limits
-    mode = {
-        registration.RegistrationMode.OPEN: "Anyone may sign up",
-        registration.RegistrationMode.DOMAINS: f"Addresses at {policy.domains.described()}, or an invitation",
-        registration.RegistrationMode.INVITE: "By invitation only",
-        registration.RegistrationMode.CLOSED: "Closed: accounts are made on the command line",
+def _registration_in_words(policy: registration.RegistrationPolicy) -> str:
+    if policy.mode == registration.RegistrationMode.DOMAINS:
+        return gettext("Addresses at %(domains)s, or an invitation", domains=policy.domains.described())
+    return {
+        registration.RegistrationMode.OPEN: gettext("Anyone may sign up"),
+        registration.RegistrationMode.INVITE: gettext("By invitation only"),
+        registration.RegistrationMode.CLOSED: gettext("Closed: accounts are made on the command line"),
     }[policy.mode]
+
+
+def _policies_in_words() -> list[tuple[str, str, str]]:
+    """The instance's policies as the operator set them, for the overview: (what it is, its setting, its value)."""
+    policy, settings, limits = _registration(), current_app.config, current_app.secret_limits
+    no_limit = gettext("No limit")
     return [
-        ("Sign-up (REGISTRATION)", mode),
-        ("Who may invite (USERS_MAY_INVITE)", "Every account" if policy.users_may_invite else "Administrators"),
-        ("Two-factor sign-in (REQUIRE_TWO_FACTOR)", "Required for everyone" if settings["REQUIRE_TWO_FACTOR"] else "Optional"),
-        ("Longest expiry (SECRET_MAX_EXPIRY_DAYS)", duration_text(current_app.policy.max_lifetime)),
-        ("Views a new secret starts with (SECRET_DEFAULT_VIEWS)", str(limits.default_views or "Unlimited")),
-        ("Most views (SECRET_MAX_VIEWS)", str(limits.max_views or "100, or unlimited")),
-        ("Active secrets per account (ACTIVE_SECRETS_PER_USER)", str(settings["ACTIVE_SECRETS_PER_USER"] or "No limit")),
-        ("Files kept per account (FILE_STORAGE_PER_USER)", _bytes_or_no_limit(settings["FILE_STORAGE_PER_USER"])),
-        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{settings['AUDIT_RETENTION_DAYS']} days"),
+        (gettext("Sign-up"), "REGISTRATION", _registration_in_words(policy)),
+        (
+            gettext("Who may invite"),
+            "USERS_MAY_INVITE",
+            gettext("Every account") if policy.users_may_invite else gettext("Administrators"),
+        ),
+        (
+            gettext("Two-factor sign-in"),
+            "REQUIRE_TWO_FACTOR",
+            gettext("Required for everyone") if settings["REQUIRE_TWO_FACTOR"] else gettext("Optional"),
+        ),
+        (gettext("Longest expiry"), "SECRET_MAX_EXPIRY_DAYS", duration_text(current_app.policy.max_lifetime)),
+        (
+            gettext("Views a new secret starts with"),
+            "SECRET_DEFAULT_VIEWS",
+            str(limits.default_views) if limits.default_views else gettext("Unlimited"),
+        ),
+        (
+            gettext("Most views"),
+            "SECRET_MAX_VIEWS",
+            str(limits.max_views) if limits.max_views else gettext("Up to %(num)d, or unlimited", num=100),
+        ),
+        (
+            gettext("Active secrets per account"),
+            "ACTIVE_SECRETS_PER_USER",
+            str(settings["ACTIVE_SECRETS_PER_USER"]) if settings["ACTIVE_SECRETS_PER_USER"] else no_limit,
+        ),
+        (gettext("Files kept per account"), "FILE_STORAGE_PER_USER", _bytes_or_no_limit(settings["FILE_STORAGE_PER_USER"])),
+        (
+            gettext("Audit log kept"),
+            "AUDIT_RETENTION_DAYS",
+            ngettext("%(num)d day", "%(num)d days", settings["AUDIT_RETENTION_DAYS"]),
+        ),
     ]
 
 
@@ -1961,36 +1991,40 @@ def _other_user_or_404(user_id: int) -> User:
 
 
 ADMIN_CHANGES = {
-    # action: (what it does, its heading, its lead, its button, what is flashed)
+    # action: (what it does, its heading, its lead, its button, what is flashed); %(name)s is the account's username
     "disable": (
         administration.disable,
-        "Disable {}?",
-        "They are signed out everywhere and their API tokens stop working. Their secrets can't be opened until you "
-        "enable the account again (recipients see that the secret is unavailable).",
-        "Disable the account",
-        "Disabled {}.",
+        _("Disable %(name)s?"),
+        _(
+            "They are signed out everywhere and their API tokens stop working. Their secrets can't be opened until you "
+            "enable the account again (recipients see that the secret is unavailable)."
+        ),
+        _("Disable the account"),
+        _("Disabled %(name)s."),
     ),
     "enable": (
         administration.enable,
-        "Enable {}?",
-        "They can sign in again, and their secrets that haven't expired can be opened again.",
-        "Enable the account",
-        "Enabled {}.",
+        _("Enable %(name)s?"),
+        _("They can sign in again, and their secrets that haven't expired can be opened again."),
+        _("Enable the account"),
+        _("Enabled %(name)s."),
     ),
     "reset-two-factor": (
         administration.reset_two_factor,
-        "Turn off two-factor sign-in for {}?",
-        "Do this only for someone who lost both their authenticator app and their recovery codes, once you are sure "
-        "it's them. They are signed out everywhere, then sign in with their password alone. They are told by email.",
-        "Turn it off",
-        "Two-factor sign-in is off for {}. They were told by email where email is set up.",
+        _("Turn off two-factor sign-in for %(name)s?"),
+        _(
+            "Do this only for someone who lost both their authenticator app and their recovery codes, once you are sure "
+            "it's them. They are signed out everywhere, then sign in with their password alone. They are told by email."
+        ),
+        _("Turn it off"),
+        _("Two-factor sign-in is off for %(name)s. They were told by email where email is set up."),
     ),
     "delete": (
         administration.delete_user,
-        "Delete {} and all their secrets?",
-        "Every secret of theirs is erased and its link stops working at once. This can't be undone.",
-        "Delete the account",
-        "Deleted {} and erased their secrets.",
+        _("Delete %(name)s and all their secrets?"),
+        _("Every secret of theirs is erased and its link stops working at once. This can't be undone."),
+        _("Delete the account"),
+        _("Deleted %(name)s and erased their secrets."),
     ),
 }
 
@@ -2017,9 +2051,9 @@ def change_user(user_id: int, action: str):
     return _change_after_reauthentication(
         me,
         make_change,
-        done.format(username),
+        done % {"name": username},
         url_for("admin.users", q=username),
-        heading=heading.format(username),
+        heading=heading % {"name": username},
         lead=lead,
         action=url_for("admin.change_user", user_id=user_id, action=action),
         button=button,
@@ -2032,17 +2066,32 @@ def invitations():
     return _render_invitations(show_all=True, invitations=registration.invitations_of(db.session, None))
 
 
+def _event_in_words(event: AuditEvent) -> tuple[str, str, str]:
+    """An audit event's action, actor and detail in the page's language; a code or detail of no known shape as stored
+    (a device's or a token's name)."""
+    action = gettext(audit.ACTIONS[event.action]) if event.action in audit.ACTIONS else event.action
+    actor = gettext("Command line") if event.actor == audit.CLI_ACTOR else event.actor  # a username no one may take
+    message = audit.detail_message(event.action, event.detail or "")
+    return action, actor, gettext(message[0], **message[1]) if message else event.detail
+
+
 @admin.get("/audit")
 def audit_log():
     """The audit log, newest first, filtered by action and by a username (who acted, or to whom)."""
     action = request.args.get("action", "")
     if action not in AUDIT_FILTER_ACTIONS:
-        abort(400, "Choose an action from the list.")
+        abort(400, gettext("Choose an action from the list."))
     name = request.args.get("name", "").strip()[:32]
     events = audit.events(db.session, action, name, _keyset_id("before"))
     more = len(events) == audit.PAGE_SIZE
-    context = {"events": events, "action": action, "name": name, "actions": audit.ACTIONS}
-    return render_template("admin_audit.html", next_before=events[-1].id if more else None, **context)
+    return render_template(
+        "admin_audit.html",
+        rows=[(event, *_event_in_words(event)) for event in events],
+        action=action,
+        name=name,
+        actions=[(code, gettext(words)) for code, words in audit.ACTIONS.items()],
+        next_before=events[-1].id if more else None,
+    )
 
 
 # --- error handlers ------------------------------------------------------------------------------------------------------
