@@ -265,13 +265,14 @@ def sessions_of(session: Session, user_id: int, here_id: int) -> list[UserSessio
 # --- devices and networks ---------------------------------------------------------------------------------------------
 
 
-def device_name(user_agent: str) -> str:
-    """Return a coarse device name for the sessions list: 'Chrome on Android', 'Firefox on Windows'."""
+def device_name(user_agent: str, both: str = "%(browser)s on %(system)s", unknown: str = "Unknown device") -> str:
+    """Return a coarse device name for the sessions list: 'Chrome on Android', 'Firefox on Windows' (a page passes
+    `both` and `unknown` in its own language)."""
     browser = next((name for mark, name in BROWSER_MARKS if mark in user_agent), None)
     system = next((name for mark, name in SYSTEM_MARKS if mark in user_agent), None)
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown device"
+        return both % {"browser": browser, "system": system}
+    return browser or system or unknown
 
 
 def ip_prefix(address: str | None, v4_prefix: int = 24, v6_prefix: int = 48) -> str:

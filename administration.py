@@ -45,7 +45,7 @@ def create_user(
         email_verified_at=now,
         created_at=now,
     )
-    _change(session, actor, "user.created", user, now, lambda: session.add(user), "administrator" if admin else "")
+    _change(session, actor, "user.created", user, now, lambda: session.add(user), audit.ADMIN_DETAIL if admin else "")
     return user
 
 

@@ -3,8 +3,11 @@ the OpenAPI document. Each shape is defined once, here, and used both to build t
 
 import json
 import re
+import shlex
 from dataclasses import dataclass
 from functools import wraps
+from http import HTTPStatus
+from urllib.parse import urlencode
 
 from flask import current_app, g, jsonify, request
 from flask_wtf import FlaskForm
@@ -22,17 +25,57 @@ JSON_TOKEN_RE = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
 JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "null": type(None)}
 TYPE_WORDS = {"string": "a string", "integer": "a whole number", "boolean": "true or false", "null": "null"}
 MAX_PAGE = 100_000
+EXAMPLE_SHARE_ID = "example-share-id-4fK9qZ2x"  # fake, but of the real pattern, so the examples validate
+RETRY_AFTER_STATUSES = {429, 503}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
 MAX_PER_PAGE = 100
-# The API names every error with a stable `reason` besides its status, so a script can tell causes apart.
+# The reason a bare abort(status) answers with; every other reason is raised by name (ApiError, Refusal).
 ERROR_REASONS = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    410: "gone", 413: "too_large", 415: "unsupported_media_type", 422: "unknown_fields", 429: "rate_limited",
-    500: "server_error", 503: "busy",
+    410: "gone", 411: "length_required", 413: "too_large", 415: "unsupported_media_type", 422: "unknown_fields",
+    429: "rate_limited", 500: "server_error", 503: "busy",
 }  # fmt: skip
-MORE_REASONS = (
-    "invalid_json", "invalid_fields", "token_in_query", "wrong_password", "destroyed", "attempts_in_flight", "unavailable",
-    "email_unverified", "two_factor_required", "too_many_secrets",
-)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One of the API's refusals: its HTTP status, and what it means for the reference."""
+
+    status: int
+    meaning: str
+
+
+# Every `reason` a call can answer with: the error schema's enum, the common answers and each call's own list.
+REASONS = {
+    "bad_request": Reason(400, "The query string is not clean UTF-8, or a session call other than GET lacks X-CSRFToken."),
+    "token_in_query": Reason(400, "A token in the URL (token, access_token, api_key): send it in the Authorization header."),
+    "invalid_json": Reason(400, "The body is not a JSON object in UTF-8, or it nests deeper than 8 levels."),
+    "invalid_fields": Reason(400, "Values that need fixing: error.fields says what, per name."),
+    "unauthorized": Reason(401, "No valid token or session."),
+    "wrong_password": Reason(403, "Not the right password: error.tries_left says how many tries are left."),
+    "email_unverified": Reason(403, "This SecureShare asks accounts to confirm their email address before they create secrets."),
+    "two_factor_required": Reason(403, "This SecureShare requires two-factor sign-in (REQUIRE_TWO_FACTOR)."),
+    "too_many_secrets": Reason(403, "The account has as many active secrets as ACTIVE_SECRETS_PER_USER allows."),
+    "not_found": Reason(404, "No such secret, or not yours."),
+    "method_not_allowed": Reason(405, "The address does not take this method."),
+    "files_tampered": Reason(409, "The attached files were changed on the server and could not be opened."),
+    "gone": Reason(410, "It expired, was used up or deleted."),
+    "destroyed": Reason(410, "Too many wrong passwords destroyed it."),
+    "length_required": Reason(411, "A multipart body must say its Content-Length."),
+    "too_large": Reason(413, "The body, a file or the query is over its limit."),
+    "storage_full": Reason(413, "The files would take the account past FILE_STORAGE_PER_USER."),
+    "unsupported_media_type": Reason(415, "The body must be application/json (the create also takes multipart/form-data)."),
+    "unknown_fields": Reason(422, "Names this call does not accept, in the query or the body: listed in error.fields."),
+    "rate_limited": Reason(429, "Too many calls: wait for Retry-After seconds."),
+    "attempts_in_flight": Reason(429, "Other tries on this secret are still running: try again shortly."),
+    "server_error": Reason(500, "A fault on the server (it is logged); try again later."),
+    "busy": Reason(503, "Too many passwords are being checked at once: wait for Retry-After seconds."),
+    "unavailable": Reason(503, "The rate-limit store is down: wait for Retry-After seconds."),
+}
+# What any call can meet: the checks of every request (its query, its size), the API's rate limit, and faults.
+COMMON_REASONS = ("bad_request", "token_in_query", "too_large", "unknown_fields", "rate_limited", "server_error", "unavailable")
+# Refusals a body brings: it must be JSON of the call's schema (unknown names are common: the query has them too).
+BODY_REASONS = ("invalid_json", "invalid_fields", "unsupported_media_type")
 
 
 class ApiError(Exception):
@@ -273,11 +316,21 @@ def _checked_by_api_auth() -> None:
     """The API's CSRF check: api_auth_required asks a cookie caller for the token; a bearer token is not ambient."""
 
 
-def api_operation(summary: str, responses: dict[int, str], body=None, query=no_query, files: bool = False):
+def api_operation(
+    summary: str,
+    responses: dict[int, str],
+    reasons: tuple[str, ...] = (),
+    body=None,
+    query=no_query,
+    files: bool = False,
+    example: dict | None = None,
+):
     """Declare an API operation beside its route: its OpenAPI description, and the schemas its input must pass.
 
-    `body` and `query` are functions returning JSON Schema: the view gets the checked values as `body` / `query`
-    arguments, and the OpenAPI document publishes the very same schemas.
+    `responses` names its success answers. `reasons` are the refusals its own code gives (ApiError, Refusal, abort);
+    the document adds those of its input, its path, its sign-in and every call's (COMMON_REASONS). `body` and `query`
+    are functions returning JSON Schema: the view gets the checked values as `body` / `query` arguments, and the
+    OpenAPI document publishes the very same schemas, with `example` (the body's, else the query's) beside them.
     """
 
     def decorate(view):
@@ -290,7 +343,10 @@ def api_operation(summary: str, responses: dict[int, str], body=None, query=no_q
                 kwargs["body"] = _validated(json_body(), body(), "fields")
             return view(*args, **kwargs)
 
-        wrapped.openapi = {"summary": summary, "responses": responses, "body": body, "query": query, "files": files}
+        wrapped.openapi = {
+            "summary": summary, "responses": responses, "reasons": reasons, "body": body, "query": query,
+            "files": files, "example": example or {},
+        }  # fmt: skip
         wrapped.csrf_check = _checked_by_api_auth
         return wrapped
 
@@ -443,8 +499,8 @@ def _error_schema() -> dict:
         "code": {"type": "integer", "description": "The HTTP status."},
         "reason": {
             "type": "string",
-            "enum": sorted({*ERROR_REASONS.values(), *MORE_REASONS}),
-            "description": "What went wrong, for scripts.",
+            "enum": list(REASONS),
+            "description": "What went wrong, for scripts: each call lists those it can give.",
         },
         "message": {"type": "string", "description": "What went wrong, for people."},
         "fields": {
@@ -521,7 +577,6 @@ def _json_response(description: str, schema: str, headers: dict | None = None) -
 
 
 def _openapi_responses() -> dict:
-    retry_after = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
     location = {"Location": {"description": "The new secret's API address.", "required": True, "schema": {"type": "string"}}}
     any_body = {"schema": {}}
     return {
@@ -540,66 +595,130 @@ def _openapi_responses() -> dict:
         "DocsPage": {"description": "The API reference as a web page.", "content": {"text/html": any_body}},
         "QrPng": {"description": "The QR code of the share link.", "content": {"image/png": any_body}},
         "QrSvg": {"description": "The QR code of the share link.", "content": {"image/svg+xml": any_body}},
-        "BadRequest": _json_response(
-            "invalid_fields (with fields), invalid_json, token_in_query (a token in the URL), or bad_request "
-            "(a malformed query, or a missing CSRF header on a cookie session).",
-            "Error",
-        ),
-        "Unauthorized": _json_response("unauthorized: no valid token or session.", "Error"),
-        "WrongPassword": _json_response("wrong_password, with tries_left.", "Error"),
-        "NotFound": _json_response("not_found: no such secret, or not yours.", "Error"),
-        "Gone": _json_response("gone: expired, used up or deleted; destroyed: too many wrong passwords.", "Error"),
-        "TooLarge": _json_response("too_large: the body or the query is over the limit.", "Error"),
-        "UnsupportedMediaType": _json_response("unsupported_media_type: the body must be application/json.", "Error"),
-        "UnknownFields": _json_response("unknown_fields: names this request does not accept (listed in fields).", "Error"),
-        "RateLimited": _json_response("rate_limited, or attempts_in_flight on an unlock.", "Error", retry_after),
-        "Busy": _json_response("busy: too many unlocks at once (with Retry-After).", "Error", retry_after),
-        "EmailUnverified": _json_response(
-            "email_unverified: this SecureShare asks accounts to confirm their email address before they create secrets; "
-            "two_factor_required: it requires two-factor sign-in (REQUIRE_TWO_FACTOR); too_many_secrets: the account has "
-            "as many active secrets as ACTIVE_SECRETS_PER_USER allows.",
-            "Error",
-        ),
     }
 
 
-def _openapi_operation(endpoint: str, view, rule, method: str) -> dict:
-    declared = view.openapi
-    responses = {400: "BadRequest", 413: "TooLarge", 422: "UnknownFields", 429: "RateLimited", **declared["responses"]}
+def reasons_by_status(reasons) -> dict[int, list[str]]:
+    """Group `reasons` by their HTTP status, in status order, each group in REASONS' order."""
+    grouped: dict[int, list[str]] = {}
+    for reason in sorted(set(reasons), key=list(REASONS).index):
+        grouped.setdefault(REASONS[reason].status, []).append(reason)
+    return dict(sorted(grouped.items()))
+
+
+def _common_response_name(status: int) -> str:
+    return HTTPStatus(status).phrase.title().replace(" ", "").replace("-", "")
+
+
+def _refusal_response(reasons: list[str]) -> dict:
+    """One status's refusal: the error envelope, its `reason` one of `reasons`, each explained."""
+    reason_is = {"properties": {"error": {"properties": {"reason": {"enum": reasons}}}}}
+    response = {
+        "description": " ".join(f"{reason}: {REASONS[reason].meaning}" for reason in reasons),
+        "content": {"application/json": {"schema": {"allOf": [_ref("Error"), reason_is]}}},
+    }
+    if REASONS[reasons[0]].status in RETRY_AFTER_STATUSES:
+        response["headers"] = RETRY_AFTER
+    return response
+
+
+def _common_responses() -> dict:
+    """The refusals every call can give, defined once; calls refer to them by $ref."""
+    return {
+        _common_response_name(status): _refusal_response(reasons) for status, reasons in reasons_by_status(COMMON_REASONS).items()
+    }
+
+
+def _call_reasons(view, rule, declared: dict) -> list[str]:
+    """Every reason a call can give: every call's, its input's, its path's, its sign-in's, and its own code's."""
+    reasons = [*COMMON_REASONS, *declared["reasons"]]
+    if declared["query"]()["properties"]:
+        reasons.append("invalid_fields")
+    if declared["body"]:
+        reasons += BODY_REASONS
+    if rule.arguments:
+        reasons.append("not_found")
+    if getattr(view, "requires_auth", False):
+        reasons.append("unauthorized")
+    return reasons
+
+
+def _refusals(reasons: list[str]) -> dict:
+    """A call's refusals by status: a $ref to the common answer when the call adds nothing to it, else its own list."""
+    common = reasons_by_status(COMMON_REASONS)
+    return {
+        str(status): {"$ref": f"#/components/responses/{_common_response_name(status)}"}
+        if grouped == common.get(status)
+        else _refusal_response(grouped)
+        for status, grouped in reasons_by_status(reasons).items()
+    }
+
+
+def _example_url(path: str, values: dict) -> str:
+    server = current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")
+    return server + path.replace("{unique_id}", EXAMPLE_SHARE_ID) + (f"?{urlencode(values)}" if values else "")
+
+
+def _curl_line(method: str, url: str, signed_in: bool, body: dict | None) -> str:
+    """The call as one curl command; the token is read from $TOKEN, so no token is ever printed."""
+    words = ["curl"]
+    if method in {"PATCH", "DELETE"}:
+        words += ["-X", method]
+    if signed_in:
+        words += ["-H", '"Authorization: Bearer $TOKEN"']
+    if body is not None:
+        words += ["-H", "'Content-Type: application/json'", "-d", shlex.quote(json.dumps(body))]
+    return " ".join([*words, shlex.quote(url)])
+
+
+def _parameters(rule, declared: dict) -> list[dict]:
+    """The path's share id and the query's names, each with its example where the call declares one."""
+    share_id = {"type": "string", "pattern": f"^{SHARE_ID_PATTERN}$"}
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^{SHARE_ID_PATTERN}$"}}
+        {"name": name, "in": "path", "required": True, "schema": share_id, "example": EXAMPLE_SHARE_ID}
         for name in sorted(rule.arguments)
     ]
-    if rule.arguments:
-        responses[404] = "NotFound"
-    parameters += [
-        {"name": name, "in": "query", "required": False, "schema": schema}
-        for name, schema in declared["query"]()["properties"].items()
-    ]
+    query_example = {} if declared["body"] else declared["example"]
+    for name, schema in declared["query"]()["properties"].items():
+        parameter = {"name": name, "in": "query", "required": False, "schema": schema}
+        if name in query_example:
+            parameter["example"] = query_example[name]
+        parameters.append(parameter)
+    return parameters
+
+
+def _code_sample(method: str, path: str, signed_in: bool, declared: dict) -> dict:
+    """The call's example as a curl line (the x-codeSamples extension), from the same example values."""
+    body_example = declared["example"] if declared["body"] else None
+    url = _example_url(path, {} if declared["body"] else declared["example"])
+    return {"lang": "Shell", "label": "curl", "source": _curl_line(method, url, signed_in, body_example)}
+
+
+def _openapi_operation(endpoint: str, view, rule, method: str, path: str) -> dict:
+    declared = view.openapi
+    signed_in = getattr(view, "requires_auth", False)
     operation = {
         "operationId": endpoint.removeprefix("api."),
         "summary": declared["summary"],
         "description": (view.__doc__ or "").strip(),
-        "parameters": parameters,
+        "parameters": _parameters(rule, declared),
+        "x-codeSamples": [_code_sample(method, path, signed_in, declared)],
     }
     if declared["body"]:
         operation["requestBody"] = {
             "required": True,
             "description": (declared["body"].__doc__ or "").strip(),
-            "content": {"application/json": {"schema": declared["body"]()}},
+            "content": {"application/json": {"schema": declared["body"](), "example": declared["example"]}},
         }
-        if declared.get("files"):
+        if declared["files"]:
             operation["requestBody"]["content"]["multipart/form-data"] = _multipart_create()
-        responses[415] = "UnsupportedMediaType"
-    if getattr(view, "requires_auth", False):
-        responses[401] = "Unauthorized"
+    if signed_in:
         cookie = {"cookieAuth": []} if method == "GET" else {"cookieAuth": [], "csrfToken": []}
         operation["security"] = [{"bearerAuth": []}, cookie]
     else:
         operation["security"] = []
-    operation["responses"] = {
-        str(status): {"$ref": f"#/components/responses/{name}"} for status, name in sorted(responses.items())
-    }
+    answers = {str(status): {"$ref": f"#/components/responses/{name}"} for status, name in declared["responses"].items()}
+    operation["responses"] = dict(sorted({**answers, **_refusals(_call_reasons(view, rule, declared))}.items()))
     return operation
 
 
@@ -632,7 +751,7 @@ def openapi_document() -> dict:
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _openapi_operation(rule.endpoint, view, rule, method)
+            paths.setdefault(path, {})[method.lower()] = _openapi_operation(rule.endpoint, view, rule, method, path)
     schemes = {
         "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API token from the Account page."},
         "cookieAuth": {
@@ -658,5 +777,9 @@ def openapi_document() -> dict:
         "servers": [{"url": current_app.config["PUBLIC_BASE_URL"] or request.host_url.rstrip("/")}],
         "paths": paths,
         "webhooks": _openapi_webhooks(),
-        "components": {"schemas": _openapi_schemas(), "responses": _openapi_responses(), "securitySchemes": schemes},
+        "components": {
+            "schemas": _openapi_schemas(),
+            "responses": {**_openapi_responses(), **_common_responses()},
+            "securitySchemes": schemes,
+        },
     }

@@ -27,11 +27,10 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import get_locale, gettext, lazy_gettext, ngettext, refresh
+from flask_babel import force_locale, get_locale, gettext, lazy_gettext, ngettext, refresh
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import CSRFError
-from jinja2.filters import do_filesizeformat as filesizeformat
 from redis.exceptions import RedisError
 from sqlalchemy import func, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -75,7 +74,7 @@ from ratelimits import (
 from schema import (
     SHARE_ID_PATTERN,
     AccessEvent,
-    AccessOutcome,
+    AuditEvent,
     Invitation,
     Secret,
     SecretStatus,
@@ -86,7 +85,7 @@ from schema import (
     token_digest,
     utcnow,
 )
-from timetext import duration_text, exact_time, relative_time
+from timetext import duration_text, exact_time, relative_time, size_text
 
 # Messages are lazy: each is written in the language of the answer it ends up in (the API's is always English).
 _ = lazy_gettext
@@ -323,7 +322,7 @@ def _page_number() -> int:
     """
     raw = request.args.get("page", "1")
     if not raw.isascii() or not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
-        abort(400, "Ask for a page number from 1 to 999999.")
+        abort(400, gettext("Ask for a page number from 1 to 999999."))
     return int(raw)
 
 
@@ -429,7 +428,8 @@ def _claim_invitation(invitation, user: User) -> bool:
     """Spend the invitation on the new account and record it, in the account's own transaction."""
     if not registration.use_invitation(db.session, invitation, user, _now()):
         return False
-    audit.record(db.session, _network_actor(user), "invitation.used", user.username, _now(), f"invitation {invitation.id}")
+    detail = audit.invitation_detail(invitation.id)
+    audit.record(db.session, _network_actor(user), "invitation.used", user.username, _now(), detail)
     return True
 
 
@@ -505,6 +505,16 @@ def _after_password(user: User, password: str, remember: bool):
     return redirect(target or url_for("web.dashboard"))
 
 
+def _recovery_code_used_message(left: int) -> str:
+    return ngettext(
+        "You signed in with a recovery code, which now no longer works. You have %(num)d recovery code left: make "
+        "new ones on the two-factor page if you are running low.",
+        "You signed in with a recovery code, which now no longer works. You have %(num)d recovery codes left: make "
+        "new ones on the two-factor page if you are running low.",
+        left,
+    )
+
+
 @web.route("/login/code", methods=["GET", "POST"])
 @throttle_guesses
 def login_code():
@@ -521,8 +531,7 @@ def login_code():
             signin.complete_login(user, pending["remember"])
             if accounts.is_recovery_code(form.code.data):
                 left = accounts.recovery_codes_left(db.session, user)
-                flash(f"You signed in with a recovery code, which now no longer works. You have {left} left: "
-                      "make new ones on the two-factor page if you are running low.", "warning")
+                flash(_recovery_code_used_message(left), "warning")
             return redirect(pending["next"] or url_for("web.dashboard"))
         current_app.logger.info("sign-in code refused for %s", user.username)
         form.code.errors.append(
@@ -1060,8 +1069,8 @@ def create_invitation():
     lifetime = registration.INVITATION_LIFETIMES[form.lifetime.data]
     invitation, token = registration.invite(db.session, user, form.email.data or None, lifetime, _now())
     db.session.flush()
-    bound = f" for {form.email.data}" if form.email.data else ""
-    audit.record(db.session, _network_actor(user), "invitation.created", "", _now(), f"invitation {invitation.id}{bound}"[:200])
+    detail = audit.invitation_detail(invitation.id, form.email.data or None)
+    audit.record(db.session, _network_actor(user), "invitation.created", "", _now(), detail)
     db.session.commit()
     current_app.logger.info("invitation %s made by %s", invitation.id, user.username)
     return _render_invitations(new_link=_public_url("web.accept_invitation", token=token), new_invitation=invitation)
@@ -1079,7 +1088,7 @@ def withdraw_invitation(invitation_id: int):
     if invitation is None or not (invitation.created_by_id == user.id or user.is_admin):
         abort(404)
     if registration.withdraw(db.session, invitation, _now()):
-        audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), f"invitation {invitation.id}")
+        audit.record(db.session, _network_actor(user), "invitation.withdrawn", "", _now(), audit.invitation_detail(invitation.id))
         flash(gettext("Invitation withdrawn: its link no longer works."), "success")
     db.session.commit()
     return redirect(url_for("web.account_invitations"))
@@ -1227,7 +1236,7 @@ def _finished_upload(form: forms.CreateSecretForm) -> vault.Attached | bool | No
     try:
         return guards.finish_upload() or False
     except attachments.EmptyFile as empty:
-        form.files.errors.append(f"{empty.name} is empty: choose a file with something in it.")
+        form.files.errors.append(gettext("%(name)s is empty: choose a file with something in it.", name=empty.name))
         return None
 
 
@@ -1254,14 +1263,17 @@ def _storage_refusal(user: User, attached: vault.Attached | None) -> str | None:
     kept = vault.active_file_bytes(db.session, user.id, _now())
     if kept + attached.total_bytes <= most:
         return None
-    return (
-        f"Your active secrets hold {filesizeformat(kept, binary=True)} of files, and this SecureShare keeps at most "
-        f"{filesizeformat(most, binary=True)} per account. Delete a secret with files, or wait until one ends."
+    # The API's callers read it in English: the API always answers in English (i18n.select_language).
+    return gettext(
+        "Your active secrets hold %(kept)s of files, and this SecureShare keeps at most %(most)s per account. "
+        "Delete a secret with files, or wait until one ends.",
+        kept=size_text(kept),
+        most=size_text(most),
     )
 
 
 def _bytes_or_no_limit(most: int) -> str:
-    return filesizeformat(most, binary=True) if most else "No limit"
+    return size_text(most) if most else gettext("No limit")
 
 
 def _room_for_files(user: User, attached: vault.Attached | bool, field) -> bool:
@@ -1360,7 +1372,7 @@ def delete_anonymous(token: str):
     if secret.unique_id is not None:
         vault.delete(db.session, secret.unique_id, None, _now())
         current_app.logger.info("secret %s deleted by its manage link", secret_id)
-    flash("Secret deleted. Its link no longer works.", "success")
+    flash(gettext("Secret deleted. Its link no longer works."), "success")
     return redirect(url_for("web.manage_anonymous", token=token))
 
 
@@ -1704,8 +1716,12 @@ def openapi_document():
 @api.get("/docs")
 @api_operation("This API, as a page to read", responses={200: "DocsPage"})
 def docs():
-    """The API reference, rendered from the OpenAPI document by our own template."""
-    return render_template("api_docs.html", spec=api_schema.openapi_document())
+    """The API reference, rendered from the OpenAPI document by our own template: the reference in English, like the
+    API's messages, in a frame (menu, footer) in the reader's language."""
+    with force_locale(i18n.DEFAULT_LANGUAGE):
+        spec = api_schema.openapi_document()  # the form labels it quotes would otherwise be translated
+    common = api_schema.reasons_by_status(api_schema.COMMON_REASONS)
+    return render_template("api_docs.html", spec=spec, reasons=api_schema.REASONS, common_answers=common)
 
 
 @api.get("/auth/check")
@@ -1718,7 +1734,9 @@ def auth_check(caller: User):
 
 @api.get("/secrets")
 @api_auth_required
-@api_operation("List your secrets", responses={200: "SecretPage"}, query=api_schema.list_query)
+@api_operation(
+    "List your secrets", responses={200: "SecretPage"}, query=api_schema.list_query, example={"status": "active", "per_page": 10}
+)
 def api_list_secrets(caller: User, query: dict):
     """The caller's secrets, newest first; never their content."""
     _expire_owned_due(caller.id)
@@ -1735,10 +1753,14 @@ def api_list_secrets(caller: User, query: dict):
 @create_limit
 @api_operation(
     "Create a secret",
-    responses={201: "SecretCreated", 403: "EmailUnverified", 503: "Busy"},
+    responses={201: "SecretCreated"},
+    reasons=("email_unverified", "two_factor_required", "too_many_secrets", "invalid_fields", "storage_full", "busy",
+             "length_required"),  # the last one: a multipart body without its length
     body=api_schema.create_body,
     files=True,
-)
+    example={"title": "Deploy key", "content": "correct-horse-battery-staple", "password": "open-sesame-42",
+             "expires_in": 3600, "max_views": 1, "blur_level": 10},
+)  # fmt: skip
 def api_create_secret(caller: User, body: dict):
     """Create a secret; answer 201 with its link, QR code addresses and expiry, and its address in Location.
     Under EMAIL_VERIFICATION=required an account whose address is not confirmed gets 403 `email_unverified`.
@@ -1773,7 +1795,13 @@ def api_get_secret(caller: User, unique_id: str):
 
 @api.patch("/secrets/<secret_id:unique_id>")
 @api_auth_required
-@api_operation("Change a secret's settings", responses={200: "Secret", 410: "Gone"}, body=api_schema.edit_body)
+@api_operation(
+    "Change a secret's settings",
+    responses={200: "Secret"},
+    reasons=("gone", "invalid_fields"),
+    body=api_schema.edit_body,
+    example={"title": "Deploy key (staging)", "max_views": 3, "expires_in": 7200},
+)
 def api_edit_secret(caller: User, unique_id: str, body: dict):
     """Change the title, blur, expiry (expires_in) or views of an active secret, as its edit page does."""
     secret = get_active_owned_secret(unique_id, caller)
@@ -1810,7 +1838,9 @@ def api_delete_secret(caller: User, unique_id: str):
 
 @api.get("/secrets/<secret_id:unique_id>/events")
 @api_auth_required
-@api_operation("List a secret's access events", responses={200: "EventPage"}, query=api_schema.page_query)
+@api_operation(
+    "List a secret's access events", responses={200: "EventPage"}, query=api_schema.page_query, example={"per_page": 20}
+)
 def api_secret_events(caller: User, unique_id: str, query: dict):
     """Who tried to open the secret, newest first: time, outcome, browser and network (never the full address)."""
     secret = get_owned_secret_or_404(unique_id, caller)
@@ -1821,7 +1851,7 @@ def api_secret_events(caller: User, unique_id: str, query: dict):
 
 @api.get("/secrets/<secret_id:unique_id>/qr.png")
 @api_auth_required
-@api_operation("The share link's QR code, PNG", responses={200: "QrPng", 410: "Gone"})
+@api_operation("The share link's QR code, PNG", responses={200: "QrPng"}, reasons=("gone",))
 def api_secret_qr_png(caller: User, unique_id: str):
     """The QR code of an active secret's link, as PNG."""
     return _qr_response(get_active_owned_secret(unique_id, caller), "png")
@@ -1829,7 +1859,7 @@ def api_secret_qr_png(caller: User, unique_id: str):
 
 @api.get("/secrets/<secret_id:unique_id>/qr.svg")
 @api_auth_required
-@api_operation("The share link's QR code, SVG", responses={200: "QrSvg", 410: "Gone"})
+@api_operation("The share link's QR code, SVG", responses={200: "QrSvg"}, reasons=("gone",))
 def api_secret_qr_svg(caller: User, unique_id: str):
     """The QR code of an active secret's link, as SVG."""
     return _qr_response(get_active_owned_secret(unique_id, caller), "svg")
@@ -1840,8 +1870,10 @@ def api_secret_qr_svg(caller: User, unique_id: str):
 @unlock_secret_limit
 @api_operation(
     "Open a secret with its password",
-    responses={200: "Unlocked", 403: "WrongPassword", 410: "Gone", 503: "Busy"},
+    responses={200: "Unlocked"},
+    reasons=("wrong_password", "files_tampered", "gone", "destroyed", "attempts_in_flight", "busy"),
     body=api_schema.unlock_body,
+    example={"password": "open-sesame-42"},
 )
 def api_unlock_secret(unique_id: str, body: dict):
     """The recipient's door, no sign-in: counts a view, spends tries, destroys and wipes exactly as the page does."""
@@ -1886,7 +1918,7 @@ def _keyset_id(name: str) -> int | None:
     if not raw:
         return None
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > 2147483647:
-        abort(400, "Use the page's own links to move between pages.")
+        abort(400, gettext("Use the page's own links to move between pages."))
     return int(raw)
 
 
@@ -1897,25 +1929,54 @@ def overview():
     return render_template("admin_overview.html", figures=figures, policies=_policies_in_words())
 
 
-def _policies_in_words() -> list[tuple[str, str]]:
-    """The instance's policies as the operator set them, in words for the overview."""
-    policy, settings, limits = _registration(), current_app.config, current_app.secret_limits
-    mode = {
-        registration.RegistrationMode.OPEN: "Anyone may sign up",
-        registration.RegistrationMode.DOMAINS: f"Addresses at {policy.domains.described()}, or an invitation",
-        registration.RegistrationMode.INVITE: "By invitation only",
-        registration.RegistrationMode.CLOSED: "Closed: accounts are made on the command line",
+def _registration_in_words(policy: registration.RegistrationPolicy) -> str:
+    if policy.mode == registration.RegistrationMode.DOMAINS:
+        return gettext("Addresses at %(domains)s, or an invitation", domains=policy.domains.described())
+    return {
+        registration.RegistrationMode.OPEN: gettext("Anyone may sign up"),
+        registration.RegistrationMode.INVITE: gettext("By invitation only"),
+        registration.RegistrationMode.CLOSED: gettext("Closed: accounts are made on the command line"),
     }[policy.mode]
+
+
+def _policies_in_words() -> list[tuple[str, str, str]]:
+    """The instance's policies as the operator set them, for the overview: (what it is, its setting, its value)."""
+    policy, settings, limits = _registration(), current_app.config, current_app.secret_limits
+    no_limit = gettext("No limit")
     return [
-        ("Sign-up (REGISTRATION)", mode),
-        ("Who may invite (USERS_MAY_INVITE)", "Every account" if policy.users_may_invite else "Administrators"),
-        ("Two-factor sign-in (REQUIRE_TWO_FACTOR)", "Required for everyone" if settings["REQUIRE_TWO_FACTOR"] else "Optional"),
-        ("Longest expiry (SECRET_MAX_EXPIRY_DAYS)", duration_text(current_app.policy.max_lifetime)),
-        ("Views a new secret starts with (SECRET_DEFAULT_VIEWS)", str(limits.default_views or "Unlimited")),
-        ("Most views (SECRET_MAX_VIEWS)", str(limits.max_views or "100, or unlimited")),
-        ("Active secrets per account (ACTIVE_SECRETS_PER_USER)", str(settings["ACTIVE_SECRETS_PER_USER"] or "No limit")),
-        ("Files kept per account (FILE_STORAGE_PER_USER)", _bytes_or_no_limit(settings["FILE_STORAGE_PER_USER"])),
-        ("Audit log kept (AUDIT_RETENTION_DAYS)", f"{settings['AUDIT_RETENTION_DAYS']} days"),
+        (gettext("Sign-up"), "REGISTRATION", _registration_in_words(policy)),
+        (
+            gettext("Who may invite"),
+            "USERS_MAY_INVITE",
+            gettext("Every account") if policy.users_may_invite else gettext("Administrators"),
+        ),
+        (
+            gettext("Two-factor sign-in"),
+            "REQUIRE_TWO_FACTOR",
+            gettext("Required for everyone") if settings["REQUIRE_TWO_FACTOR"] else gettext("Optional"),
+        ),
+        (gettext("Longest expiry"), "SECRET_MAX_EXPIRY_DAYS", duration_text(current_app.policy.max_lifetime)),
+        (
+            gettext("Views a new secret starts with"),
+            "SECRET_DEFAULT_VIEWS",
+            str(limits.default_views) if limits.default_views else gettext("Unlimited"),
+        ),
+        (
+            gettext("Most views"),
+            "SECRET_MAX_VIEWS",
+            str(limits.max_views) if limits.max_views else gettext("Up to %(num)d, or unlimited", num=100),
+        ),
+        (
+            gettext("Active secrets per account"),
+            "ACTIVE_SECRETS_PER_USER",
+            str(settings["ACTIVE_SECRETS_PER_USER"]) if settings["ACTIVE_SECRETS_PER_USER"] else no_limit,
+        ),
+        (gettext("Files kept per account"), "FILE_STORAGE_PER_USER", _bytes_or_no_limit(settings["FILE_STORAGE_PER_USER"])),
+        (
+            gettext("Audit log kept"),
+            "AUDIT_RETENTION_DAYS",
+            ngettext("%(num)d day", "%(num)d days", settings["AUDIT_RETENTION_DAYS"]),
+        ),
     ]
 
 
@@ -1941,36 +2002,40 @@ def _other_user_or_404(user_id: int) -> User:
 
 
 ADMIN_CHANGES = {
-    # action: (what it does, its heading, its lead, its button, what is flashed)
+    # action: (what it does, its heading, its lead, its button, what is flashed); %(name)s is the account's username
     "disable": (
         administration.disable,
-        "Disable {}?",
-        "They are signed out everywhere and their API tokens stop working. Their secrets can't be opened until you "
-        "enable the account again (recipients see that the secret is unavailable).",
-        "Disable the account",
-        "Disabled {}.",
+        _("Disable %(name)s?"),
+        _(
+            "They are signed out everywhere and their API tokens stop working. Their secrets can't be opened until you "
+            "enable the account again (recipients see that the secret is unavailable)."
+        ),
+        _("Disable the account"),
+        _("Disabled %(name)s."),
     ),
     "enable": (
         administration.enable,
-        "Enable {}?",
-        "They can sign in again, and their secrets that haven't expired can be opened again.",
-        "Enable the account",
-        "Enabled {}.",
+        _("Enable %(name)s?"),
+        _("They can sign in again, and their secrets that haven't expired can be opened again."),
+        _("Enable the account"),
+        _("Enabled %(name)s."),
     ),
     "reset-two-factor": (
         administration.reset_two_factor,
-        "Turn off two-factor sign-in for {}?",
-        "Do this only for someone who lost both their authenticator app and their recovery codes, once you are sure "
-        "it's them. They are signed out everywhere, then sign in with their password alone. They are told by email.",
-        "Turn it off",
-        "Two-factor sign-in is off for {}. They were told by email where email is set up.",
+        _("Turn off two-factor sign-in for %(name)s?"),
+        _(
+            "Do this only for someone who lost both their authenticator app and their recovery codes, once you are sure "
+            "it's them. They are signed out everywhere, then sign in with their password alone. They are told by email."
+        ),
+        _("Turn it off"),
+        _("Two-factor sign-in is off for %(name)s. They were told by email where email is set up."),
     ),
     "delete": (
         administration.delete_user,
-        "Delete {} and all their secrets?",
-        "Every secret of theirs is erased and its link stops working at once. This can't be undone.",
-        "Delete the account",
-        "Deleted {} and erased their secrets.",
+        _("Delete %(name)s and all their secrets?"),
+        _("Every secret of theirs is erased and its link stops working at once. This can't be undone."),
+        _("Delete the account"),
+        _("Deleted %(name)s and erased their secrets."),
     ),
 }
 
@@ -1997,9 +2062,9 @@ def change_user(user_id: int, action: str):
     return _change_after_reauthentication(
         me,
         make_change,
-        done.format(username),
+        done % {"name": username},
         url_for("admin.users", q=username),
-        heading=heading.format(username),
+        heading=heading % {"name": username},
         lead=lead,
         action=url_for("admin.change_user", user_id=user_id, action=action),
         button=button,
@@ -2012,17 +2077,32 @@ def invitations():
     return _render_invitations(show_all=True, invitations=registration.invitations_of(db.session, None))
 
 
+def _event_in_words(event: AuditEvent) -> tuple[str, str, str]:
+    """An audit event's action, actor and detail in the page's language; a code or detail of no known shape as stored
+    (a device's or a token's name)."""
+    action = gettext(audit.ACTIONS[event.action]) if event.action in audit.ACTIONS else event.action
+    actor = gettext("Command line") if event.actor == audit.CLI_ACTOR else event.actor  # a username no one may take
+    message = audit.detail_message(event.action, event.detail or "")
+    return action, actor, gettext(message[0], **message[1]) if message else event.detail
+
+
 @admin.get("/audit")
 def audit_log():
     """The audit log, newest first, filtered by action and by a username (who acted, or to whom)."""
     action = request.args.get("action", "")
     if action not in AUDIT_FILTER_ACTIONS:
-        abort(400, "Choose an action from the list.")
+        abort(400, gettext("Choose an action from the list."))
     name = request.args.get("name", "").strip()[:32]
     events = audit.events(db.session, action, name, _keyset_id("before"))
     more = len(events) == audit.PAGE_SIZE
-    context = {"events": events, "action": action, "name": name, "actions": audit.ACTIONS}
-    return render_template("admin_audit.html", next_before=events[-1].id if more else None, **context)
+    return render_template(
+        "admin_audit.html",
+        rows=[(event, *_event_in_words(event)) for event in events],
+        action=action,
+        name=name,
+        actions=[(code, gettext(words)) for code, words in audit.ACTIONS.items()],
+        next_before=events[-1].id if more else None,
+    )
 
 
 # --- error handlers ------------------------------------------------------------------------------------------------------
@@ -2109,14 +2189,13 @@ def _template_context() -> dict:
         "relative_time": relative_time,
         "duration_text": duration_text,
         "exact_time": exact_time,
+        "size_text": size_text,
         **i18n.template_helpers(),
         **preferences.template_helpers(),
         "title_of": _title_of,
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
         "SecretStatus": SecretStatus,
-        "AccessOutcome": AccessOutcome,
-        "device_name": accounts.device_name,
         "mail_enabled": notify.mail_enabled(),
         "verification": current_app.config["EMAIL_VERIFICATION"].value,
         "unlock_form_token": lambda: guards.unlock_form_token(request.view_args["unique_id"]),

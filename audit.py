@@ -4,6 +4,7 @@
 halfway leaves neither. Rows are kept AUDIT_RETENTION_DAYS and then dropped by the purge.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,16 +13,37 @@ from sqlalchemy.orm import Session
 
 from schema import AuditEvent, User
 
+
+def N_(text: str) -> str:
+    """Mark `text` for the catalogues (`make translations`); the page translates it when it shows it, so this module
+    needs no Flask."""
+    return text
+
+
 CLI_ACTOR = "cli"  # who acted when an operator ran `flask users ...`
 PAGE_SIZE = 50
-ACTIONS = (
-    "user.created", "user.promoted", "user.demoted", "user.disabled", "user.enabled", "user.deleted",
-    "user.two_factor_reset", "invitation.created", "invitation.withdrawn", "invitation.used",
-    *(f"security.{kind}" for kind in (
-        "new_device", "password_changed", "password_reset_done", "email_changed", "two_factor_off",
-        "recovery_codes_new", "api_token_created",
-    )),
-)  # fmt: skip
+# Every action's stored code (kept as written: filters and scripts use it) and how the audit log page names it.
+ACTIONS = {
+    "user.created": N_("Account made"),
+    "user.promoted": N_("Made an administrator"),
+    "user.demoted": N_("No longer an administrator"),
+    "user.disabled": N_("Account disabled"),
+    "user.enabled": N_("Account enabled"),
+    "user.deleted": N_("Account deleted"),
+    "user.two_factor_reset": N_("Two-factor sign-in reset"),
+    "invitation.created": N_("Invitation made"),
+    "invitation.withdrawn": N_("Invitation withdrawn"),
+    "invitation.used": N_("Invitation used"),
+    "security.new_device": N_("Sign-in on a new device"),
+    "security.password_changed": N_("Password changed"),
+    "security.password_reset_done": N_("Password reset by email"),
+    "security.email_changed": N_("Email address changed"),
+    "security.two_factor_off": N_("Two-factor sign-in turned off"),
+    "security.recovery_codes_new": N_("New recovery codes"),
+    "security.api_token_created": N_("API token created"),
+}
+ADMIN_DETAIL = "administrator"  # the detail of an account made with the admin role
+INVITATION_DETAIL = re.compile(r"invitation (\d+)(?: for (.+))?")
 
 
 @dataclass(frozen=True)
@@ -44,6 +66,23 @@ def record(session: Session, actor: Actor, action: str, target: str, now: dateti
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     session.add(AuditEvent(at=now, action=action, actor=actor.name, target=target, network=actor.network, detail=detail))
+
+
+def invitation_detail(number: int, address: str | None = None) -> str:
+    """The stored detail of an invitation's event: its number, and the one address it is for."""
+    return f"invitation {number} for {address}"[:200] if address else f"invitation {number}"
+
+
+def detail_message(action: str, detail: str) -> tuple[str, dict] | None:
+    """Return an event's detail as a message for the page to translate and its values; None for a detail shown as
+    it was written (a device's or an API token's name, which are names, not words)."""
+    if action == "user.created" and detail == ADMIN_DETAIL:
+        return N_("as an administrator"), {}
+    if action.startswith("invitation.") and (match := INVITATION_DETAIL.fullmatch(detail)):
+        if match[2]:
+            return N_("Invitation %(number)d, for %(address)s"), {"number": int(match[1]), "address": match[2]}
+        return N_("Invitation %(number)d"), {"number": int(match[1])}
+    return None
 
 
 def events(session: Session, action: str = "", name: str = "", before_id: int | None = None) -> list[AuditEvent]:

@@ -176,7 +176,7 @@ class RegisterForm(NewPasswordMixin, FlaskForm):
             raise ValidationError(_("Use only letters, digits, dots, dashes and underscores."))
         if canonical(field.data) == CLI_ACTOR:
             # The audit log names the command line so: an account of that name would pass for the operator there.
-            raise ValidationError("That username is reserved. Choose another.")
+            raise ValidationError(_("That username is reserved. Choose another."))
 
 
 def account_problem(username: str, email: str, password: str) -> str | None:
@@ -312,7 +312,7 @@ class EmptyForm(FlaskForm):
 def _content_or_files(form, field) -> None:
     """The content may be left empty when a file is attached."""
     if not (field.data or "").strip() and not form.has_files():
-        raise StopValidation("Write the secret to share, or attach a file.")
+        raise StopValidation(_("Write the secret to share, or attach a file."))
 
 
 def _validate_content_size(form, field) -> None:
@@ -402,7 +402,7 @@ def _secret_password_field(label: str, required: bool) -> PasswordField:
 class CreateSecretForm(NotificationsMixin, SecretSettingsForm):
     content = TextAreaField(_("Secret"), validators=[_content_or_files, _validate_content_size])
     # Never read here: the upload's sink has sealed each file as it arrived (guards.UploadRequest).
-    files = MultipleFileField("Files")
+    files = MultipleFileField(_("Files"))
 
     def __init__(self, *args, files_attached: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

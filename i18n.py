@@ -18,6 +18,8 @@ from flask_login import current_user
 
 from preferences import FootMenu
 
+import accounts
+
 DEFAULT_LANGUAGE = "en"
 CATALOGUES = Path(__file__).parent / "translations"
 
@@ -47,8 +49,12 @@ babel = Babel()
 # --- choosing ------------------------------------------------------------------------------------------------------------
 
 
+# Pages under /api/: their frame (menu, footer) speaks the reader's language; what the API answers stays English.
+API_PAGES = {"api.docs"}
+
+
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith("/api/") and request.endpoint not in API_PAGES
 
 
 def select_language() -> str:
@@ -123,8 +129,25 @@ STATUS_WORDS = {
 }
 
 
+# What a try on a secret came to (schema.AccessOutcome's values), as the owner's page lists it.
+OUTCOME_WORDS = {
+    "unlocked": N_("Unlocked"),
+    "wrong_password": N_("Wrong password"),
+    "recipient_ended": N_("Ended by the recipient"),
+}
+
+
 def status_word(status: str) -> str:
     return gettext(STATUS_WORDS[status])
+
+
+def outcome_word(outcome: str) -> str:
+    return gettext(OUTCOME_WORDS[outcome])
+
+
+def device_words(user_agent: str) -> str:
+    """Return the device a browser's user agent names, in the page's language: 'Firefox auf Windows'."""
+    return accounts.device_name(user_agent, gettext("%(browser)s on %(system)s"), gettext("Unknown device"))
 
 
 def page_words() -> dict[str, str]:
@@ -147,4 +170,6 @@ def template_helpers() -> dict:
         "html_language": html_language,
         "page_words": page_words,
         "status_word": status_word,
+        "outcome_word": outcome_word,
+        "device_words": device_words,
     }

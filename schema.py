@@ -183,11 +183,7 @@ class SecretStatus(enum.StrEnum):
     EXPIRED = "expired"
     USED_UP = "used_up"
     DESTROYED = "destroyed"
-    DELETED = "deleted"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+    DELETED = "deleted"  # the pages name each in i18n.STATUS_WORDS
 
 
 def share_id_digest(unique_id: str) -> str:
@@ -328,11 +324,7 @@ class FileChunk(Base):
 class AccessOutcome(enum.StrEnum):
     UNLOCKED = "unlocked"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an outcome label, not a password
-    RECIPIENT_ENDED = "recipient_ended"  # "I have it: destroy it now"
-
-    @property
-    def label(self) -> str:
-        return {"unlocked": "Unlocked", "wrong_password": "Wrong password"}.get(self.value, "Ended by the recipient")
+    RECIPIENT_ENDED = "recipient_ended"  # "I have it: destroy it now"; the pages name each in i18n.OUTCOME_WORDS
 
 
 class AccessEvent(Base):

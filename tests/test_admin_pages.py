@@ -134,7 +134,7 @@ def test_the_overview_counts_unlocks_and_wrong_passwords_per_day(app, admin, ali
     unlock(recipient, alice.share_id)
     page = admin.get("/admin/").text
     assert 'id="figure-users">2<' in page and 'id="figure-active">1<' in page
-    day = '<tr><th scope="row">2026-11-28</th><td data-label="Unlocks">1</td><td data-label="Wrong passwords">1</td></tr>'
+    day = '"2026-11-28">Nov 28, 2026</time></th><td data-label="Unlocks">1</td><td data-label="Wrong passwords">1</td>'
     assert day in page
 
 
@@ -185,3 +185,23 @@ def test_security_events_are_in_the_audit_log_with_their_change(app, admin, alic
     assert [action for action, _ in security_events(app, "alice")] == ["security.api_token_created", "security.email_changed"]
     page = admin.get("/admin/audit?action=security.email_changed").text
     assert "security.email_changed" in page and "alice" in page
+
+
+def test_the_admin_pages_speak_the_administrators_language(app, admin, alice):
+    post_form(admin, "/account/language", {"lang": "de", "next": "/admin/"}, token_page="/account")
+    fields = {"email": "carol@example.org", "lifetime": "7d", "current_password": PASSWORD}
+    assert post_form(admin, "/account/invitations", fields, token_page="/admin/invitations").status_code == 200
+    overview = admin.get("/admin/").text
+    assert all(words in overview for words in ("Überblick", "Prüfprotokoll", "Alle können sich registrieren", "28.11.2026"))
+    assert "in den letzten 14 Tagen" in overview and "Bis zu 100 oder unbegrenzt" in overview
+    users = admin.get("/admin/users").text
+    assert all(words in users for words in ("Letzte Anmeldung", "Ohne Zwei-Faktor-Anmeldung", "Deaktivieren", "Administrator"))
+    assert "alice deaktivieren?" in admin.get("/admin/users/2/disable").text
+    done = post_form(admin, "/admin/users/2/disable", {"current_password": PASSWORD}, follow_redirects=True)
+    assert "Konto alice deaktiviert." in done.text
+    log = admin.get("/admin/audit").text.split('id="audit-events"')[1]
+    assert all(words in log for words in ("Konto deaktiviert", "Zum Administrator gemacht", "Kommandozeile"))
+    assert "Einladung 1, für carol@example.org" in log and 'data-action="invitation.created"' in log
+    assert "user.disabled" not in log.replace('data-action="user.disabled"', "")  # the code is for scripts, not people
+    refused = admin.get("/admin/audit?action=nothing")
+    assert refused.status_code == 400 and "Wählen Sie eine Aktion aus der Liste." in refused.text

@@ -461,12 +461,14 @@ def test_the_secret_tells_its_owner_how_many_files_and_the_storage_policy_answer
         fields = MultiDict({"secret": json.dumps({**NEW_SECRET, "content": ""})})
         fields.add("files", FileStorage(io.BytesIO(os.urandom(size)), "blob.bin"))
         boundary, body = encode_multipart(fields)
-        return api.post("/api/secrets", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+        headers = {"Accept-Language": "de"}  # the API answers in English all the same
+        return api.post("/api/secrets", data=body, content_type=f"multipart/form-data; boundary={boundary}", headers=headers)
 
     created = create_with(70_000)
     assert created.status_code == 201, created.json
     assert (created.json["secret"]["file_count"], created.json["secret"]["file_bytes"]) == (1, 70_000)
     refused = create_with(40_000)
     assert (refused.status_code, refused.json["error"]["reason"]) == (413, "storage_full")
+    assert refused.json["error"]["message"].startswith("Your active secrets hold 68.4 KiB of files")
     listed = api.get("/api/secrets").json["secrets"]
     assert [(secret["file_count"], secret["file_bytes"]) for secret in listed] == [(1, 70_000)]

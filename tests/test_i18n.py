@@ -1,19 +1,40 @@
 """Languages and time zones: which language a page speaks (the account's, the visitor's pick, the browser's), the menu,
 right to left for Arabic, no cookie unless a visitor picks, the API in English, and times in the reader's zone."""
 
+import html
+import re
 from datetime import timedelta
 
 import pytest
 
 from schema import User
-from tests.helpers import create_secret, post_form, secret_form, unlock
+from tests.helpers import PASSWORD, create_secret, csrf_token, post_form, secret_form, unlock
 from tests.test_api import issue_token
+from tests.test_files import post_files, share_id_of
 from timetext import duration_text, relative_time
 
 
 def _says(response, *words) -> bool:
     text = response.get_data(as_text=True)
     return all(word in text for word in words)
+
+
+# Words of English that German never uses: one left on a German page means a string that skipped the catalogue.
+ENGLISH_WORDS = re.compile(
+    r"\b(the|and|of|it|is|to|with|you|your|on|off|files?|password|wrong|views?|allowed|device|erased|secrets?|print|copy|"
+    r"download|delete|share)\b",
+    re.I,
+)
+
+
+def _words_on(page) -> str:
+    """The text of a page's <main> as a reader sees it: no tags, no attributes, no links, entities decoded."""
+    main = page.text.split("<main", 1)[1].split(">", 1)[1].split("</main>", 1)[0]
+    return " ".join(re.sub(r"https?://\S+", "", html.unescape(re.sub(r"<[^>]+>", " ", main))).split())
+
+
+def _in_german(app, client) -> None:
+    post_form(client, "/account/language", {"lang": "de", "next": "/account"}, token_page="/account")
 
 
 def _user(app, username="alice") -> User:
@@ -209,3 +230,53 @@ def test_the_menu_goes_back_to_the_same_path_whatever_its_segments_hold(client):
         answer = client.get(f"{sent}?lang=de")
         assert answer.status_code == 303 and answer.headers["Location"] == sent, sent
         assert "X-Injected" not in answer.headers
+
+
+def test_the_create_and_secret_pages_leave_no_english_in_german(app, logged_in_client, recipient):
+    share_id = share_id_of(post_files(logged_in_client, [("a.txt", b"x" * 3000)]))
+    unlock(recipient, share_id, "not the password")
+    _in_german(app, logged_in_client)
+    create = _words_on(logged_in_client.get("/create"))
+    assert "Dateien Optional. Insgesamt bis zu" in create and "Geheimnis erstellen" in create
+    secret = _words_on(logged_in_client.get(f"/secrets/{share_id}"))
+    assert "Dateien 1 Datei, 2,9 KiB" in secret and "Falsches Passwort" in secret and "Unbekanntes Gerät" in secret
+    assert "Wer versucht hat, es zu öffnen" in secret and "1 von 5 erlaubten" in secret
+    for words in (create, secret):
+        assert not ENGLISH_WORDS.findall(words), words
+
+
+def test_the_storage_limit_says_its_sizes_in_the_pages_language(app, logged_in_client):
+    app.config["FILE_STORAGE_PER_USER"] = 250_000
+    _in_german(app, logged_in_client)
+    share_id_of(post_files(logged_in_client, [("a.bin", b"x" * 200_000)]))
+    refused = post_files(logged_in_client, [("b.bin", b"y" * 60_000)], title="Noch eins")
+    assert refused.status_code == 400
+    assert "Ihre aktiven Geheimnisse enthalten 195,3 KiB an Dateien" in refused.text and "244,1 KiB pro Konto" in refused.text
+
+
+def test_the_two_factor_pages_leave_no_english_in_german(app, logged_in_client, clock):
+    from tests.test_two_factor import code_at
+
+    _in_german(app, logged_in_client)
+    setup = logged_in_client.get("/account/two-factor")
+    key = re.search(r'id="totp-key"[^>]*>([A-Z2-7]+)<', setup.text).group(1)
+    codes = post_form(logged_in_client, "/account/two-factor", {"current_password": PASSWORD, "code": code_at(key, clock)})
+    turned_on = logged_in_client.get("/account/two-factor")
+    pages = {name: _words_on(page) for name, page in [("setup", setup), ("codes", codes), ("on", turned_on)]}
+    assert "Authenticator-App einrichten" in pages["setup"] and "Schlüssel kopieren" in pages["setup"]
+    assert "Als Textdatei herunterladen" in pages["codes"] and "Sie haben noch 10 Wiederherstellungscodes" in pages["on"]
+    for name, words in pages.items():
+        words = re.sub(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}", "", words)  # the recovery codes themselves
+        assert not ENGLISH_WORDS.findall(words), (name, words)
+
+
+@pytest.mark.parametrize("config_overrides", [{"ANONYMOUS_SHARING": "on"}])
+def test_sharing_without_an_account_leaves_no_english_in_german(client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    home, form = _words_on(client.get("/")), _words_on(client.get("/create"))
+    token = csrf_token(client, "/create")
+    manage = _words_on(client.post("/create", data={"csrf_token": token, **secret_form(max_views="2")}, follow_redirects=True))
+    assert "Ein Geheimnis ohne Konto teilen" in home and "Sie sind nicht angemeldet" in form
+    assert "Status: Aktiv" in manage and "Ihr privater Link" in manage and "Aufrufe 0 von 2" in manage
+    for words in (home, form, manage):
+        assert not ENGLISH_WORDS.findall(words), words

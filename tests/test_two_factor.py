@@ -175,7 +175,8 @@ def test_one_step_of_skew_is_accepted_and_two_are_refused(client, auth, two_fact
 def test_recovery_codes_work_once_in_the_code_field(app, client, auth, two_factor):
     _key, codes = two_factor
     assert sign_in_with_code(client, auth, codes[0].upper()).status_code == 302
-    assert "You signed in with a recovery code, which now no longer works. You have 9 left" in client.get("/dashboard").text
+    flashed = "You signed in with a recovery code, which now no longer works. You have 9 recovery codes left"
+    assert flashed in client.get("/dashboard").text
     assert "9 recovery codes left" in client.get("/account").text
     assert sign_in_with_code(client, auth, codes[0]).status_code == 400
 

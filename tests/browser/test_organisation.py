@@ -92,7 +92,7 @@ def test_an_administrator_invites_someone_who_signs_up(org_site, org_context):
     assert_accessible(admin, "admin-users")
     screenshot(admin, "admin-users")
     admin.goto("/admin/audit")
-    expect(admin.get_by_role("cell", name="invitation.used")).to_be_visible()
+    expect(admin.get_by_role("cell", name="Invitation used")).to_be_visible()
     assert_accessible(admin, "admin-audit")
 
     again = org_context().new_page()
