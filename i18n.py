@@ -16,9 +16,8 @@ from flask import g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext, lazy_gettext
 from flask_login import current_user
 
-from preferences import FootMenu
-
 import accounts
+from preferences import FootMenu
 
 DEFAULT_LANGUAGE = "en"
 CATALOGUES = Path(__file__).parent / "translations"
