@@ -2116,7 +2116,8 @@ def _error_response(code: int, message: str | None = None, headers: dict | None 
     title, words = ERROR_TEXT.get(code, ERROR_TEXT[500])
     if _wants_json():
         reason = reason or api_schema.ERROR_REASONS.get(code, "server_error")
-        response = api_schema.api_error_response(ApiError(code, reason, message or words))
+        with force_locale(i18n.DEFAULT_LANGUAGE):  # English even from /api/docs, whose frame is in the reader's language
+            response = api_schema.api_error_response(ApiError(code, reason, message or words))
     else:
         # As plain text: a lazy message would reach the page unescaped (its __html__ trusts it).
         words = str(message or words)
