@@ -64,7 +64,7 @@ REASONS = {
     "length_required": Reason(411, "A multipart body must say its Content-Length."),
     "too_large": Reason(413, "The body, a file or the query is over its limit."),
     "storage_full": Reason(413, "The files would take the account past FILE_STORAGE_PER_USER."),
-    "unsupported_media_type": Reason(415, "Send the body as application/json (or multipart/form-data with files)."),
+    "unsupported_media_type": Reason(415, "The body must be application/json (the create also takes multipart/form-data)."),
     "unknown_fields": Reason(422, "Names this call does not accept, in the query or the body: listed in error.fields."),
     "rate_limited": Reason(429, "Too many calls: wait for Retry-After seconds."),
     "attempts_in_flight": Reason(429, "Other tries on this secret are still running: try again shortly."),

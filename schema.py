@@ -181,11 +181,7 @@ class SecretStatus(enum.StrEnum):
     EXPIRED = "expired"
     USED_UP = "used_up"
     DESTROYED = "destroyed"
-    DELETED = "deleted"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+    DELETED = "deleted"  # the pages name each in i18n.STATUS_WORDS
 
 
 def share_id_digest(unique_id: str) -> str:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from schema import User
-from tests.helpers import create_secret, post_form, secret_form, unlock
+from tests.helpers import PASSWORD, create_secret, csrf_token, post_form, secret_form, unlock
 from tests.test_api import issue_token
 from tests.test_files import post_files, share_id_of
 from timetext import duration_text, relative_time
@@ -20,7 +20,11 @@ def _says(response, *words) -> bool:
 
 
 # Words of English that German never uses: one left on a German page means a string that skipped the catalogue.
-ENGLISH_WORDS = re.compile(r"\b(the|and|of|it|is|to|with|files?|password|wrong|views?|allowed|device|erased|secrets?)\b", re.I)
+ENGLISH_WORDS = re.compile(
+    r"\b(the|and|of|it|is|to|with|you|your|on|off|files?|password|wrong|views?|allowed|device|erased|secrets?|print|copy|"
+    r"download|delete|share)\b",
+    re.I,
+)
 
 
 def _words_on(page) -> str:
@@ -248,3 +252,31 @@ def test_the_storage_limit_says_its_sizes_in_the_pages_language(app, logged_in_c
     refused = post_files(logged_in_client, [("b.bin", b"y" * 60_000)], title="Noch eins")
     assert refused.status_code == 400
     assert "Ihre aktiven Geheimnisse enthalten 195,3 KiB an Dateien" in refused.text and "244,1 KiB pro Konto" in refused.text
+
+
+def test_the_two_factor_pages_leave_no_english_in_german(app, logged_in_client, clock):
+    from tests.test_two_factor import code_at
+
+    _in_german(app, logged_in_client)
+    setup = logged_in_client.get("/account/two-factor")
+    key = re.search(r'id="totp-key"[^>]*>([A-Z2-7]+)<', setup.text).group(1)
+    codes = post_form(logged_in_client, "/account/two-factor", {"current_password": PASSWORD, "code": code_at(key, clock)})
+    turned_on = logged_in_client.get("/account/two-factor")
+    pages = {name: _words_on(page) for name, page in [("setup", setup), ("codes", codes), ("on", turned_on)]}
+    assert "Authenticator-App einrichten" in pages["setup"] and "Schlüssel kopieren" in pages["setup"]
+    assert "Als Textdatei herunterladen" in pages["codes"] and "Sie haben noch 10 Wiederherstellungscodes" in pages["on"]
+    for name, words in pages.items():
+        words = re.sub(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}", "", words)  # the recovery codes themselves
+        assert not ENGLISH_WORDS.findall(words), (name, words)
+
+
+@pytest.mark.parametrize("config_overrides", [{"ANONYMOUS_SHARING": "on"}])
+def test_sharing_without_an_account_leaves_no_english_in_german(client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    home, form = _words_on(client.get("/")), _words_on(client.get("/create"))
+    token = csrf_token(client, "/create")
+    manage = _words_on(client.post("/create", data={"csrf_token": token, **secret_form(max_views="2")}, follow_redirects=True))
+    assert "Ein Geheimnis ohne Konto teilen" in home and "Sie sind nicht angemeldet" in form
+    assert "Status: Aktiv" in manage and "Ihr privater Link" in manage and "Aufrufe 0 von 2" in manage
+    for words in (home, form, manage):
+        assert not ENGLISH_WORDS.findall(words), words
