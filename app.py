@@ -47,6 +47,7 @@ import forms
 import guards
 import i18n
 import notify
+import preferences
 import registration
 import signin
 import startup
@@ -453,10 +454,20 @@ def _welcome(user: User, time_zone: str | None):
 @login_required
 def choose_language():
     """The language menu of a signed-in user: save the choice on the account and show the page again."""
-    form = forms.LanguageMenuForm()
+    return _save_foot_menu_pick(forms.LanguageMenuForm(), i18n.LANGUAGE_MENU)
+
+
+@web.post("/account/theme")
+@login_required
+def choose_theme():
+    """The theme menu of a signed-in user: save the choice on the account and show the page again."""
+    return _save_foot_menu_pick(forms.ThemeMenuForm(), preferences.THEME_MENU)
+
+
+def _save_foot_menu_pick(form: forms.FootMenuForm, menu: preferences.FootMenu):
     if not form.validate_on_submit():
-        abort(400, gettext("That language isn't available here. Choose one from the menu."))
-    _user().language = form.lang.data
+        menu.refuse()
+    setattr(_user(), menu.column, form[menu.parameter].data)
     db.session.commit()
     return redirect(_safe_next(form.next.data) or url_for("web.dashboard"), 303)
 
@@ -2105,7 +2116,8 @@ def _error_response(code: int, message: str | None = None, headers: dict | None 
     title, words = ERROR_TEXT.get(code, ERROR_TEXT[500])
     if _wants_json():
         reason = reason or api_schema.ERROR_REASONS.get(code, "server_error")
-        response = api_schema.api_error_response(ApiError(code, reason, message or words))
+        with force_locale(i18n.DEFAULT_LANGUAGE):  # English even from /api/docs, whose frame is in the reader's language
+            response = api_schema.api_error_response(ApiError(code, reason, message or words))
     else:
         # As plain text: a lazy message would reach the page unescaped (its __html__ trusts it).
         words = str(message or words)
@@ -2180,6 +2192,7 @@ def _template_context() -> dict:
         "exact_time": exact_time,
         "size_text": size_text,
         **i18n.template_helpers(),
+        **preferences.template_helpers(),
         "title_of": _title_of,
         "is_unavailable": _is_unavailable,
         "share_link": _share_link,
@@ -2224,7 +2237,8 @@ def _register_extensions(app: SecureShare) -> None:
 
 def _register_handlers(app: SecureShare) -> None:
     app.before_request(guards.guard_request)
-    app.before_request(i18n.apply_menu_choice)  # after the guards: the host is checked first
+    # After the guards (the host is checked first); the only place the menus' cookies are set.
+    app.before_request(partial(preferences.apply_picks, (i18n.LANGUAGE_MENU, preferences.THEME_MENU)))
     app.before_request(_lead_to_two_factor_setup)  # after the language: its flash speaks it
     guards.install_security_headers(app)
     app.after_request(notify.send_after_response)

@@ -23,6 +23,7 @@ from wtforms import (
 from wtforms.validators import AnyOf, DataRequired, Email, EqualTo, InputRequired, Length, NumberRange, Optional, StopValidation
 
 import i18n
+import preferences
 from accounts import password_feedback
 from audit import CLI_ACTOR
 from schema import canonical
@@ -117,11 +118,19 @@ def _browser_time_zone_field() -> HiddenField:
     return HiddenField(filters=[_known_zone_or_none], render_kw={"data-browser-time-zone": ""})
 
 
-class LanguageMenuForm(FlaskForm):
-    """The language menu of every page, for a signed-in user (the choice is saved on the account)."""
+class FootMenuForm(FlaskForm):
+    """A menu at the foot of every page, for a signed-in user (the choice is saved on the account); `next` is the
+    page it was sent from."""
 
-    lang = SelectField(choices=[SelectChoice(code, name) for code, name in i18n.LANGUAGES.items()])
     next = StringField(validators=[Optional(), Length(max=2048)])
+
+
+class LanguageMenuForm(FootMenuForm):
+    lang = SelectField(choices=[SelectChoice(code, name) for code, name in i18n.LANGUAGES.items()])
+
+
+class ThemeMenuForm(FootMenuForm):
+    theme = SelectField(choices=[SelectChoice(code, name) for code, name in preferences.THEMES.items()])
 
 
 # --- accounts ------------------------------------------------------------------------------------------------------

@@ -1,26 +1,23 @@
-"""Languages and time zones: which language and zone a request is answered in, and the language menu. The words are
-in the catalogues under translations/; timetext.py writes times with Babel.
+"""Languages and time zones: which language and zone a request is answered in, and the language menu's choices. The
+words are in the catalogues under translations/; timetext.py writes times with Babel.
 
-Language, in order: a signed-in user's setting; the visitor's own pick from the menu (a cookie, set only then); the
-browser's Accept-Language; English. The API always answers in English beside its stable `reason` codes.
+Language, in order: a signed-in user's setting; the visitor's own pick from the menu (a cookie, set only then, by
+preferences.py); the browser's Accept-Language; English. The API always answers in English beside its `reason` codes.
 Time zone: a signed-in user's setting, else UTC, which pages then name.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytz
 from babel import Locale
-from flask import abort, current_app, g, has_request_context, redirect, request
-from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext
+from flask import g, has_request_context, request
+from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext, lazy_gettext
 from flask_login import current_user
-from werkzeug.datastructures import MultiDict
-from werkzeug.urls import urlencode
 
 import accounts
+from preferences import FootMenu
 
 DEFAULT_LANGUAGE = "en"
 CATALOGUES = Path(__file__).parent / "translations"
@@ -37,9 +34,9 @@ LANGUAGES = {
     for code in [DEFAULT_LANGUAGE, *sorted(path.parent.parent.name for path in CATALOGUES.glob("*/LC_MESSAGES/messages.po"))]
 }
 RIGHT_TO_LEFT = {code for code in LANGUAGES if Locale.parse(code).text_direction == "rtl"}
-MENU_PARAMETER = "lang"
-COOKIE_NAME = "lang"
-COOKIE_LIFETIME = timedelta(days=365)
+LANGUAGE_MENU = FootMenu(
+    "lang", "language", LANGUAGES, lazy_gettext("That language isn't available here. Choose one from the menu.")
+)
 TIME_ZONES = pytz.all_timezones_set
 # The time zones offered in forms: those in use today (pytz's common list).
 ZONE_CHOICES = tuple(pytz.common_timezones)
@@ -63,11 +60,7 @@ def select_language() -> str:
     """Return the language of this request's answer (Flask-Babel's locale selector)."""
     if not has_request_context() or _is_api():
         return DEFAULT_LANGUAGE  # the API's messages are English beside their reason codes (docs/api.md)
-    if current_user.is_authenticated and current_user.language in LANGUAGES:
-        return current_user.language
-    if (picked := request.cookies.get(COOKIE_NAME)) in LANGUAGES:
-        return picked
-    return request.accept_languages.best_match(LANGUAGES, DEFAULT_LANGUAGE)
+    return LANGUAGE_MENU.remembered() or request.accept_languages.best_match(LANGUAGES, DEFAULT_LANGUAGE)
 
 
 def select_time_zone() -> str:
@@ -97,33 +90,6 @@ def speaking_to(user) -> Iterator[None]:
             yield
         finally:
             store.babel_tzinfo = before
-
-
-# --- the language menu: ?lang=xx on any page ---------------------------------------------------------------------------
-
-
-def apply_menu_choice():
-    """A page asked for with ?lang=xx (the menu's GET form): remember the pick in a cookie and show the page again
-    without the parameter. The only place the language cookie is set."""
-    if request.method not in {"GET", "HEAD"} or MENU_PARAMETER not in request.args or _is_api():
-        return None
-    if request.endpoint == "static" or request.routing_exception is not None:
-        return None
-    picked = request.args[MENU_PARAMETER]
-    if picked not in LANGUAGES:
-        abort(400, gettext("That language isn't available here. Choose one from the menu."))
-    rest = MultiDict([(key, value) for key, value in request.args.items(multi=True) if key != MENU_PARAMETER])
-    # The path percent-encoded again: decoded, a segment may hold a line break (a 500 in Location) or a "?".
-    answer = redirect(quote(request.path, safe="/") + (f"?{urlencode(rest)}" if rest else ""), 303)
-    answer.set_cookie(
-        COOKIE_NAME,
-        picked,
-        max_age=int(COOKIE_LIFETIME.total_seconds()),
-        secure=current_app.config["SESSION_COOKIE_SECURE"],
-        httponly=True,
-        samesite="Lax",
-    )
-    return answer
 
 
 def N_(text: str) -> str:

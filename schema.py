@@ -142,6 +142,8 @@ class User(Base):
     # Pages and emails in this language (i18n.LANGUAGES) and time zone (an IANA name); None: the browser's, and UTC.
     language: Mapped[str | None] = mapped_column(String(8))
     time_zone: Mapped[str | None] = mapped_column(String(64))
+    # Pages in this theme (preferences.THEMES: system, light or dark); None: not chosen, the device's.
+    theme: Mapped[str | None] = mapped_column(String(8))
 
     secrets: Mapped[list["Secret"]] = relationship(back_populates="owner", cascade="all, delete-orphan")
     sessions: Mapped[list["UserSession"]] = relationship(back_populates="user", cascade="all, delete-orphan")

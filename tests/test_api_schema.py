@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 import api_schema
-from app import create_app, db
+from app import ERROR_TEXT, create_app, db
 from tests.helpers import AuthActions, FrozenClock, make_config
 from tests.test_api import NEW_SECRET, bearer, issue_token
 
@@ -228,6 +228,11 @@ def test_the_reference_is_english_in_a_frame_in_the_readers_language():
     assert page.text.count("Answers every call can give</h2>") == 1
     for reason in api_schema.COMMON_REASONS:
         assert page.text.count(f"<code>{reason}</code>") == 1, reason
+
+
+def test_an_error_from_the_reference_is_english_like_every_api_answer():
+    refused = app.test_client().get("/api/docs?x=%ff", headers={"Accept-Language": "de"})  # not UTF-8: a 400
+    assert (refused.status_code, refused.json["error"]["message"]) == (400, str(ERROR_TEXT[400][1]))
 
 
 def test_the_language_menu_works_on_the_reference():

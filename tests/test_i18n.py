@@ -59,7 +59,7 @@ def _user(app, username="alice") -> User:
 )
 def test_the_home_page_speaks_the_browsers_language(client, header, lang, direction, words):
     page = client.get("/", headers={"Accept-Language": header})
-    assert f'<html lang="{lang}" dir="{direction}">' in page.text
+    assert f'<html lang="{lang}" dir="{direction}" ' in page.text
     assert words in page.text
 
 

@@ -70,7 +70,7 @@ def post_secrets(page, titles: list[str]) -> None:
 def pick_language(page, lang: str) -> None:
     """Use the menu at the foot of the page, as a person would."""
     page.locator("#language-menu").select_option(lang)
-    page.locator(".language-menu button").click()
+    page.locator("form:has(#language-menu) button").click()
     expect(page.locator("html")).to_have_attribute("lang", lang.replace("_", "-"))
 
 

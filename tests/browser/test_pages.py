@@ -149,3 +149,21 @@ def test_the_dashboard_fits_long_titles_in_every_direction(new_context, viewport
     owner.keyboard.press("Escape")
     expect(owner.locator(".row-menu-list").first).to_be_hidden()
     expect(more).to_be_focused()
+
+
+BACKGROUNDS = {"light": "rgb(246, 247, 249)", "dark": "rgb(17, 19, 24)"}  # --bg of each palette
+
+
+@pytest.mark.parametrize(("device", "picked"), [("light", "dark"), ("dark", "light")])
+def test_a_picked_theme_beats_the_devices(new_context, device, picked):
+    visitor = new_context(color_scheme=device).new_page()
+    visitor.goto("/")
+    background = lambda: visitor.evaluate("getComputedStyle(document.body).backgroundColor")  # noqa: E731
+    assert background() == BACKGROUNDS[device]
+    visitor.locator("#theme-menu").select_option(picked)
+    visitor.locator("form:has(#theme-menu) button").click()
+    expect(visitor.locator("html")).to_have_attribute("data-theme", picked)
+    assert background() == BACKGROUNDS[picked]
+    expect(visitor.locator('meta[name="color-scheme"]')).to_have_attribute("content", picked)
+    assert_accessible(visitor, f"index picked {picked}")
+    screenshot(visitor, f"index-picked-{picked}-on-{device}")
