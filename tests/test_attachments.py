@@ -208,17 +208,20 @@ def test_every_end_but_the_last_view_erases_the_files_at_once(session, keys, clo
 
 
 def test_the_last_view_keeps_the_chunks_for_the_link_window_then_the_purge_erases_them(session, keys, clock):
+    still_active = create_with(session, keys, clock, [("kept.txt", b"kept")])
     attached = upload(session, [("a.txt", b"last")]).finish()
     created = vault.create(session, keys, 1, "F", CONTENT, PASSWORD, timedelta(hours=1), 1, 10, clock(), attached=attached)
     unlocked = vault.unlock(session, keys, POLICY, created.share_id, PASSWORD, clock)
     assert unlocked.secret.status == "used_up" and unlocked.secret.files_key_sealed is None
-    clock.advance(seconds=POLICY.file_link_window.total_seconds() - 1)
+    clock.advance(seconds=POLICY.file_link_window.total_seconds())  # the window's last moment: a link still works
     vault.purge(session, POLICY, clock())
     file = attachments.list_files(session, created.share_id, unlocked.files_key)[0]
     assert b"".join(attachments.open_chunks(session, created.share_id, unlocked.files_key, file)) == b"last"
-    clock.advance(seconds=2)
+    clock.advance(seconds=1)
     vault.purge(session, POLICY, clock())
-    assert session.scalar(select(func.count()).select_from(FileChunk)) == 0
+    files_left = session.scalars(select(SecretFile.secret_digest).distinct()).all()
+    assert files_left == [row(session, still_active).id_digest]  # an active secret's files, however old, stay
+    assert opened_files(session, keys, clock, still_active) == {"kept.txt": b"kept"}
 
 
 def test_a_download_link_opens_only_its_secrets_files_and_only_until_it_expires(keys, clock):
