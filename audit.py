@@ -44,6 +44,7 @@ ACTIONS = {
 }
 ADMIN_DETAIL = "administrator"  # the detail of an account made with the admin role
 INVITATION_DETAIL = re.compile(r"invitation (\d+)(?: for (.+))?")
+DEVICE_DETAIL = re.compile(r"(.+) on (.+)")  # accounts.device_name, as a new device's event stores it (in English)
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,13 @@ def invitation_detail(number: int, address: str | None = None) -> str:
 
 def detail_message(action: str, detail: str) -> tuple[str, dict] | None:
     """Return an event's detail as a message for the page to translate and its values; None for a detail shown as
-    it was written (a device's or an API token's name, which are names, not words)."""
+    it was written (an API token's name)."""
     if action == "user.created" and detail == ADMIN_DETAIL:
         return N_("as an administrator"), {}
+    if action == "security.new_device":
+        if match := DEVICE_DETAIL.fullmatch(detail):
+            return N_("%(browser)s on %(system)s"), {"browser": match[1], "system": match[2]}
+        return (N_("Unknown device"), {}) if detail == "Unknown device" else None
     if action.startswith("invitation.") and (match := INVITATION_DETAIL.fullmatch(detail)):
         if match[2]:
             return N_("Invitation %(number)d, for %(address)s"), {"number": int(match[1]), "address": match[2]}

@@ -189,6 +189,7 @@ def test_security_events_are_in_the_audit_log_with_their_change(app, admin, alic
 
 def test_the_admin_pages_speak_the_administrators_language(app, admin, alice):
     post_form(admin, "/account/language", {"lang": "de", "next": "/admin/"}, token_page="/account")
+    AuthActions(app.test_client()).login()  # alice on a browser new to her account: a new device, named in English
     fields = {"email": "carol@example.org", "lifetime": "7d", "current_password": PASSWORD}
     assert post_form(admin, "/account/invitations", fields, token_page="/admin/invitations").status_code == 200
     overview = admin.get("/admin/").text
@@ -200,7 +201,7 @@ def test_the_admin_pages_speak_the_administrators_language(app, admin, alice):
     done = post_form(admin, "/admin/users/2/disable", {"current_password": PASSWORD}, follow_redirects=True)
     assert "Konto alice deaktiviert." in done.text
     log = admin.get("/admin/audit").text.split('id="audit-events"')[1]
-    assert all(words in log for words in ("Konto deaktiviert", "Zum Administrator gemacht", "Kommandozeile"))
+    assert all(words in log for words in ("Konto deaktiviert", "Zum Administrator gemacht", "Kommandozeile", "Unbekanntes Gerät"))
     assert "Einladung 1, für carol@example.org" in log and 'data-action="invitation.created"' in log
     assert "user.disabled" not in log.replace('data-action="user.disabled"', "")  # the code is for scripts, not people
     refused = admin.get("/admin/audit?action=nothing")

@@ -2,15 +2,17 @@
 violation, no text overflows its box, and the page never scrolls sideways. Screenshots land in
 test-artifacts/screenshots/ (languages-<lang>-<page>-<width>.png) for a person to look at."""
 
+import urllib.request
 import uuid
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser import flows
-from tests.browser.conftest import DESKTOP, PHONE, screenshot
-from tests.browser.test_organisation import org_context, org_site  # noqa: F401 - fixtures: a site that shares without an account
+from tests.browser.conftest import DESKTOP, PHONE, ContextMaker, _require_chromium, screenshot
+from tests.browser.test_organisation import flask_users, org_context, org_site  # noqa: F401 - org_*: a site that shares without an account
 from tests.browser.test_pages import assert_accessible
+from tests.helpers import serving_the_test_app
 
 # Elements whose text must stay inside their own box (inline elements have no box of their own: their parent counts).
 OVERFLOWS = """() => {
@@ -86,3 +88,46 @@ def test_sharing_without_an_account_in_arabic_and_german(request, lang, viewport
     visitor.locator("form.form button[type=submit]").click()
     expect(visitor.locator("#manage-link")).to_be_visible()
     check(visitor, lang, "anonymous-manage")
+
+
+@pytest.fixture(scope="module")
+def admin_site(tmp_path_factory):
+    """A site of its own with an administrator made on the command line, as an operator would, and an account with a
+    long name they disabled there (the users list and the audit log have rows to show); yield its URL."""
+    _require_chromium()
+    run_dir = tmp_path_factory.mktemp("admin-languages")
+    with serving_the_test_app(run_dir) as url:
+        # The worker has made its tables once it answers (the commands would race it).
+        urllib.request.urlopen(f"{url}/login", timeout=30).close()  # noqa: S310 - our own loopback server
+        flask_users(run_dir, url, "create", "root", "root@example.org", "--admin", "--password", flows.ACCOUNT_PASSWORD)
+        long_name = "maximilian.schwarzenberger"
+        flask_users(run_dir, url, "create", long_name, f"{long_name}@example.org", "--password", flows.ACCOUNT_PASSWORD)
+        flask_users(run_dir, url, "disable", long_name)
+        yield url
+
+
+@pytest.fixture
+def admin_context(browser, admin_site, console):
+    maker = ContextMaker(browser, admin_site, console)
+    yield maker
+    maker.close()
+
+
+@pytest.mark.parametrize("lang", ["ar", "de"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_admin_pages_in_arabic_and_german(admin_context, lang, viewport):
+    admin = admin_context(viewport=viewport, locale="en-US").new_page()
+    flows.sign_in(admin, "root")
+    flows.pick_language(admin, lang)
+    check(admin, lang, "admin-overview", "/admin/")
+    check(admin, lang, "admin-users", "/admin/users")
+    expect(admin.locator("#users tbody tr")).to_have_count(2)
+    check(admin, lang, "admin-enable", "/admin/users/2/enable")
+    admin.goto("/admin/invitations")
+    admin.locator("#email").fill("carol@example.org")
+    admin.locator("#current_password").fill(flows.ACCOUNT_PASSWORD)
+    admin.locator("form[action$='/account/invitations'] button[type=submit]").click()
+    expect(admin.locator("#invitation-link")).to_be_visible()
+    check(admin, lang, "admin-invitations")
+    check(admin, lang, "admin-audit", "/admin/audit")
+    expect(admin.locator("#audit-events tr[data-action='invitation.created']").first).to_contain_text("carol@example.org")
