@@ -82,14 +82,15 @@ class Passwords:
         return self.hasher.check_needs_rehash(user.password_hash)
 
 
-def password_feedback(password: str, user_inputs: list[str]) -> str | None:
-    """Return why zxcvbn finds `password` too guessable, or None when it scores well enough."""
+def password_feedback(password: str, user_inputs: list[str], say: Callable[[str], str] = str) -> str | None:
+    """Return why zxcvbn finds `password` too guessable, or None when it scores well enough; each of zxcvbn's
+    English hints goes through `say` (a page passes its gettext: i18n.PASSWORD_HINTS holds them for the catalogues)."""
     result = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[value for value in user_inputs if value])
     if result["score"] >= MIN_PASSWORD_SCORE:
         return None
     feedback = result["feedback"]
     hints = [feedback["warning"], *feedback["suggestions"]]
-    return " ".join(hint for hint in hints if hint) or "This password is too easy to guess."
+    return " ".join(say(hint) for hint in hints if hint) or say("This password is too easy to guess.")
 
 
 # --- users ---------------------------------------------------------------------------------------------------------

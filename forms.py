@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask_babel import lazy_gettext, lazy_ngettext
+from flask_babel import gettext, lazy_gettext, lazy_ngettext
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import (
@@ -154,7 +154,7 @@ class NewPasswordMixin:
         return []
 
     def validate_password(self, field) -> None:
-        feedback = password_feedback(field.data, self.password_context())
+        feedback = password_feedback(field.data, self.password_context(), gettext)
         if feedback:
             raise ValidationError(_("Too easy to guess. %(advice)s", advice=feedback))
 

@@ -206,6 +206,14 @@ def test_form_labels_and_errors_speak_the_pages_language(client):
                  "Die Passwörter stimmen nicht überein.", "Bitte prüfen Sie die 4 markierten Felder.")
 
 
+def test_zxcvbns_advice_speaks_the_pages_language(client):
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    form = {"username": "bob", "email": "bob@example.org", "password": "password1234", "confirm": "password1234"}
+    answer = post_form(client, "/register", form)
+    assert answer.status_code == 400
+    assert "Zu leicht zu erraten. Das ist ein sehr häufiges Passwort." in answer.text
+
+
 def test_flashes_speak_the_pages_language(logged_in_client):
     post_form(logged_in_client, "/account/language", {"lang": "fr", "next": "/create"}, token_page="/account")
     created = post_form(logged_in_client, "/create", secret_form(), follow_redirects=True)
