@@ -2229,10 +2229,6 @@ def _register_extensions(app: SecureShare) -> None:
     mail.init_app(app)
     i18n.babel.init_app(app, locale_selector=i18n.select_language, timezone_selector=i18n.select_time_zone)
     login_manager.init_app(app)
-    login_manager.login_view = "web.login"
-    login_manager.login_message = i18n.N_("Please sign in to continue.")
-    login_manager.localize_callback = gettext  # flashed in the page's language
-    login_manager.login_message_category = "info"
 
 
 def _register_handlers(app: SecureShare) -> None:
