@@ -277,6 +277,7 @@ def test_sharing_without_an_account_leaves_no_english_in_german(client):
     token = csrf_token(client, "/create")
     manage = _words_on(client.post("/create", data={"csrf_token": token, **secret_form(max_views="2")}, follow_redirects=True))
     assert "Ein Geheimnis ohne Konto teilen" in home and "Sie sind nicht angemeldet" in form
+    assert "Bis zu 8 KB Text." in form and "Übersicht" not in form  # a visitor has no dashboard
     assert "Status: Aktiv" in manage and "Ihr privater Link" in manage and "Aufrufe 0 von 2" in manage
     for words in (home, form, manage):
         assert not ENGLISH_WORDS.findall(words), words

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from tests.browser import flows
 from tests.browser.conftest import DESKTOP, PHONE, ContextMaker, _require_chromium, screenshot
-from tests.browser.test_organisation import flask_users
+from tests.browser.test_organisation import flask_users, org_context, org_site  # noqa: F401 - org_*: a site that shares without an account
 from tests.browser.test_pages import assert_accessible
 from tests.helpers import serving_the_test_app
 
@@ -56,7 +56,7 @@ def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
     flows.pick_language(owner, lang)
     check(owner, lang, "secret-detail")
     for name, path in [("dashboard", "/dashboard"), ("create", "/create"), ("card", f"{secret_path}/card"),
-                       ("account", "/account")]:
+                       ("account", "/account"), ("two-factor", "/account/two-factor")]:
         check(owner, lang, name, path)
 
     recipient = new_context(viewport=viewport, locale=lang).new_page()
@@ -74,6 +74,20 @@ def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
     check(recipient, lang, "not-found", "/no/such/page", status=404)
     check(recipient, lang, "link-dead", "/password/reset/" + "A" * 43, status=410)
     assert recipient.context.cookies() == []  # a visitor who never picked a language has no cookie
+
+
+@pytest.mark.parametrize("lang", ["ar", "de"])
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_sharing_without_an_account_in_arabic_and_german(request, lang, viewport):
+    visitor = request.getfixturevalue("org_context")(viewport=viewport, locale=lang).new_page()
+    check(visitor, lang, "anonymous-create", "/create")
+    visitor.locator("#title").fill("Büro-WLAN")
+    visitor.locator("#content").fill(flows.SECRET_TEXT)
+    visitor.locator("#password").fill(flows.SECRET_PASSWORD)
+    visitor.locator("#confirm").fill(flows.SECRET_PASSWORD)
+    visitor.locator("form.form button[type=submit]").click()
+    expect(visitor.locator("#manage-link")).to_be_visible()
+    check(visitor, lang, "anonymous-manage")
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +128,6 @@ def test_the_admin_pages_in_arabic_and_german(admin_context, lang, viewport):
     admin.locator("#current_password").fill(flows.ACCOUNT_PASSWORD)
     admin.locator("form[action$='/account/invitations'] button[type=submit]").click()
     expect(admin.locator("#invitation-link")).to_be_visible()
-    check(admin, lang, "admin-invitations")
+    check(admin, lang, "admin-invitations", "/admin/invitations")
     check(admin, lang, "admin-audit", "/admin/audit")
     expect(admin.locator("#audit-events tr[data-action='invitation.created']").first).to_contain_text("carol@example.org")
