@@ -407,13 +407,17 @@ def _sign_up(token: str | None):
     return render_template("register.html", form=form, invitation=invitation), 400 if form.errors else 200
 
 
+def _domains_in_words(domains: registration.AllowedDomains) -> str:
+    return domains.described(gettext("%(domain)s or any of its subdomains"), get_locale())
+
+
 def _address_may_sign_up(form: forms.RegisterForm, invitation) -> bool:
     """Put why the address may not sign up (another invitation's, a domain not allowed) next to it."""
     match registration.address_refusal(_registration(), invitation, form.email.data):
         case None:
             return True
         case registration.Refusal.DOMAIN:
-            allowed = _registration().domains.described()
+            allowed = _domains_in_words(_registration().domains)
             form.email.errors.append(
                 gettext(
                     "Only addresses at %(domains)s can sign up here. Ask an administrator for an invitation.", domains=allowed
@@ -1931,7 +1935,7 @@ def overview():
 
 def _registration_in_words(policy: registration.RegistrationPolicy) -> str:
     if policy.mode == registration.RegistrationMode.DOMAINS:
-        return gettext("Addresses at %(domains)s, or an invitation", domains=policy.domains.described())
+        return gettext("Addresses at %(domains)s, or an invitation", domains=_domains_in_words(policy.domains))
     return {
         registration.RegistrationMode.OPEN: gettext("Anyone may sign up"),
         registration.RegistrationMode.INVITE: gettext("By invitation only"),
@@ -2229,10 +2233,6 @@ def _register_extensions(app: SecureShare) -> None:
     mail.init_app(app)
     i18n.babel.init_app(app, locale_selector=i18n.select_language, timezone_selector=i18n.select_time_zone)
     login_manager.init_app(app)
-    login_manager.login_view = "web.login"
-    login_manager.login_message = i18n.N_("Please sign in to continue.")
-    login_manager.localize_callback = gettext  # flashed in the page's language
-    login_manager.login_message_category = "info"
 
 
 def _register_handlers(app: SecureShare) -> None:

@@ -112,8 +112,7 @@ def guard_request():
         return None  # probes need none of this; a routing error is answered as it is
     # The session first: counting its activity commits, and an upload's chunks must find nothing else to commit until
     # their secret is created (they wait for it in the open transaction).
-    if (answer := signin.enforce_session_lifetime()) is not None:
-        return answer
+    signin.enforce_session_lifetime()
     _prepare_upload()
     _reject_malformed_input()
     _check_csrf()

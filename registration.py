@@ -11,6 +11,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from babel import Locale
+from babel.lists import format_list
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -65,10 +67,11 @@ class AllowedDomains:
             return True
         return any(domain.endswith("." + parent) for parent in self.parents)
 
-    def described(self) -> str:
-        """Say which addresses are admitted, for the sign-up page: "example.org, or any address under corp.example"."""
-        words = sorted(self.exact) + [f"{parent} or any of its subdomains" for parent in sorted(self.parents)]
-        return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
+    def described(self, with_subdomains: str = "%(domain)s or any of its subdomains", locale: Locale | str = "en") -> str:
+        """Say which addresses are admitted: "example.org or corp.example or any of its subdomains" (a page passes
+        `with_subdomains` and the `locale` of its own language)."""
+        words = sorted(self.exact) + [with_subdomains % {"domain": parent} for parent in sorted(self.parents)]
+        return format_list(words, style="or", locale=locale) if words else ""
 
 
 def _is_domain(name: str) -> bool:

@@ -10,7 +10,6 @@ from flask_login import current_user, login_user, logout_user
 import accounts
 import audit
 import notify
-from api_schema import ApiError
 from extensions import db, login_manager
 from forms import ReauthForm
 from schema import User, UserSession
@@ -91,18 +90,27 @@ def forget_remember_cookie(response: Response) -> Response:
     return response
 
 
-def enforce_session_lifetime():
-    """Count activity on a live session; tell the person whose session just ran out (the loader ended it)."""
+def enforce_session_lifetime() -> None:
+    """Count activity on a live session; tell the person whose session just ran out (the loader ended it).
+
+    The request goes on signed out: a page anyone may see (the home page, a share link) is shown, and one that needs
+    an account asks for a sign-in (ask_to_sign_in), as it would have without the old cookie.
+    """
     if current_user.is_authenticated:
         accounts.touch_session(db.session, current_session(), _now())
-        return None
+        return
     if not g.get("session_timed_out"):
-        return None
+        return
     session.clear()
     after_this_request(forget_remember_cookie)
     flash(gettext("You were signed out to keep your account safe. Please sign in again."), "info")
-    if request.path.startswith("/api/"):
-        raise ApiError(401, "unauthorized", "Session expired. Sign in again.")
+
+
+@login_manager.unauthorized_handler
+def ask_to_sign_in() -> Response:
+    """Send a signed-out visitor of an account's page to sign in, and back here after (a GET only)."""
+    if not g.get("session_timed_out"):  # a session that just ran out has said so already
+        flash(gettext("Please sign in to continue."), "info")
     back = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for("web.login", next=back))
 

@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from app import create_app, db
 from config import DevelopmentConfig
 from schema import Secret, User
-from tests.helpers import OTHER_PASSWORD, PASSWORD, create_secret, csrf_token, post_form
+from tests.helpers import OTHER_PASSWORD, PASSWORD, create_secret, csrf_token, post_form, unlock
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -161,6 +161,31 @@ def test_idle_timeout_signs_out(client, auth, clock):
     response = client.get("/dashboard")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login")
+
+
+SIGNED_OUT = "You were signed out to keep your account safe."
+
+
+def test_a_session_that_ran_out_still_sees_the_pages_anyone_may_see(client, auth, clock):
+    """The owner's old cookie must not send them (or a colleague on their browser) to sign in before a share link."""
+    auth.register()
+    unique_id = create_secret(client)
+    clock.advance(minutes=61)
+    page = client.get(f"/view/{unique_id}")
+    assert page.status_code == 200 and SIGNED_OUT in page.text  # said once, on the page they opened
+    assert unlock(client, unique_id).status_code == 200  # the password typed is not lost to a sign-in detour
+    assert client.get("/dashboard").headers["Location"] == "/login?next=/dashboard"
+    login = client.get("/login").text
+    assert "Please sign in to continue." in login and SIGNED_OUT not in login
+
+
+def test_a_session_that_ran_out_asks_to_sign_in_once_on_an_account_page(client, auth, clock):
+    auth.register()
+    clock.advance(minutes=61)
+    assert client.get("/dashboard?page=2").headers["Location"] == "/login?next=/dashboard?page%3D2"
+    login = client.get("/login").text
+    assert SIGNED_OUT in login and "Please sign in to continue." not in login
+    assert client.get("/api/secrets").status_code == 401  # the API's own answer for a call that needs an account
 
 
 def test_absolute_lifetime_signs_out_even_when_active(client, auth, clock):

@@ -132,6 +132,10 @@ def test_domains_mode_takes_allowed_addresses_and_says_which(org_app):
     refused = sign_up(app.test_client(), email="carol@example.net")
     assert refused.status_code == 400
     assert "Only addresses at example.org or corp.example.com or any of its subdomains can sign up here" in refused.text
+    german = app.test_client()
+    german.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    refused = sign_up(german, email="carol@example.net")
+    assert "Adressen unter example.org oder corp.example.com oder eine ihrer Subdomains registrieren" in refused.text
     assert accounts_named(app, "carol") == 0
     assert sign_up(app.test_client(), email="carol@team.corp.example.com").status_code == 302
     assert sign_up(app.test_client(), username="dave", email="dave@example.org").status_code == 302

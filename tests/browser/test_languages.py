@@ -128,6 +128,6 @@ def test_the_admin_pages_in_arabic_and_german(admin_context, lang, viewport):
     admin.locator("#current_password").fill(flows.ACCOUNT_PASSWORD)
     admin.locator("form[action$='/account/invitations'] button[type=submit]").click()
     expect(admin.locator("#invitation-link")).to_be_visible()
-    check(admin, lang, "admin-invitations")
+    check(admin, lang, "admin-invitations", "/admin/invitations")
     check(admin, lang, "admin-audit", "/admin/audit")
     expect(admin.locator("#audit-events tr[data-action='invitation.created']").first).to_contain_text("carol@example.org")
