@@ -1126,7 +1126,7 @@ def add_webhook():
         if len(webhooks.endpoints_of(db.session, user.id)) >= settings["WEBHOOKS_PER_ACCOUNT"]:
             form.url.errors.append(gettext("You have %(num)d already: remove one first.", num=settings["WEBHOOKS_PER_ACCOUNT"]))
         elif problem := webhooks.url_problem(form.url.data, settings["WEBHOOK_ALLOW_PRIVATE"]):
-            form.url.errors.append(problem)
+            form.url.errors.append(gettext(problem))
         else:
             endpoint, secret = webhooks.add_endpoint(db.session, _keys(), user.id, form.url.data, _now())
             current_app.logger.info("webhook %s added for %s", endpoint.id, user.username)

@@ -59,25 +59,34 @@ def address_allowed(address: str, allow_private: bool) -> bool:
     return ip.is_global and not inside
 
 
+def N_(text: str) -> str:
+    """Mark `text` for the catalogues (pybabel finds N_) without translating it: the page that shows it does."""
+    return text
+
+
+PUBLIC_ONLY = N_("SecureShare only calls addresses on the public internet.")
+
+
 def url_problem(url: str, allow_private: bool) -> str | None:
-    """Say what is wrong with an endpoint address, in words for its owner; None when it may be saved."""
+    """Say what is wrong with an endpoint address, in English words for its owner (the page translates them); None
+    when it may be saved."""
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - reading it checks it
     except ValueError:
-        return "That port isn't a number from 1 to 65535."
+        return N_("That port isn't a number from 1 to 65535.")
     if parts.scheme != "https" or not parts.hostname:
-        return "Use an https:// address."
+        return N_("Use an https:// address.")
     if parts.username is not None or parts.password is not None or parts.fragment:
-        return "Leave out user names, passwords and # parts: your endpoint checks the signature instead."
+        return N_("Leave out user names, passwords and # parts: your endpoint checks the signature instead.")
     host = parts.hostname
     if not allow_private and (host == "localhost" or host.endswith((".localhost", ".local", ".internal"))):
-        return "SecureShare only calls addresses on the public internet."
+        return PUBLIC_ONLY
     try:
         literal = ipaddress.ip_address(host)
     except ValueError:
         return None  # a name: vetted each time a call connects
-    return None if address_allowed(str(literal), allow_private) else "SecureShare only calls addresses on the public internet."
+    return None if address_allowed(str(literal), allow_private) else PUBLIC_ONLY
 
 
 def _vetted_address(host: str, port: int, allow_private: bool) -> str:

@@ -214,6 +214,13 @@ def test_zxcvbns_advice_speaks_the_pages_language(client):
     assert "Zu leicht zu erraten. Das ist ein sehr häufiges Passwort." in answer.text
 
 
+def test_a_webhook_addresss_problem_speaks_the_pages_language(app, logged_in_client):
+    _in_german(app, logged_in_client)
+    form = {"url": "http://hooks.example.org/in", "current_password": PASSWORD}
+    refused = post_form(logged_in_client, "/account/webhooks", form)
+    assert refused.status_code == 400 and "Verwenden Sie eine https://-Adresse." in refused.text
+
+
 def test_flashes_speak_the_pages_language(logged_in_client):
     post_form(logged_in_client, "/account/language", {"lang": "fr", "next": "/create"}, token_page="/account")
     created = post_form(logged_in_client, "/create", secret_form(), follow_redirects=True)
