@@ -122,6 +122,7 @@ def _rendered_email(address: str, kind: str, **context) -> dict:
         "account_link": link("web.account"),
         "exact_time": timetext.exact_time,
         "duration_text": timetext.duration_text,
+        "device_words": i18n.device_words,
         **context,
     }
     user = context.get("user")
@@ -224,9 +225,8 @@ def _announce(session: Session, notice: vault.Notice) -> None:
         return  # only an expiry nobody saw coming is news
     facts = _secret_facts(secret, vault.title_of(_keys(), secret))
     visitor = notice.visitor or vault.Visitor()
-    device = accounts.device_name(visitor.user_agent) if notice.visitor else None
     if _emails_owner(secret, notice):
-        context = {"secret": facts, "at": notice.at, "device": device, "network": visitor.ip_prefix}
+        context = {"secret": facts, "at": notice.at, "user_agent": visitor.user_agent, "network": visitor.ip_prefix}
         tell(  # in the owner's language, not the recipient's whose unlock caused it
             secret.owner,
             f"secret_{notice.event}",
@@ -234,6 +234,7 @@ def _announce(session: Session, notice: vault.Notice) -> None:
             page=link("web.secret_by_number", number=secret.id),
             **context,
         )
+    device = accounts.device_name(visitor.user_agent)  # in English, as the API's words
     seen_by = api_schema.WEBHOOK_VISITOR.build(device=device, network=visitor.ip_prefix) if notice.visitor else None
     data = {"secret": facts, "visitor": seen_by}
     _call_webhooks(session, secret.owner_id, WEBHOOK_EVENTS[notice.event], data, notice.at)

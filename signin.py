@@ -148,8 +148,9 @@ def complete_login(user: User, remember: bool) -> None:
     """Sign `user` in; a browser that never signed in to the account before (or since its devices were forgotten)
     makes a notice to the owner, stored with the sign-in."""
     if trusted_device_nonce(user) is None:
-        device = accounts.device_name(request.user_agent.string or "")
-        security_event(user, "new_device", device, device=device, network=accounts.ip_prefix(request.remote_addr), at=_now())
+        user_agent, network = request.user_agent.string or "", accounts.ip_prefix(request.remote_addr)
+        # The email names the device in the owner's language (notify renders it so); the audit log keeps English.
+        security_event(user, "new_device", accounts.device_name(user_agent), user_agent=user_agent, network=network, at=_now())
     user.last_login_at = _now()
     db.session.commit()
     start_session(user, remember=remember)

@@ -30,6 +30,7 @@ def test_the_owner_hears_of_an_opened_secret_in_her_language_and_zone_not_the_re
     assert message.body.startswith("Olá, bia,")
     assert "foi aberto em 28 de nov. de 2026 09:00 America/Sao_Paulo" in message.body
     assert "Ele foi visto 1 vez (sem limite)." in message.body
+    assert "Dispositivo desconhecido" in message.body  # the recipient's device, named in Portuguese too
 
 
 def test_a_reset_link_asked_for_from_an_english_browser_comes_in_the_accounts_language(app, client, mailbox):
