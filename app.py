@@ -877,7 +877,7 @@ def end_session(session_id: int):
         return redirect(url_for("web.login", signed_out=1))
     user = _user()
     target = accounts.session_of(db.session, user, session_id) or abort(404)
-    device = target.device
+    device = i18n.session_device_words(target.device)
     return _change_after_reauthentication(
         user,
         lambda: accounts.end_sessions(db.session, UserSession.id == target.id),

@@ -183,6 +183,15 @@ def device_words(user_agent: str) -> str:
     return accounts.device_name(user_agent, gettext("%(browser)s on %(system)s"), gettext("Unknown device"))
 
 
+def session_device_words(device: str) -> str:
+    """Return a session's device in the page's language. A session keeps only the English name accounts.device_name
+    gave it at sign-in, so that name is read back: 'Chrome on Android', 'Unknown device', or a lone browser or system."""
+    browser, on, system = device.partition(" on ")
+    if on:
+        return gettext("%(browser)s on %(system)s", browser=browser, system=system)
+    return gettext("Unknown device") if device == accounts.device_name("") else device
+
+
 def page_words() -> dict[str, str]:
     return {word: gettext(word) for word in SCRIPT_WORDS}
 
@@ -205,4 +214,5 @@ def template_helpers() -> dict:
         "status_word": status_word,
         "outcome_word": outcome_word,
         "device_words": device_words,
+        "session_device_words": session_device_words,
     }

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from schema import User
-from tests.helpers import PASSWORD, create_secret, csrf_token, post_form, secret_form, unlock
+from tests.helpers import PASSWORD, AuthActions, create_secret, csrf_token, post_form, secret_form, unlock
 from tests.test_api import issue_token
 from tests.test_files import post_files, share_id_of
 from timetext import duration_text, relative_time
@@ -219,6 +219,15 @@ def test_a_webhook_addresss_problem_speaks_the_pages_language(app, logged_in_cli
     form = {"url": "http://hooks.example.org/in", "current_password": PASSWORD}
     refused = post_form(logged_in_client, "/account/webhooks", form)
     assert refused.status_code == 400 and "Verwenden Sie eine https://-Adresse." in refused.text
+
+
+def test_the_sessions_list_names_devices_in_the_pages_language(app, logged_in_client):
+    firefox = app.test_client()
+    firefox.environ_base["HTTP_USER_AGENT"] = "Mozilla/5.0 (Windows NT 10.0; rv:128.0) Gecko/20100101 Firefox/128.0"
+    AuthActions(firefox).login()
+    _in_german(app, logged_in_client)
+    listed = _words_on(logged_in_client.get("/account/sessions"))
+    assert "Firefox auf Windows" in listed and "Unbekanntes Gerät" in listed and "Firefox auf Windows abmelden" in listed
 
 
 def test_flashes_speak_the_pages_language(logged_in_client):
