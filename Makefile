@@ -20,12 +20,12 @@ compile-translations: $(STAMP)
 # Extract every string to translations/messages.pot (POT: elsewhere, as tests/test_translations.py does).
 POT ?= translations/messages.pot
 extract:
-	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k lazy_ngettext:1,2 --no-location --sort-output -o $(POT) .
+	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k lazy_ngettext:1,2 --no-location --sort-output --no-wrap -o $(POT) .
 
 # Bring each catalogue up to date with the code; then translate what is new (the tests fail until every catalogue is
 # complete).
 translations: $(STAMP) extract
-	$(BIN)/pybabel -q update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel -q update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete --no-wrap
 
 # Add a language: `make lang-add LANG=it` (a code Babel knows: it, nl, pt_PT, zh_Hant...), then translate its .po.
 lang-add: $(STAMP)
