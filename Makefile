@@ -17,15 +17,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 compile-translations: $(STAMP)
 	$(BIN)/pybabel -q compile -d translations
 
-# Extract every string to translations/messages.pot (POT: elsewhere, as tests/test_translations.py does).
+# Extract every string to translations/messages.pot; tests/test_translations.py points POT and CATALOGUES at a copy.
 POT ?= translations/messages.pot
+CATALOGUES ?= translations
 extract:
 	$(BIN)/pybabel -q extract -F babel.cfg -k lazy_gettext -k lazy_ngettext:1,2 --no-location --sort-output --no-wrap -o $(POT) .
 
 # Bring each catalogue up to date with the code; then translate what is new (the tests fail until every catalogue is
 # complete).
 translations: $(STAMP) extract
-	$(BIN)/pybabel -q update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete --no-wrap
+	$(BIN)/pybabel -q update -i $(POT) -d $(CATALOGUES) --no-fuzzy-matching --ignore-obsolete --no-wrap
 
 # Add a language: `make lang-add LANG=it` (a code Babel knows: it, nl, pt_PT, zh_Hant...), then translate its .po.
 lang-add: $(STAMP)

@@ -56,6 +56,22 @@ def test_messages_pot_holds_what_the_code_says(extracted):
     assert _ids(_read(CATALOGUES / "messages.pot")) == extracted, "run `make translations`"
 
 
+def test_the_catalogues_are_as_make_translations_writes_them(tmp_path):
+    """So that adding a string changes only its own lines (no rewrapping), and merges of two catalogues stay clean."""
+    copy = tmp_path / "translations"
+    shutil.copytree(CATALOGUES, copy, ignore=shutil.ignore_patterns("*.mo"))
+    bin_dir = Path(sys.executable).parent
+    make = ["make", "-s", "translations", f"POT={copy / 'messages.pot'}", f"CATALOGUES={copy}", f"BIN={bin_dir}"]
+    subprocess.run(make, cwd=ROOT, check=True)
+    for written in sorted(copy.rglob("*.po*")):
+        committed = CATALOGUES / written.relative_to(copy)
+        assert _without_dates(written) == _without_dates(committed), f"{committed}: run `make translations`"
+
+
+def _without_dates(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if not line.startswith('"POT-Creation-Date:')]
+
+
 def test_every_catalogue_has_every_string_and_no_other(catalogue, extracted):
     ids = _ids(catalogue)
     assert extracted - ids == set(), "missing: run `make translations`, then translate"
