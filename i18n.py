@@ -17,7 +17,7 @@ from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext, 
 from flask_login import current_user
 
 import accounts
-from preferences import FootMenu
+from preferences import FootMenu, is_api_answer
 
 DEFAULT_LANGUAGE = "en"
 CATALOGUES = Path(__file__).parent / "translations"
@@ -48,17 +48,9 @@ babel = Babel()
 # --- choosing ------------------------------------------------------------------------------------------------------------
 
 
-# Pages under /api/: their frame (menu, footer) speaks the reader's language; what the API answers stays English.
-API_PAGES = {"api.docs"}
-
-
-def _is_api() -> bool:
-    return request.path.startswith("/api/") and request.endpoint not in API_PAGES
-
-
 def select_language() -> str:
     """Return the language of this request's answer (Flask-Babel's locale selector)."""
-    if not has_request_context() or _is_api():
+    if not has_request_context() or is_api_answer():
         return DEFAULT_LANGUAGE  # the API's messages are English beside their reason codes (docs/api.md)
     return LANGUAGE_MENU.remembered() or request.accept_languages.best_match(LANGUAGES, DEFAULT_LANGUAGE)
 

@@ -17,6 +17,14 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.urls import urlencode
 
 COOKIE_LIFETIME = timedelta(days=365)
+# Pages under /api/: their frame (menu, footer) speaks the reader's language and has the menus; the API's answers
+# are English JSON and take no pick.
+API_PAGES = {"api.docs"}
+
+
+def is_api_answer() -> bool:
+    """Whether this request is answered by the API (JSON, English), not by a page."""
+    return request.path.startswith("/api/") and request.endpoint not in API_PAGES
 
 
 @dataclass(frozen=True, eq=False)  # each menu is itself (a dict key), whatever its choices hold
@@ -44,7 +52,7 @@ class FootMenu:
 def apply_picks(menus: Iterable[FootMenu]):
     """A page asked for with a menu's parameter (its GET form): remember each pick in its cookie and show the page
     again without the parameters. The only place these cookies are set."""
-    if request.method not in {"GET", "HEAD"} or request.path.startswith("/api/"):
+    if request.method not in {"GET", "HEAD"} or is_api_answer():
         return None
     if request.endpoint == "static" or request.routing_exception is not None:
         return None

@@ -235,6 +235,9 @@ def test_an_error_from_the_reference_is_english_like_every_api_answer():
     assert (refused.status_code, refused.json["error"]["message"]) == (400, str(ERROR_TEXT[400][1]))
 
 
-def test_the_language_menu_works_on_the_reference():
-    picked = app.test_client().get("/api/docs?lang=fr")
-    assert (picked.status_code, picked.headers["Location"]) == (303, "/api/docs")
+def test_the_foot_menus_work_on_the_reference():
+    # The page is under /api/, whose JSON answers take no pick: a pick there was refused with a JSON 422.
+    for query in ("lang=fr", "theme=dark"):
+        picked = app.test_client().get(f"/api/docs?{query}")
+        assert (picked.status_code, picked.headers["Location"]) == (303, "/api/docs"), query
+        assert picked.headers["Set-Cookie"].startswith(query + ";")

@@ -32,6 +32,7 @@ def test_a_reload_shows_the_secret_again_without_a_view(app, recipient, shared):
     assert again.status_code == 200
     assert SECRET_CONTENT in again.text and "Views: 1 of 3" in again.text
     assert "did not count as a view" in again.text and "did not count as a view" not in first.text
+    assert "shows it again without counting a view" in first.text
     assert load_secret(app, unique_id).view_count == 1
     assert outcomes(app) == ["unlocked"]
 
@@ -70,6 +71,7 @@ def test_the_last_view_says_a_reload_will_not_show_it(app, logged_in_client, rec
     last = submit(recipient, unique_id, token)
     assert "This was the last view" in last.text
     assert "Reloading it will not show the secret again" in last.text
+    assert "shows it again without counting a view" not in last.text  # no promise the reload cannot keep
     assert "destroy it now" not in last.text  # nothing is left to destroy
     assert submit(recipient, unique_id, token).status_code == 410
 

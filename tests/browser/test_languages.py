@@ -55,8 +55,13 @@ def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
     secret_path = "/" + owner.url.split("/", 3)[3]
     flows.pick_language(owner, lang)
     check(owner, lang, "secret-detail")
-    for name, path in [("dashboard", "/dashboard"), ("create", "/create"), ("card", f"{secret_path}/card"),
-                       ("account", "/account"), ("two-factor", "/account/two-factor")]:
+    owner_pages = [
+        ("dashboard", "/dashboard"), ("create", "/create"), ("card", f"{secret_path}/card"),
+        ("edit", f"{secret_path}/edit"), ("delete", f"{secret_path}/delete"), ("account", "/account"),
+        ("two-factor", "/account/two-factor"), ("sessions", "/account/sessions"), ("tokens", "/account/tokens"),
+        ("webhooks", "/account/webhooks"),  # invitations: in the administrator's test (off for everyone else here)
+    ]
+    for name, path in owner_pages:
         check(owner, lang, name, path)
 
     recipient = new_context(viewport=viewport, locale=lang).new_page()
@@ -74,6 +79,10 @@ def test_the_main_pages_in_arabic_and_german(new_context, lang, viewport):
     check(recipient, lang, "not-found", "/no/such/page", status=404)
     check(recipient, lang, "link-dead", "/password/reset/" + "A" * 43, status=410)
     assert recipient.context.cookies() == []  # a visitor who never picked a language has no cookie
+
+    newcomer = new_context(viewport=viewport, locale=lang).new_page()  # its forms' CSRF token is a session cookie
+    for name, path in [("login", "/login"), ("register", "/register"), ("reset", "/password/reset")]:
+        check(newcomer, lang, name, path)
 
 
 @pytest.mark.parametrize("lang", ["ar", "de"])
