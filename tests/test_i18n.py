@@ -307,3 +307,14 @@ def test_sharing_without_an_account_leaves_no_english_in_german(client):
     assert "Status: Aktiv" in manage and "Ihr privater Link" in manage and "Aufrufe 0 von 2" in manage
     for words in (home, form, manage):
         assert not ENGLISH_WORDS.findall(words), words
+
+
+def test_latin_names_beside_each_other_keep_their_order_in_arabic(app, logged_in_client, recipient):
+    """A username and its address, or a file name and its size, would swap places in a right-to-left sentence unless
+    each is isolated (<bdi>)."""
+    share_id = share_id_of(post_files(logged_in_client, [("notes-2026.txt", b"x" * 15)]))
+    logged_in_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = recipient.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar"
+    account = logged_in_client.get("/account").text
+    assert re.search(r"<bdi><strong>alice</strong></bdi> \(<bdi>[^<]+@[^<]+</bdi>\)", account)
+    opened = unlock(recipient, share_id).text
+    assert re.search(r"<bdi>notes-2026\.txt</bdi></a> <span[^>]*>15 بايتًا</span>", opened)
