@@ -54,6 +54,8 @@ DURATION_RE = re.compile(r"([0-9]+)([smhd]?)")
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 TIME_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60))
 EXPIRES_WIDTH = len("2026-01-31 09:30 CEST, 23 hours ago")
+# Whose expiry `list` shows: a secret that was used up, destroyed or deleted ended before it, like the dashboard's "—".
+TIMED_STATUSES = {"active", "expired"}
 # What a terminal obeys or hides rather than shows: controls (Cc: C0, DEL, C1 such as CSI 0x9b), format characters
 # (Cf: bidi overrides and isolates that reorder the text around them, zero-width characters), line and paragraph
 # separators, and lone surrogates (not text at all).
@@ -465,7 +467,7 @@ def command_list(args) -> None:
     for secret in rows:
         views = f"{shown(secret.get('view_count'))}/{shown(secret.get('max_views') or '∞')}"
         identity, status = shown(secret.get("id")), shown(secret.get("status"))
-        expires = expiry(secret.get("expires_at"))
+        expires = expiry(secret.get("expires_at")) if secret.get("status") in TIMED_STATUSES else "-"
         print(f"{identity:<24} {status:<10} {views:<9} {expires:<{EXPIRES_WIDTH}} {shown(secret.get('title'))}")
 
 

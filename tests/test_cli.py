@@ -118,11 +118,12 @@ def test_share_from_a_file_with_a_qr_code_then_list_and_delete(cli, tmp_path):
     listed = cli("list")
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if line.startswith(unique_id))
-    assert "active" in row and row.endswith("Two lines")
+    assert "active" in row and row.endswith("Two lines") and ", in " in row
 
     deleted = cli("delete", unique_id)
     assert deleted.returncode == 0, deleted.stderr
-    assert unique_id in cli("list", "--status", "deleted").stdout
+    ended = next(line for line in cli("list", "--status", "deleted").stdout.splitlines() if line.startswith(unique_id))
+    assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", ended) and " - " in ended  # it ended: no expiry to show
     assert unique_id not in cli("list", "--status", "active").stdout
 
 
