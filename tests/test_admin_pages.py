@@ -201,7 +201,7 @@ def test_the_admin_pages_speak_the_administrators_language(app, admin, alice):
     done = post_form(admin, "/admin/users/2/disable", {"current_password": PASSWORD}, follow_redirects=True)
     assert "Konto alice deaktiviert." in done.text
     log = admin.get("/admin/audit").text.split('id="audit-events"')[1]
-    assert all(words in log for words in ("Konto deaktiviert", "Zum Administrator gemacht", "Kommandozeile", "Unbekanntes Gerät"))
+    assert all(words in log for words in ("Konto deaktiviert", "Zum Administrator ernannt", "Kommandozeile", "Unbekanntes Gerät"))
     assert "Einladung 1, für carol@example.org" in log and 'data-action="invitation.created"' in log
     assert "user.disabled" not in log.replace('data-action="user.disabled"', "")  # the code is for scripts, not people
     refused = admin.get("/admin/audit?action=nothing")

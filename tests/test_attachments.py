@@ -191,6 +191,9 @@ def test_the_file_key_moves_with_the_content_to_a_new_server_key_and_a_new_passw
 @pytest.mark.parametrize("ending", ["destroyed", "deleted", "expired", "account deleted"])
 def test_every_end_but_the_last_view_erases_the_files_at_once(session, keys, clock, ending):
     share_id = create_with(session, keys, clock, [("a.txt", b"x" * 100)])
+    clock.advance(minutes=30)
+    attached = upload(session, [("b.txt", b"bob's")]).finish()
+    bobs = vault.create(session, keys, 2, "B", CONTENT, PASSWORD, timedelta(hours=3), None, 10, clock(), attached=attached)
     if ending == "destroyed":
         for _ in range(POLICY.max_failed_attempts):
             vault.unlock(session, keys, POLICY, share_id, "wrong", clock)
@@ -202,9 +205,16 @@ def test_every_end_but_the_last_view_erases_the_files_at_once(session, keys, clo
     else:
         vault.delete_account(session, session.get(User, 1))
     session.expire_all()
-    assert session.scalar(select(func.count()).select_from(FileChunk)) == 0
-    assert session.scalar(select(func.count()).select_from(SecretFile)) == 0
-    assert session.scalar(select(func.count()).select_from(Secret).where(Secret.files_key_sealed.is_not(None))) == 0
+    assert session.scalars(select(SecretFile.secret_digest)).all() == [row(session, bobs.share_id).id_digest]
+    assert session.scalar(select(func.count()).select_from(Secret).where(Secret.files_key_sealed.is_not(None))) == 1
+    assert opened_files(session, keys, clock, bobs.share_id) == {"b.txt": b"bob's"}  # another's files are untouched
+
+
+def test_the_unlocking_form_shown_again_opens_the_files_again(session, keys, clock):
+    share_id = create_with(session, keys, clock, [("a.txt", b"again")])
+    first = vault.unlock(session, keys, POLICY, share_id, PASSWORD, clock, form_mark="m" * 64)
+    again = vault.unlock(session, keys, POLICY, share_id, PASSWORD, clock, form_mark="m" * 64)
+    assert again.replayed and again.files_key == first.files_key is not None
 
 
 def test_the_last_view_keeps_the_chunks_for_the_link_window_then_the_purge_erases_them(session, keys, clock):

@@ -193,8 +193,9 @@ def test_relative_times_in_german_use_the_nominative(app):
 
     with app.test_request_context("/"), force_locale("de"):
         now = app.clock()
-        assert relative_time(now + timedelta(days=2, hours=3), now) == "noch 2 Tage 3 Std."
-        assert relative_time(now - timedelta(minutes=5), now) == "5 Min. her"
+        # A number keeps its unit on its line (a non-breaking space).
+        assert relative_time(now + timedelta(days=2, hours=3), now) == "noch 2\u00a0Tage 3\u00a0Std."
+        assert relative_time(now - timedelta(minutes=5), now) == "5\u00a0Min. her"
 
 
 def test_form_labels_and_errors_speak_the_pages_language(client):
@@ -275,7 +276,8 @@ def test_the_storage_limit_says_its_sizes_in_the_pages_language(app, logged_in_c
     share_id_of(post_files(logged_in_client, [("a.bin", b"x" * 200_000)]))
     refused = post_files(logged_in_client, [("b.bin", b"y" * 60_000)], title="Noch eins")
     assert refused.status_code == 400
-    assert "Ihre aktiven Geheimnisse enthalten 195,3 KiB an Dateien" in refused.text and "244,1 KiB pro Konto" in refused.text
+    assert "Ihre aktiven Geheimnisse enthalten 195,3\u00a0KiB an Dateien" in refused.text
+    assert "244,1\u00a0KiB pro Konto" in refused.text
 
 
 def test_the_two_factor_pages_leave_no_english_in_german(app, logged_in_client, clock):
@@ -305,3 +307,14 @@ def test_sharing_without_an_account_leaves_no_english_in_german(client):
     assert "Status: Aktiv" in manage and "Ihr privater Link" in manage and "Aufrufe 0 von 2" in manage
     for words in (home, form, manage):
         assert not ENGLISH_WORDS.findall(words), words
+
+
+def test_latin_names_beside_each_other_keep_their_order_in_arabic(app, logged_in_client, recipient):
+    """A username and its address, or a file name and its size, would swap places in a right-to-left sentence unless
+    each is isolated (<bdi>)."""
+    share_id = share_id_of(post_files(logged_in_client, [("notes-2026.txt", b"x" * 15)]))
+    logged_in_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = recipient.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar"
+    account = logged_in_client.get("/account").text
+    assert re.search(r"<bdi><strong>alice</strong></bdi> \(<bdi>[^<]+@[^<]+</bdi>\)", account)
+    opened = unlock(recipient, share_id).text
+    assert re.search(r"<bdi>notes-2026\.txt</bdi></a> <span[^>]*>15 بايتًا</span>", opened)

@@ -903,6 +903,7 @@ def test_a_double_click_counts_once(session, keys, clock, monkeypatch):
 
 def test_the_recipient_ends_the_secret_with_the_form_that_unlocked_it(session, keys, clock):
     share_id = make(session, keys, clock, max_views=3)
+    someone_elses = make(session, keys, clock, owner_id=2)
     unlock_with(session, keys, clock, share_id)
     clock.advance(minutes=4)
     visitor = vault.Visitor(user_agent="Firefox", ip_prefix="192.0.2.0/24")
@@ -913,6 +914,7 @@ def test_the_recipient_ends_the_secret_with_the_form_that_unlocked_it(session, k
     assert (event.outcome, event.at, event.user_agent, event.ip_prefix) == (
         "recipient_ended", clock(), "Firefox", "192.0.2.0/24")
     assert unlock_with(session, keys, clock, share_id) == vault.Gone()
+    assert counters(session, someone_elses) == ("active", 0, 0, 0)  # that secret alone
 
 
 @pytest.mark.parametrize("mark", ["b" * 64, None], ids=["another form", "no form"])
@@ -945,3 +947,18 @@ def test_an_ended_secret_cannot_be_ended_by_its_recipient(session, keys, clock):
     clock.advance(hours=2)  # past its expiry, still within nobody's window but its own record's
     assert vault.end_by_recipient(session, share_id, MARK, clock()) == vault.Gone()
     assert session.scalars(select(AccessEvent.outcome)).all() == ["unlocked"]
+
+
+def test_a_secret_shared_without_an_account_keeps_the_digest_of_its_manage_link(session, keys, clock):
+    created = vault.create(
+        session, keys, None, "Wi-Fi", CONTENT, PASSWORD, timedelta(hours=1), None, 10, clock(), manage_digest="d" * 64
+    )
+    secret = row(session, created.share_id)
+    assert (secret.owner_id, secret.manage_digest) == (None, "d" * 64)
+    assert row(session, make(session, keys, clock)).manage_digest is None
+
+
+def test_a_secret_without_files_counts_none(session, keys, clock):
+    secret = row(session, make(session, keys, clock))
+    assert (secret.file_count, secret.file_bytes, secret.files_key_sealed) == (0, 0, None)
+    assert vault.active_file_bytes(session, 1, clock()) == 0
