@@ -46,7 +46,7 @@ class FootMenu:
         return picked if picked in self.choices else None
 
     def refuse(self):
-        abort(400, str(self.refusal))
+        abort(400, self.refusal)  # lazy: a page says it in its language, a JSON error (/api/docs) in English
 
 
 def apply_picks(menus: Iterable[FootMenu]):

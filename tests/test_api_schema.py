@@ -241,3 +241,12 @@ def test_the_foot_menus_work_on_the_reference():
         picked = app.test_client().get(f"/api/docs?{query}")
         assert (picked.status_code, picked.headers["Location"]) == (303, "/api/docs"), query
         assert picked.headers["Set-Cookie"].startswith(query + ";")
+
+
+def test_a_pick_off_the_menus_on_the_reference_is_refused_in_english_like_every_api_answer():
+    client = app.test_client()
+    client.set_cookie("lang", "de")
+    for query, words in (("theme=pink", "That theme isn't available"), ("lang=xx", "That language isn't available")):
+        refused = client.get(f"/api/docs?{query}")
+        assert refused.status_code == 400 and refused.json["error"]["message"].startswith(words), query
+    assert "Dieses Design gibt es hier nicht." in client.get("/?theme=pink").text  # a page says it in its language
