@@ -52,6 +52,8 @@ def test_deleting_an_ended_record_removes_it(app, logged_in_client, recipient):
     unlock(recipient, unique_id)
     page = logged_in_client.get(f"/secrets/{unique_id}/delete")
     assert page.status_code == 200
+    assert "It has already ended" in page.text and "Delete the record" in page.text
+    assert "stop working at once" not in page.text  # the link died with the last view: no false warning
     response = post_form(logged_in_client, f"/secrets/{unique_id}/delete", {})
     assert response.status_code == 302
     assert "Record removed." in logged_in_client.get("/dashboard").text

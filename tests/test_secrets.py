@@ -246,7 +246,8 @@ def test_delete_asks_then_erases(app, logged_in_client, recipient):
     unique_id = create_secret(logged_in_client)
     confirm_page = logged_in_client.get(f"/secrets/{unique_id}/delete")
     assert confirm_page.status_code == 200
-    assert "can't be undone" in confirm_page.text
+    assert "can't be undone" in confirm_page.text and "stop working at once" in confirm_page.text
+    assert "already ended" not in confirm_page.text
     assert load_secret(app, unique_id).status == "active"
     response = post_form(logged_in_client, f"/secrets/{unique_id}/delete", {})
     assert response.status_code == 302
