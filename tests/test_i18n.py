@@ -309,12 +309,13 @@ def test_sharing_without_an_account_leaves_no_english_in_german(client):
         assert not ENGLISH_WORDS.findall(words), words
 
 
-def test_latin_names_beside_each_other_keep_their_order_in_arabic(app, logged_in_client, recipient):
+def test_arabic_keeps_latin_names_in_order_and_counts_minutes(app, logged_in_client, recipient):
     """A username and its address, or a file name and its size, would swap places in a right-to-left sentence unless
-    each is isolated (<bdi>)."""
+    each is isolated (<bdi>); minutes are counted with ngettext, as Arabic says 5 and 15 minutes differently."""
     share_id = share_id_of(post_files(logged_in_client, [("notes-2026.txt", b"x" * 15)]))
     logged_in_client.environ_base["HTTP_ACCEPT_LANGUAGE"] = recipient.environ_base["HTTP_ACCEPT_LANGUAGE"] = "ar"
     account = logged_in_client.get("/account").text
     assert re.search(r"<bdi><strong>alice</strong></bdi> \(<bdi>[^<]+@[^<]+</bdi>\)", account)
     opened = unlock(recipient, share_id).text
     assert re.search(r"<bdi>notes-2026\.txt</bdi></a> <span[^>]*>15 بايتًا</span>", opened)
+    assert "خلال 5 دقائق" in opened and "لمدة 15 دقيقة" in opened
