@@ -36,6 +36,8 @@ HOST_RE = re.compile(
 )
 TRUE_WORDS = {"true", "yes", "on", "1"}
 FALSE_WORDS = {"false", "no", "off", "0", ""}
+# The From of messages that only the console (`make run`) or the tests' memory receive, when no sender is set.
+STAND_IN_SENDER = "SecureShare <secureshare@localhost>"
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(message)s"
 
 
@@ -168,6 +170,8 @@ def check_mail(settings: dict) -> None:
     if server := settings["MAIL_SERVER"]:
         _check_smtp(settings, server, use_tls or use_ssl)
     settings["MAIL_BACKEND"] = notify.CheckedSmtpEmailBackend if server else settings["MAIL_FALLBACK_BACKEND"]
+    if not server:  # `make run` prints each message: its From line should name a sender, not "None"
+        settings["MAIL_DEFAULT_SENDER"] = settings["MAIL_DEFAULT_SENDER"] or STAND_IN_SENDER
     settings["EMAIL_VERIFICATION"] = _email_verification(settings)
 
 

@@ -4,7 +4,7 @@ has gone out, and kept for the timer while the server is down."""
 
 import pytest
 
-from app import create_app
+from app import create_app, db
 from tests.helpers import MAIL_SENDER, PASSWORD, AuthActions, free_port, make_config, post_form, production_config
 from tests.mailbox import deliver, only_message
 from tests.smtp_server import MailCatcher, smtp_server, throwaway_ca
@@ -137,3 +137,14 @@ def test_production_mail_defaults(tmp_path, clock):
     assert (local.config["MAIL_PORT"], local.config["EMAIL_VERIFICATION"].value) == (25, "required")
     starttls = create_app(production_config(tmp_path, clock, **relay, MAIL_USE_TLS="true"))
     assert starttls.config["MAIL_PORT"] == 587 and starttls.config["MAIL_USE_TLS"] is True
+
+
+def test_without_a_mail_server_messages_still_name_a_sender(tmp_path, clock):
+    """`make run` prints each message in its terminal: its From line must not read "None"."""
+    app = create_app(make_config(tmp_path, clock, EMAIL_VERIFICATION="optional"))  # sign-up sends a link, as in make run
+    with app.app_context():
+        db.create_all()
+    assert AuthActions(app.test_client()).register().status_code == 302
+    deliver(app)
+    senders = {message.from_email for message in app.extensions["mailman"].outbox}
+    assert senders == {"SecureShare <secureshare@localhost>"}  # the confirmation link's message

@@ -1,6 +1,8 @@
 """The theme menu: the device's theme until someone picks one; a visitor's pick in a cookie set only then, a signed-in
 user's on the account; values off the menu refused; and the page goes back only to this site."""
 
+import re
+
 import pytest
 
 from schema import User
@@ -50,6 +52,22 @@ def test_the_menu_keeps_the_rest_of_the_address_and_both_menus_can_be_picked_at_
     assert sorted(cookie.split(";")[0] for cookie in picked.headers.getlist("Set-Cookie")) == ["lang=de", "theme=light"]
     page = client.get("/login")
     assert _shows_theme(page, "light", "light") and 'lang="de"' in page.text
+
+
+def _menu_forms(page) -> list[str]:
+    return re.findall(r'<form method="(?:get|post)"[^>]*class="foot-menu">.*?</form>', page.get_data(as_text=True), re.S)
+
+
+def test_the_menus_send_the_rest_of_the_address_along(app, logged_in_client):
+    # A session that ran out leads to /login?next=...: a pick there must not lose the way back after signing in.
+    visitor = app.test_client()
+    forms = _menu_forms(visitor.get("/login?next=/account%3Fx%3D1"))
+    assert len(forms) == 2 and all('<input type="hidden" name="next" value="/account?x=1">' in form for form in forms)
+    forms = _menu_forms(visitor.get("/?theme=neon&page=2"))  # the refusal's page: not the refused value again
+    assert len(forms) == 2 and all('name="page" value="2"' in form and 'value="neon"' not in form for form in forms)
+    forms = _menu_forms(logged_in_client.get("/dashboard?status=active"))
+    assert len(forms) == 2
+    assert all('<input type="hidden" name="next" value="/dashboard?status=active">' in form for form in forms)
 
 
 @pytest.mark.parametrize("value", ["neon", "", "Dark", "dark "])
