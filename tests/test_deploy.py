@@ -237,3 +237,30 @@ def test_maintain_script_purges_every_interval_and_stops_at_once(tmp_path):
     assert process.wait(timeout=10) != 0  # ended by the signal, not after another minute
     process.stdout.close()
     assert all(line.startswith("Expired 0, purged 0.") for line in runs), runs
+
+
+def _systemd_environment(text: str) -> dict:
+    """Read an EnvironmentFile as systemd does for plain lines: a comment only at a line's start, a value in quotes
+    unquoted, any other value kept as written (an inline `# …` too, which a shell would drop)."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        key, _, value = line.partition("=")
+        if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def test_the_documented_email_settings_read_alike_by_systemd_and_the_shell(tmp_path):
+    """docs/deploy.md's mail lines go into /etc/secureshare/env: systemd reads it, and step 3's shell sources it."""
+    block = (REPO / "docs" / "deploy.md").read_text().split("## Email", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    env_file = tmp_path / "env"
+    env_file.write_text(block)
+    expected = _systemd_environment(block)
+    dump = f'set -a && . "{env_file}" && set +a && for k in {" ".join(expected)}; do printf "%s=%s\\0" "$k" "${{!k}}"; done'
+    shell = subprocess.run(["bash", "-c", dump], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert shell.returncode == 0, shell.stderr
+    assert dict(item.split("=", 1) for item in shell.stdout.split("\0") if item) == expected
