@@ -1979,7 +1979,7 @@ def _policies_in_words() -> list[tuple[str, str, str]]:
         (
             gettext("Audit log kept"),
             "AUDIT_RETENTION_DAYS",
-            ngettext("%(num)d day", "%(num)d days", settings["AUDIT_RETENTION_DAYS"]),
+            duration_text(timedelta(days=settings["AUDIT_RETENTION_DAYS"])),
         ),
     ]
 

@@ -13,6 +13,8 @@ from tests.test_api import issue_token
 from tests.test_files import post_files, share_id_of
 from timetext import duration_text, relative_time
 
+NBSP = "\N{NO-BREAK SPACE}"
+
 
 def _says(response, *words) -> bool:
     text = response.get_data(as_text=True)
@@ -82,7 +84,7 @@ def test_arabic_plurals_take_each_form(app):
 
     with app.test_request_context("/"), force_locale("ar"):
         assert [duration_text(timedelta(days=days)) for days in (1, 2, 3, 11, 100)] == [
-            "يوم واحد", "يومين", "3 أيام", "11 يومًا", "100 يوم",
+            "يوم واحد", "يومين", f"3{NBSP}أيام", f"11{NBSP}يومًا", f"100{NBSP}يوم",  # a number and its unit never part
         ]
 
 
@@ -317,5 +319,5 @@ def test_arabic_keeps_latin_names_in_order_and_counts_minutes(app, logged_in_cli
     account = logged_in_client.get("/account").text
     assert re.search(r"<bdi><strong>alice</strong></bdi> \(<bdi>[^<]+@[^<]+</bdi>\)", account)
     opened = unlock(recipient, share_id).text
-    assert re.search(r"<bdi>notes-2026\.txt</bdi></a> <span[^>]*>15 بايتًا</span>", opened)
+    assert re.search(rf"<bdi>notes-2026\.txt</bdi></a> <span[^>]*>15{NBSP}بايتًا</span>", opened)
     assert "خلال 5 دقائق" in opened and "لمدة 15 دقيقة" in opened

@@ -39,7 +39,7 @@ def test_a_reset_link_asked_for_from_an_english_browser_comes_in_the_accounts_la
     post_form(stranger, "/password/reset", {"login": "bia"}).close()  # the look-up and the email come after the answer
     deliver(app)
     [message] = [m for m in mailbox.to(BIA) if m.subject == "Redefina sua senha do SecureShare"]
-    assert "Ele funciona uma única vez, por 30 min." in message.body
+    assert "Ele funciona uma única vez, por 30\xa0min." in message.body
 
 
 def test_an_account_from_before_languages_gets_english_in_utc(app, logged_in_client, recipient, mailbox):
