@@ -2072,6 +2072,7 @@ def change_user(user_id: int, action: str):
         lead=lead,
         action=url_for("admin.change_user", user_id=user_id, action=action),
         button=button,
+        undoes_harm=action == "enable",  # the one change that gives something back: not a red button
     )
 
 

@@ -119,6 +119,13 @@ def test_disabling_from_the_page_needs_the_password_and_holds_the_secrets(app, a
     assert "user.disabled" in log and "127.0.0.0/24" in log and "user.enabled" not in log.split("<table")[-1]
 
 
+@pytest.mark.parametrize(("action", "red"), [("disable", True), ("delete", True), ("reset-two-factor", True), ("enable", False)])
+def test_only_the_changes_that_take_something_away_have_a_red_button(admin, alice, action, red):
+    page = admin.get(f"/admin/users/2/{action}").text
+    button = page.split('<div class="actions">')[1].split(">")[0]
+    assert ("button-danger" in button) is red
+
+
 def test_an_administrator_cannot_act_on_their_own_account_here(admin):
     assert admin.get("/admin/users/1/disable").status_code == 404
 
