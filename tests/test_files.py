@@ -116,6 +116,9 @@ def test_the_last_view_warns_and_its_files_stay_for_the_links_window(app, logged
     share_id = share_id_of(post_files(logged_in_client, [("a.txt", b"only once")], max_views="1"))
     page = unlock(recipient, share_id)
     assert "This was the last view" in page.text and "Download the files now" in page.text
+    owners_page = logged_in_client.get(f"/secrets/{share_id}").text
+    assert "erased when the recipient's download links end, 15 minutes after the last view" in owners_page
+    assert "Was due to expire" not in owners_page  # it ended by its views, not its time
     [link] = download_links(page.text)
     clock.advance(minutes=5)
     assert recipient.get(link).data == b"only once"

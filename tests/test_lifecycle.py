@@ -80,12 +80,13 @@ def test_purge_command_erases_expired_secrets(app, logged_in_client, clock):
 
 
 def test_expired_secrets_show_as_expired_on_the_dashboard(logged_in_client, clock):
-    create_secret(logged_in_client, expiration="1h")
+    unique_id = create_secret(logged_in_client, expiration="1h")
     clock.advance(minutes=50)
     logged_in_client.get("/dashboard")  # stay within the idle timeout
     clock.advance(minutes=20)
     page = logged_in_client.get("/dashboard").text
     assert 'badge-expired">Expired' in page
+    assert "Was due to expire" in logged_in_client.get(f"/secrets/{unique_id}").text  # when its time ran out
 
 
 def test_five_wrong_passwords_destroy(app, logged_in_client, recipient):
