@@ -54,7 +54,7 @@ test: lint compile-translations
 	$(BIN)/pytest
 
 # SecureShare beside a bare Flask page and snappass (tests/benchmarks/); BENCH_ROUNDS, BENCH_SECONDS shorten it.
-bench: $(STAMP)
+bench: compile-translations
 	command -v wrk >/dev/null || ( [ "$$(id -u)" = 0 ] && (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) ) \
 		|| echo "bench: wrk missing; the Python load generator stands in"
 	command -v redis-server >/dev/null || ( apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server) )
