@@ -63,6 +63,11 @@ HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 # A secret's layout: line breaks (a CR only in CRLF, as browsers send textareas; alone it overwrites the line) and tabs.
 LAYOUT_RE = re.compile(r"(\r?\n|\t)")
 MALFORMED_ANSWER = "the server's answer is not a SecureShare answer"
+# The API's 401 says "Sign in or send an API token", which puzzles someone who did send one.
+UNAUTHORIZED_ANSWER = (
+    "the server refused the token: it is mistyped, expired or revoked (a password reset revokes every token). "
+    "Make a new one on the Account page, under API tokens."
+)
 JSON_PART = "secret"  # a create with files: the JSON fields are this part, each file a part named "files"
 FILE_NAME_LIMIT = 200
 DOWNLOAD_CHUNK = 64 * 1024
@@ -217,6 +222,8 @@ def _refusal_text(refusal: urllib.error.HTTPError) -> str:
     """Return the server's own words (main() cleans them); only the status when they are not shaped as ours."""
     try:
         error = json.load(refusal)["error"]
+        if error.get("reason") == "unauthorized":
+            return UNAUTHORIZED_ANSWER
         fields = "; ".join(f"{name}: {' '.join(problems)}" for name, problems in (error.get("fields") or {}).items())
         return error["message"] + (f" ({fields})" if fields else "")
     except (ValueError, RecursionError, KeyError, TypeError, AttributeError):

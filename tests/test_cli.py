@@ -210,7 +210,7 @@ def test_wrong_token_is_a_refusal(server, home):
     env = {"SECURESHARE_URL": server["url"], "SECURESHARE_TOKEN": "ss_wrong"}
     result = run_cli("list", env=env, home=home)
     assert result.returncode == 1
-    assert "Sign in or send an API token" in result.stderr
+    assert "the server refused the token" in result.stderr and "under API tokens" in result.stderr
 
 
 def test_api_doc_curl_examples_work(server, token, home):
