@@ -6,6 +6,7 @@ preferences.py); the browser's Accept-Language; English. The API always answers 
 Time zone: a signed-in user's setting, else UTC, which pages then name.
 """
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ from babel import Locale
 from flask import g, has_request_context, request
 from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext, lazy_gettext
 from flask_login import current_user
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 
 import accounts
 from preferences import FootMenu, is_api_answer
@@ -184,8 +187,14 @@ def session_device_words(device: str) -> str:
     return gettext("Unknown device") if device == accounts.device_name("") else device
 
 
-def page_words() -> dict[str, str]:
-    return {word: gettext(word) for word in SCRIPT_WORDS}
+def page_words() -> Markup:
+    """The words app.js shows, as JSON for the page's data-words: the same on every page of a language, so made once."""
+    return _page_words_json(str(get_locale()))
+
+
+@functools.cache
+def _page_words_json(language: str) -> Markup:
+    return htmlsafe_json_dumps({word: gettext(word) for word in SCRIPT_WORDS})
 
 
 def text_direction() -> str:

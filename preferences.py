@@ -5,14 +5,16 @@ a cookie, set only when they pick: the menu is a GET form, ?lang=de or ?theme=da
 shows that page again without the parameter. A visitor who never picks gets no cookie.
 """
 
+import functools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
-from flask import abort, current_app, has_request_context, redirect, request
-from flask_babel import lazy_gettext
+from flask import abort, current_app, has_request_context, redirect, render_template, request
+from flask_babel import get_locale, lazy_gettext
 from flask_login import current_user
+from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 from werkzeug.urls import urlencode
 
@@ -99,5 +101,25 @@ def select_theme() -> str:
 
 def template_helpers() -> dict:
     theme = select_theme()
-    return {"themes": THEMES, "current_theme": theme, "color_scheme": COLOR_SCHEMES[theme]}
+    return {"themes": THEMES, "current_theme": theme, "color_scheme": COLOR_SCHEMES[theme], "foot_menus": foot_menus}
+
+
+def foot_menus() -> Markup:
+    """Render the footer's language and theme menus (templates/_foot_menus.html).
+
+    A signed-in page carries its CSRF token and its own address, and a page with a query keeps it; any other page shows
+    every visitor of a language and theme the same menus, made once per process (the recipient's page is the busiest).
+    """
+    if current_user.is_authenticated or request.args:
+        return _render_foot_menus()
+    return _shared_foot_menus(str(get_locale()), select_theme())
+
+
+@functools.cache
+def _shared_foot_menus(language: str, theme: str) -> Markup:
+    return _render_foot_menus()
+
+
+def _render_foot_menus() -> Markup:
+    return Markup(render_template("_foot_menus.html"))  # noqa: S704 - autoescaped by Jinja already  # nosec B704
 

@@ -111,3 +111,18 @@ def test_a_signed_in_pick_off_the_menu_is_refused_and_changes_nothing(app, logge
 def test_the_signed_in_menu_goes_nowhere_but_this_site(logged_in_client, target):
     answer = post_form(logged_in_client, SIGNED_IN_MENU, {"theme": "light", "next": target}, token_page="/account")
     assert answer.status_code == 303 and answer.headers["Location"] == "/dashboard"
+
+
+def test_the_menus_made_once_for_anonymous_pages_follow_each_visitors_language_and_theme(logged_in_client, recipient):
+    """The footer's menus of an anonymous page are made once per language and theme (preferences.foot_menus)."""
+    path = f"/view/{create_secret(logged_in_client)}"
+    for language, theme in [("de", "system"), ("fr", "dark"), ("de", "dark"), ("en", "light"), ("de", "system")]:
+        recipient.set_cookie("theme", theme)
+        text = recipient.get(path, headers={"Accept-Language": language}).text
+        assert re.search(rf'<option value="{language}" lang="{language}" selected>', text), (language, theme)
+        assert f'<option value="{theme}" selected>' in text and text.count(" selected>") == 2, (language, theme)
+    query = recipient.get(f"{path}?page=2").text
+    assert '<input type="hidden" name="page" value="2">' in query  # a query is kept, so never the shared menus
+    assert '<input type="hidden" name="page"' not in recipient.get(path).text
+    signed_in = logged_in_client.get(path).text.split('class="foot-menus')[1]
+    assert 'name="csrf_token"' in signed_in and 'method="post"' in signed_in
