@@ -2233,6 +2233,7 @@ def _register_extensions(app: SecureShare) -> None:
     limiter.init_app(app)
     mail.init_app(app)
     i18n.babel.init_app(app, locale_selector=i18n.select_language, timezone_selector=i18n.select_time_zone)
+    i18n.install_template_gettext(app)
     login_manager.init_app(app)
 
 

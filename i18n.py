@@ -14,7 +14,7 @@ from pathlib import Path
 import pytz
 from babel import Locale
 from flask import g, has_request_context, request
-from flask_babel import Babel, force_locale, get_locale, get_timezone, gettext, lazy_gettext
+from flask_babel import Babel, force_locale, get_locale, get_timezone, get_translations, gettext, lazy_gettext
 from flask_login import current_user
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
@@ -185,6 +185,27 @@ def session_device_words(device: str) -> str:
     if on:
         return gettext("%(browser)s on %(system)s", browser=browser, system=system)
     return gettext("Unknown device") if device == accounts.device_name("") else device
+
+
+def _page_translations():
+    """The catalogue of the page being rendered, looked up once per request and language (Flask-Babel looks it up for
+    every string: a fifth of the recipient's page in German). force_locale (an email in its reader's language) gives
+    another Locale, so another lookup."""
+    locale = get_locale()
+    cached = g.get("page_translations")
+    if cached is None or cached[0] is not locale:
+        cached = g.page_translations = (locale, get_translations())
+    return cached[1]
+
+
+def install_template_gettext(app) -> None:
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: _page_translations().ugettext(s),
+        ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
+        pgettext=lambda c, s: _page_translations().upgettext(c, s),
+        npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
+        newstyle=True,
+    )
 
 
 def page_words() -> Markup:

@@ -18,6 +18,14 @@ def _client_network() -> str:
 limiter = Limiter(key_func=_client_network)  # one address, or one IPv6 /64
 
 
+@limiter.request_filter
+def _is_page_read() -> bool:
+    """Every limit on a page is for its POST (tests/security/test_rate_limits.py holds them to it), so reading a page is
+    not checked at all: resolving the POST limits only to drop them was a tenth of the recipient's page. The API's
+    limit counts every method."""
+    return request.method in ("GET", "HEAD") and request.blueprint != "api"
+
+
 def _setting(name: str):
     return lambda: current_app.config[name]
 

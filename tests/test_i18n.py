@@ -321,3 +321,18 @@ def test_arabic_keeps_latin_names_in_order_and_counts_minutes(app, logged_in_cli
     opened = unlock(recipient, share_id).text
     assert re.search(rf"<bdi>notes-2026\.txt</bdi></a> <span[^>]*>15{NBSP}بايتًا</span>", opened)
     assert "خلال 5 دقائق" in opened and "لمدة 15 دقيقة" in opened
+
+
+def test_a_page_and_an_email_in_another_language_in_one_request_each_speak_their_own(app):
+    """Templates look their catalogue up once per request (i18n._page_translations), and again when the language
+    changes within it: an email to someone else rendered beside a page."""
+    from flask import render_template_string
+
+    from i18n import speaking_to
+
+    words = "{{ _('Dashboard') }}"
+    with app.test_request_context("/", headers={"Accept-Language": "de"}):
+        assert render_template_string(words) == "Übersicht"
+        with speaking_to(User(language="pt_BR", time_zone="America/Sao_Paulo")):
+            assert render_template_string(words) == "Painel"
+        assert render_template_string(words) == "Übersicht"

@@ -430,3 +430,14 @@ def test_reset_requests_are_limited_per_spelling_and_per_network(app):
     neighbour.environ_base["REMOTE_ADDR"] = "198.51.100.4"
     statuses = [post_form(neighbour, "/password/reset", {"login": f"someone{n}@example.org"}).status_code for n in range(6)]
     assert statuses[:5] == [200] * 5 and statuses[5] == 429
+
+
+def test_every_page_limit_is_for_its_post_so_page_reads_go_unchecked(app):
+    """ratelimits._is_page_read skips the limiter for a page's GET; that is only right while no page limits a GET."""
+    from ratelimits import limiter
+
+    manager = limiter.limit_manager
+    with app.app_context():  # the limits' rates are read from the settings
+        limits = [(name, limit) for name in manager._decorated_limits for limit in manager.decorated_limits(name)]
+    assert len(limits) >= 10  # sign-in, sign-up, reset, create, unlock... (found, so the check means something)
+    assert all(limit.methods == ("post",) for _, limit in limits), [(name, limit.methods) for name, limit in limits]
