@@ -18,6 +18,8 @@ from flask_babel import Babel, force_locale, get_locale, get_timezone, get_trans
 from flask_login import current_user
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 import accounts
 from preferences import FootMenu, is_api_answer
@@ -55,7 +57,13 @@ def select_language() -> str:
     """Return the language of this request's answer (Flask-Babel's locale selector)."""
     if not has_request_context() or is_api_answer():
         return DEFAULT_LANGUAGE  # the API's messages are English beside their reason codes (docs/api.md)
-    return LANGUAGE_MENU.remembered() or request.accept_languages.best_match(LANGUAGES, DEFAULT_LANGUAGE)
+    return LANGUAGE_MENU.remembered() or _best_language(request.headers.get("Accept-Language", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _best_language(accept_language: str) -> str:
+    """The language a browser's Accept-Language asks for: phones send a handful of spellings, so each is read once."""
+    return parse_accept_header(accept_language, LanguageAccept).best_match(LANGUAGES, DEFAULT_LANGUAGE)
 
 
 def select_time_zone() -> str:
