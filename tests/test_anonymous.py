@@ -26,7 +26,7 @@ def share(client, **fields):
 
 
 def links(page) -> tuple[str, str]:
-    share_link = re.search(r'id="share-link" value="([^"]+)"', page.text).group(1)
+    share_link = re.search(r'id="share-link"[^>]*>([^<]+)</textarea>', page.text).group(1)
     manage_link = re.search(r'id="manage-link" value="([^"]+)"', page.text).group(1)
     return share_link.removeprefix("http://localhost"), manage_link.removeprefix("http://localhost")
 
