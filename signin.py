@@ -108,11 +108,10 @@ def enforce_session_lifetime() -> None:
 
 @login_manager.unauthorized_handler
 def ask_to_sign_in() -> Response:
-    """Send a signed-out visitor of an account's page to sign in, and back here after (a GET only)."""
+    """Send a signed-out visitor of an account's page to sign in, and back to this page after (as Flask-Login does)."""
     if not g.get("session_timed_out"):  # a session that just ran out has said so already
         flash(gettext("Please sign in to continue."), "info")
-    back = request.full_path.rstrip("?") if request.method == "GET" else None
-    return redirect(url_for("web.login", next=back))
+    return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
 
 
 # --- signing in -------------------------------------------------------------------------------------------------------
