@@ -22,8 +22,10 @@ limiter = Limiter(key_func=_client_network)  # one address, or one IPv6 /64
 def _is_page_read() -> bool:
     """Every limit on a page is for its POST (tests/security/test_rate_limits.py holds them to it), so reading a page is
     not checked at all: resolving the POST limits only to drop them was a tenth of the recipient's page. The API's
-    limit counts every method."""
-    return request.method in ("GET", "HEAD") and request.blueprint != "api"
+    limit counts every method, and so does a limit an operator sets on everything (Flask-Limiter's own settings)."""
+    settings = current_app.config
+    every_request_limited = settings.get("RATELIMIT_DEFAULT") or settings.get("RATELIMIT_APPLICATION")
+    return request.method in ("GET", "HEAD") and request.blueprint != "api" and not every_request_limited
 
 
 def _setting(name: str):
