@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
 
 from config import TestingConfig
 from schema import Base, User
@@ -202,6 +203,20 @@ def add_alice_and_bob(session) -> None:
     for user_id, name in ((1, "alice"), (2, "bob")):
         session.add(User(id=user_id, username=name, email=f"{name}@example.org", password_hash="x"))
     session.commit()
+
+
+# The Flask-free cores' fixtures (a test module takes them with `engine, session = helpers.engine, helpers.session`).
+@pytest.fixture
+def engine(tmp_path):
+    with sqlite_schema(tmp_path / "core.db") as engine:
+        yield engine
+
+
+@pytest.fixture
+def session(engine):
+    with Session(engine) as session:
+        add_alice_and_bob(session)
+        yield session
 
 
 @contextmanager

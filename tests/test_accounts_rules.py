@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 import accounts
 import vault
 from schema import AccountToken, ApiToken, RecoveryCode, TokenPurpose, User, UserSession, token_digest
-from tests.helpers import add_alice_and_bob, sqlite_schema
+from tests import helpers
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PASSWORD = "violet-harbor-trumpet-42"
@@ -45,17 +45,7 @@ def passwords():
     return accounts.Passwords(memory_kib=19456, time_cost=2, parallelism=1)
 
 
-@pytest.fixture
-def engine(tmp_path):
-    with sqlite_schema(tmp_path / "accounts.db") as engine:
-        yield engine
-
-
-@pytest.fixture
-def session(engine):
-    with Session(engine) as session:
-        add_alice_and_bob(session)
-        yield session
+engine, session = helpers.engine, helpers.session  # a new SQLite file with every table, and its two accounts
 
 
 @pytest.fixture

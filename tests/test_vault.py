@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 import vault
 from schema import AccessEvent, Secret, User
-from tests.helpers import FrozenClock, add_alice_and_bob, own_postgres_schema, sqlite_schema
+from tests import helpers
+from tests.helpers import FrozenClock, own_postgres_schema
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CHEAP = vault.KdfCost(19456, 2, 1)
@@ -34,17 +35,7 @@ def key_setting(*key_ids: str) -> str:
     return ",".join(f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}" for key_id in key_ids)
 
 
-@pytest.fixture
-def engine(tmp_path):
-    with sqlite_schema(tmp_path / "vault.db") as engine:
-        yield engine
-
-
-@pytest.fixture
-def session(engine):
-    with Session(engine) as session:
-        add_alice_and_bob(session)
-        yield session
+engine, session = helpers.engine, helpers.session  # a new SQLite file with every table, and its two accounts
 
 
 @pytest.fixture
@@ -602,7 +593,7 @@ def test_ending_a_secret_leaves_its_sealed_bytes_in_no_database_file(session, ke
     needles = [secret.ciphertext, secret.salt, secret.nonce]
 
     def on_disk() -> bytes:  # the database, its WAL and its shared memory
-        return b"".join(path.read_bytes() for path in sorted(tmp_path.glob("vault.db*")))
+        return b"".join(path.read_bytes() for path in sorted(tmp_path.glob("core.db*")))
 
     assert all(needle in on_disk() for needle in needles)  # the search finds them while they live
     assert isinstance(vault.unlock(session, keys, POLICY, share_id, PASSWORD, clock), vault.Unlocked)
