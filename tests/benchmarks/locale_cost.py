@@ -5,15 +5,13 @@ with a German phone's, in alternating batches so drift hits both alike (issue 20
 """
 
 import statistics
-import tempfile
 import time
 import timeit
-from pathlib import Path
 
 from werkzeug.test import EnvironBuilder
 
-from tests.benchmarks.profile_view import _call
-from tests.benchmarks.secureshare import GERMAN_PHONE, SecureShare
+from tests.benchmarks.profile_view import _call, seeded_secureshare
+from tests.benchmarks.secureshare import GERMAN_PHONE
 
 SELECTOR_CALLS = 10_000
 BATCHES = 20
@@ -56,14 +54,7 @@ def _selector_us(app, path: str) -> float:
 
 
 def main() -> None:
-    run_dir = Path(tempfile.mkdtemp(prefix="secureshare-locale-"))
-    target = SecureShare("SecureShare (SQLite)", run_dir, f"sqlite:///{run_dir / 'secureshare.db'}")
-    target.start()
-    try:
-        target.make_accounts()
-    finally:
-        target.stop()
-    figures = measure(target)
+    figures = measure(seeded_secureshare("secureshare-locale-"))
     print(f"GET /view/<id>, {BATCHES} x {PER_BATCH} requests each, in process, medians of batch means:")
     print(f"  English (no Accept-Language): {figures['English']:.3f} ms")
     print(f"  German ({GERMAN_PHONE}): {figures['German']:.3f} ms")

@@ -37,17 +37,23 @@ def profile_view(target) -> str:
     return "\n".join(line.rstrip() for line in lines[start : start + TOP_LINES])
 
 
-def main() -> None:
+def seeded_secureshare(prefix: str):
+    """Return SecureShare on a new SQLite file in a temporary folder, with the bench's accounts and secret, for
+    in-process calls (its server is stopped once they are made)."""
     from tests.benchmarks.secureshare import SecureShare
 
-    run_dir = Path(tempfile.mkdtemp(prefix="secureshare-profile-"))
+    run_dir = Path(tempfile.mkdtemp(prefix=prefix))
     target = SecureShare("SecureShare (SQLite)", run_dir, f"sqlite:///{run_dir / 'secureshare.db'}")
     target.start()
     try:
         target.make_accounts()
     finally:
         target.stop()
-    print(profile_view(target))
+    return target
+
+
+def main() -> None:
+    print(profile_view(seeded_secureshare("secureshare-profile-")))
 
 
 if __name__ == "__main__":
